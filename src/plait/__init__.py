@@ -1,0 +1,66 @@
+"""plait: plain Python, run in parallel.
+
+``@plait.task`` functions return futures; ``plait.get``/``plait.wait`` collect
+them; ``@plait.actor`` classes live in worker processes of their own. The
+default engine runs one warm worker process per core; ``plait.init(engine=
+"inline")`` runs everything in-process for debugging.
+"""
+
+from plait.errors import (
+    ActorDiedError,
+    CancelledError,
+    GetTimeoutError,
+    InfeasibleResourcesError,
+    NotSupported,
+    PlaitError,
+    RemoteTraceback,
+    SerializationError,
+    TaskError,
+    TaskTimeoutError,
+    WorkerCrashedError,
+)
+from plait.runtime.actor import ActorHandle, actor
+from plait.runtime.api import (
+    as_completed,
+    get,
+    init,
+    is_initialized,
+    kill,
+    put,
+    shutdown,
+    status,
+    timeline,
+    wait,
+)
+from plait.runtime.future import Future
+from plait.runtime.task import task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActorDiedError",
+    "ActorHandle",
+    "CancelledError",
+    "Future",
+    "GetTimeoutError",
+    "InfeasibleResourcesError",
+    "NotSupported",
+    "PlaitError",
+    "RemoteTraceback",
+    "SerializationError",
+    "TaskError",
+    "TaskTimeoutError",
+    "WorkerCrashedError",
+    "actor",
+    "as_completed",
+    "get",
+    "init",
+    "is_initialized",
+    "kill",
+    "put",
+    "shutdown",
+    "status",
+    "task",
+    "timeline",
+    "wait",
+]

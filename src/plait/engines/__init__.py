@@ -1,0 +1,1 @@
+"""Engines: each implements ``plait.runtime.engine.Engine``; imported only when chosen."""

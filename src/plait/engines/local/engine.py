@@ -1,0 +1,1204 @@
+"""The local engine's driver side: the scheduler, its I/O thread and the workers it owns.
+
+Scheduling policy
+-----------------
+A task call becomes a ``_Task``. It is *waiting* while some of its inputs (the
+futures found in its arguments) are unfinished, *ready* once all are finished,
+*assigned* once it has been sent to a worker, and it leaves ``tasks`` when it
+finishes, fails or is cancelled. Ready tasks queue by *shape* (the resources a
+call holds while it runs) in ``ready``.
+
+A worker runs the tasks it is sent one after another. To run tasks of a shape
+it takes a *lease* of that shape from the resource pool and holds it while it
+has tasks in flight; when its queue drains, the lease goes back. A worker may
+have up to ``DEPTH`` tasks in flight, so it never idles waiting for the next
+message while work is queued. Calls from user threads only hand work to idle
+workers; refills happen on the I/O thread when results arrive, so a burst of
+submissions travels in a few large batches rather than one message per task.
+While some shape is starved of resources, no worker takes on more work of
+another shape than it is running.
+
+A worker that calls ``get`` on unfinished futures hands back its unstarted
+tasks and lends its CPU (not its GPUs) to the pool until the answer is sent;
+if resources are free and no worker is idle, another worker is started. So a
+recursive program cannot deadlock however few workers there are.
+
+State (all guarded by ``_lock``)
+--------------------------------
+``tasks``       id -> _Task not yet finished
+``results``     id -> (ok, payload): finished values, and errors as pickled exceptions
+``refs``        id -> number of holders: driver futures, waiting dependents,
+                futures held inside workers, values that contain the future
+``dependents``  id -> tasks waiting for that id
+``ready``       shape -> deque of ready tasks
+``workers``     index -> _Worker; ``actors``: id -> _Actor
+
+A value is freed (its store file deleted) when its task finished and its
+refcount is zero. Results stay in the driver as payloads (inline bytes or a
+store file id): a value that only feeds other tasks is never unpickled here.
+
+Faults
+------
+A worker that dies (EOF on its socket) has its running task re-run elsewhere
+while ``retries`` last, then failed with ``WorkerCrashedError``; the tasks
+queued behind it are re-queued at no cost. Finished values live in the driver
+or in store files, so nothing already computed is lost. An actor's death fails
+its in-flight calls with ``ActorDiedError``, then restarts it (``max_restarts``)
+or fails every later call too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from concurrent.futures import CancelledError
+from typing import Any
+
+from plait.engines.local.store import ObjectStore, decode, encode
+from plait.engines.local.wire import Connection, pack
+from plait.engines.local.worker import ACTOR_CALL, ACTOR_INIT, TASK
+from plait.errors import ActorDiedError, PlaitError, TaskTimeoutError, WorkerCrashedError
+from plait.runtime import future as fut_mod
+from plait.runtime import serialization as ser
+from plait.runtime.actor import ActorHandle
+from plait.runtime.future import CANCELLED, FAILED, FINISHED, Future
+from plait.runtime.resources import ResourcePool, detect_cpus, detect_gpu_ids, detect_memory
+
+log = logging.getLogger("plait")
+
+DEPTH = 64  # tasks in flight per worker
+WAITING, READY, ASSIGNED, DONE = 0, 1, 2, 3
+_MAX_EXTRA_WORKERS = 256
+
+
+class _Task:
+    __slots__ = (
+        "id",
+        "kind",
+        "what",
+        "name",
+        "options",
+        "args",
+        "deps",
+        "waiting",
+        "shape",
+        "retries_left",
+        "state",
+        "worker",
+        "actor",
+        "future",
+        "submitted",
+        "timeout",
+    )
+
+    def __init__(self, tid: int, kind: int, what: Any, name: str, options: Any, args: Any, shape: Any) -> None:
+        self.id = tid
+        self.kind = kind
+        self.what = what  # function id, method name, or pickled actor class
+        self.name = name
+        self.options = options
+        self.args = args
+        self.deps: tuple[int, ...] = ()
+        self.waiting = 0
+        self.shape = shape
+        self.retries_left = options.retries if kind == TASK else 0
+        self.state = WAITING
+        self.worker: _Worker | None = None
+        self.actor: _Actor | None = None
+        self.future: Future | None = None
+        self.submitted = time.monotonic()
+        self.timeout = options.timeout if kind == TASK else None
+
+
+class _Worker:
+    __slots__ = (
+        "index",
+        "proc",
+        "conn",
+        "lease",
+        "inflight",
+        "blocked",
+        "actor",
+        "functions",
+        "alive",
+        "borrowed",
+        "killed",
+        "started",
+    )
+
+    def __init__(self, index: int, proc: subprocess.Popen, conn: Connection) -> None:
+        self.index = index
+        self.proc = proc
+        self.conn = conn
+        self.lease: Any = None
+        self.inflight: deque[_Task] = deque()
+        self.blocked: _RemoteWait | None = None
+        self.actor: _Actor | None = None
+        self.functions: set[int] = set()
+        self.alive = True
+        self.borrowed: dict[int, int] = {}
+        self.killed = False  # stopped on purpose: its running task is not charged a retry
+        self.started = time.monotonic()
+
+
+class _Actor:
+    __slots__ = ("id", "name", "options", "blob", "args", "deps", "restarts_left", "worker", "queue", "dead", "grant")
+
+    def __init__(self, aid: int, name: str, options: Any, blob: bytes, args: Any, deps: tuple[int, ...]) -> None:
+        self.id = aid
+        self.name = name
+        self.options = options
+        self.blob = blob
+        self.args = args
+        self.deps = deps
+        self.restarts_left = options.max_restarts
+        self.worker: _Worker | None = None
+        self.queue: deque[_Task] = deque()  # calls not yet sent, in call order
+        self.dead: BaseException | None = None
+        self.grant: Any = None
+
+
+class _RemoteWait:
+    """A worker's ``get``/``wait`` the driver answers when enough ids finish."""
+
+    __slots__ = ("worker", "req", "ids", "needed", "deadline", "active")
+
+    def __init__(self, worker: _Worker, req: int, ids: list[int], needed: int, deadline: float | None) -> None:
+        self.worker = worker
+        self.req = req
+        self.ids = ids
+        self.needed = needed
+        self.deadline = deadline
+        self.active = True
+
+
+class LocalEngine:
+    name = "local"
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.num_workers = config.workers or detect_cpus()
+        gpu_ids = config.gpu_ids or (
+            [str(i) for i in range(config.num_gpus)] if config.num_gpus is not None else detect_gpu_ids()
+        )
+        self.pool = ResourcePool(
+            config.num_cpus if config.num_cpus is not None else self.num_workers,
+            gpu_ids,
+            config.memory or detect_memory(),
+            config.resources,
+        )
+        self.store = ObjectStore(config.object_store_memory, config.spill_dir)
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self.tasks: dict[int, _Task] = {}
+        self.results: dict[int, tuple[bool, Any]] = {}
+        self.refs: dict[int, int] = {}
+        self.contained: dict[int, list[int]] = {}
+        self.dependents: dict[int, list[_Task]] = {}
+        self.ready: dict[Any, deque[_Task]] = {}
+        self.workers: dict[int, _Worker] = {}
+        self.actors: dict[int, _Actor] = {}
+        self._pending_actors: deque[_Actor] = deque()
+        self._watchers: dict[int, list[_RemoteWait]] = {}
+        self._timed_waits: list[_RemoteWait] = []
+        self._deadlines: dict[int, tuple[float, _Worker]] = {}
+        self._function_ids: dict[tuple[Any, Any], int] = {}
+        self._function_blobs: dict[int, bytes] = {}
+        self._function_meta: dict[int, tuple[Any, str]] = {}
+        self._worker_functions: dict[tuple[int, int], int] = {}
+        self._feasible: set[Any] = set()
+        self._released: deque[int] = deque()
+        self._notify: list[tuple[Future, int, Any]] = []
+        self._spans: deque[tuple[str, int, float, float]] = deque(maxlen=100_000)
+        self._worker_seq = itertools.count(1)
+        self._starving = False  # some shape could not get resources in the last round
+        self._starved = False
+        self._closing = False
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._new_workers: deque[_Worker] = deque()
+        self._want_write: set[_Worker] = set()
+        self._woken = False
+        with self._lock:
+            for _ in range(self.num_workers):
+                self._spawn()
+        self._io_thread = threading.Thread(target=self._io_loop, name="plait-scheduler", daemon=True)
+        self._io_thread.start()
+
+    # ================================================================ processes
+    def _spawn(self) -> _Worker:
+        parent, child = socket.socketpair()
+        index = next(self._worker_seq)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")])
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "plait.engines.local.worker",
+                str(child.fileno()),
+                str(index),
+                self.store.dirs.shm,
+                self.store.dirs.spill,
+                str(os.getpid()),
+            ],
+            pass_fds=(child.fileno(),),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches the driver, which stops the workers
+        )
+        child.close()
+        worker = _Worker(index, proc, Connection(parent))
+        self.workers[index] = worker
+        self._new_workers.append(worker)
+        self._wake()
+        log.debug("started worker %d (pid %d)", index, proc.pid)
+        return worker
+
+    def _wake(self) -> None:
+        if not self._woken:
+            self._woken = True
+            try:
+                os.write(self._wake_w, b"\0")
+            except (BlockingIOError, OSError):
+                pass
+
+    def _send(self, worker: _Worker, messages: list[Any]) -> None:
+        if not worker.conn.write(pack(messages)):
+            self._want_write.add(worker)
+            self._wake()
+
+    def worker_pids(self) -> list[int]:
+        with self._lock:
+            return [w.proc.pid for w in self.workers.values() if w.alive and w.actor is None]
+
+    def actor_pid(self, handle: ActorHandle) -> int | None:
+        with self._lock:
+            actor = self.actors.get(handle._actor_id)
+            return actor.worker.proc.pid if actor and actor.worker else None
+
+    # ============================================================ the I/O thread
+    def _io_loop(self) -> None:
+        selector = self._selector
+        while True:
+            events = selector.select(self._next_timeout())
+            if self._closing:
+                return
+            inbound: list[tuple[_Worker, list[Any]]] = []
+            dead: list[_Worker] = []
+            for key, mask in events:
+                worker = key.data
+                if worker is None:
+                    try:
+                        while os.read(self._wake_r, 4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+                    self._woken = False  # after draining: a wake from now on writes again
+                    continue
+                if mask & selectors.EVENT_WRITE and worker.conn.flush():
+                    with self._lock:
+                        self._want_write.discard(worker)
+                    if worker.alive:
+                        selector.modify(worker.conn.sock, selectors.EVENT_READ, worker)
+                if mask & selectors.EVENT_READ:
+                    frames = worker.conn.read()
+                    if frames is None:
+                        dead.append(worker)
+                    elif frames:
+                        inbound.append((worker, frames))
+            with self._lock:
+                self._register_connections()
+                self._drain_released()
+                for worker, frames in inbound:
+                    for frame in frames:
+                        for msg in frame:
+                            try:
+                                self._on_message(worker, msg)
+                            except Exception:  # a bug here must not stop the scheduler
+                                log.exception("plait scheduler failed on message %r", msg[0])
+                for worker in dead:
+                    if worker.alive:
+                        self._on_worker_death(worker)
+                self._check_deadlines()
+                self._schedule(eager=True)
+                notify, self._notify = self._notify, []
+            if notify:
+                fut_mod.run_callbacks(fut_mod.complete(notify))
+
+    def _register_connections(self) -> None:
+        while self._new_workers:
+            worker = self._new_workers.popleft()
+            if worker.alive:
+                self._selector.register(worker.conn.sock, selectors.EVENT_READ, worker)
+        for worker in list(self._want_write):
+            if worker.alive and worker.conn.out:
+                self._selector.modify(worker.conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, worker)
+            else:
+                self._want_write.discard(worker)
+
+    def _next_timeout(self) -> float:
+        timeout = 1.0
+        if self._deadlines or self._timed_waits:
+            now = time.monotonic()
+            for deadline, _ in self._deadlines.values():
+                timeout = min(timeout, deadline - now)
+            for wait in self._timed_waits:
+                if wait.deadline is not None:
+                    timeout = min(timeout, wait.deadline - now)
+        return max(0.0, timeout)
+
+    def _on_message(self, worker: _Worker, msg: tuple) -> None:
+        op = msg[0]
+        if op == "done":
+            self._on_done(worker, *msg[1:])
+        elif op == "submit":
+            _, tid, key, payload, size, deps = msg
+            fid = self._worker_functions[(worker.index, key)]
+            options, name = self._function_meta[fid]
+            task = _Task(tid, TASK, fid, name, options, payload, options.shape())
+            if size:
+                self.store.added(payload, size)
+            self.refs[tid] = 1
+            worker.borrowed[tid] = worker.borrowed.get(tid, 0) + 1
+            try:
+                self._check_feasible(task.shape, name)
+            except PlaitError as exc:
+                self.tasks[tid] = task
+                self._finish(task, False, ser.dumps_exception(exc, name, ""))
+            else:
+                self._add(task, deps)
+        elif op == "fn":
+            _, key, blob, options, name = msg
+            fid = len(self._function_blobs) + 1
+            self._function_blobs[fid] = blob
+            self._function_meta[fid] = (options, name)
+            self._worker_functions[(worker.index, key)] = fid
+        elif op == "release":
+            for oid in msg[1]:
+                held = worker.borrowed.get(oid, 0)
+                if held <= 1:
+                    worker.borrowed.pop(oid, None)
+                else:
+                    worker.borrowed[oid] = held - 1
+                self._decref(oid)
+        elif op == "wait":
+            self._on_remote_wait(worker, *msg[1:])
+        elif op == "return":
+            self._requeue([t for t in (self.tasks.get(tid) for tid in msg[1]) if t is not None], worker)
+        elif op == "start":
+            task = self.tasks.get(msg[1])
+            if task is not None and task.worker is worker:
+                self._deadlines[task.id] = (time.monotonic() + task.timeout, worker)
+        elif op == "put":
+            _, oid, payload, size, contained = msg
+            self.refs[oid] = 1
+            worker.borrowed[oid] = worker.borrowed.get(oid, 0) + 1
+            self._store_result(oid, True, payload, size, contained)
+        elif op == "addref":
+            oid = msg[1]
+            if oid in self.refs:
+                self.refs[oid] += 1
+                worker.borrowed[oid] = worker.borrowed.get(oid, 0) + 1
+        elif op == "cancel":
+            self._send(worker, [("reply", msg[1], self._cancel(msg[2]))])
+        elif op == "acall":
+            _, tid, aid, method, payload, size, deps = msg
+            if size:
+                self.store.added(payload, size)
+            self.refs[tid] = 1
+            worker.borrowed[tid] = worker.borrowed.get(tid, 0) + 1
+            self._add_actor_call(tid, self.actors[aid], method, payload, deps)
+        elif op == "akill":
+            actor = self.actors.get(msg[1])
+            if actor is not None:
+                self._kill_actor(actor)
+
+    # ================================================================= tasks
+    def submit(self, fn: Any, args: tuple, kwargs: dict, options: Any) -> Future:
+        name = options.name or fn.name
+        shape = options.shape()
+        self._check_feasible(shape, name)
+        fid = self._function_ids.get((fn, options))
+        if fid is None:
+            if fn.blob is None:
+                import cloudpickle
+
+                try:
+                    fn.blob = cloudpickle.dumps(fn, protocol=5)
+                except Exception as exc:  # noqa: BLE001
+                    raise ser.SerializationError(
+                        f"task {name!r} cannot be sent to a worker: pickling the function failed "
+                        f"({type(exc).__name__}: {exc}); a task must not capture unpicklable objects "
+                        "(locks, open files, sockets) in its closure or globals"
+                    ) from exc
+            with self._lock:
+                fid = self._function_ids.get((fn, options))
+                if fid is None:
+                    fid = len(self._function_blobs) + 1
+                    self._function_blobs[fid] = fn.blob
+                    self._function_meta[fid] = (options, name)
+                    self._function_ids[(fn, options)] = fid
+        data, buffers, refs = ser.dumps_args(name, args, kwargs)
+        payload, size = self._encode(data, buffers)
+        tid = next(self._ids)
+        future = Future(self, tid, name)
+        task = _Task(tid, TASK, fid, name, options, payload, shape)
+        task.future = future
+        with self._lock:
+            self._check_open()
+            if size:
+                self.store.added(payload, size)
+            self.refs[tid] = 1
+            self._add(task, [r._id for r in refs])
+            self._schedule(eager=False)
+            notify, self._notify = self._notify, []
+        if notify:
+            fut_mod.run_callbacks(fut_mod.complete(notify))
+        return future
+
+    def _check_feasible(self, shape: Any, name: str) -> None:
+        if shape not in self._feasible:
+            self.pool.check_feasible(shape, f"task {name!r}")
+            self._feasible.add(shape)
+
+    def _encode(self, data: bytes, buffers: list[Any]) -> tuple[Any, int]:
+        if not buffers and len(data) < 4096:
+            return data, 0
+        return encode(self.store.dirs, next(self._ids), data, buffers)
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise RuntimeError("this plait engine was shut down; call plait.init() to start a new one")
+
+    def _add(self, task: _Task, dep_ids: list[int]) -> None:
+        """Register a new task and its dependencies; make it ready if it can run."""
+        self.tasks[task.id] = task
+        failed = None
+        if dep_ids:
+            deps = tuple(dict.fromkeys(dep_ids))
+            task.deps = deps
+            for dep in deps:
+                if dep not in self.refs:
+                    error = LookupError(f"task {task.name!r} was given a future whose value was already freed")
+                    failed = ser.dumps_exception(error, task.name, "")
+                    continue
+                self.refs[dep] += 1
+                result = self.results.get(dep)
+                if result is None:
+                    task.waiting += 1
+                    self.dependents.setdefault(dep, []).append(task)
+                elif not result[0]:
+                    failed = result[1]
+        if task.actor is not None:
+            task.actor.queue.append(task)
+        if failed is not None:
+            self._finish(task, False, failed)
+        elif task.waiting == 0:
+            self._make_ready(task)
+
+    def _make_ready(self, task: _Task) -> None:
+        task.state = READY
+        if task.actor is not None:
+            self._pump_actor(task.actor)
+            return
+        queue = self.ready.get(task.shape)
+        if queue is None:
+            queue = self.ready[task.shape] = deque()
+        queue.append(task)
+
+    def _requeue(self, tasks: list[_Task], worker: _Worker) -> None:
+        for task in reversed(tasks):
+            if task.state != ASSIGNED or task.worker is not worker:
+                continue
+            try:
+                worker.inflight.remove(task)
+            except ValueError:
+                pass
+            task.state = READY
+            task.worker = None
+            self._deadlines.pop(task.id, None)
+            queue = self.ready.get(task.shape)
+            if queue is None:
+                queue = self.ready[task.shape] = deque()
+            queue.appendleft(task)
+        self._release_lease_if_idle(worker)
+
+    # ------------------------------------------------------------- placement
+    def _schedule(self, eager: bool) -> None:
+        self._starved = False
+        pipeline = eager and not self._starving
+        for shape, queue in self.ready.items():
+            while queue:
+                worker = self._place(shape, pipeline)
+                if worker is None:
+                    break
+                room = min(DEPTH - len(worker.inflight), self._share(len(queue)))
+                self._send_tasks(worker, [queue.popleft() for _ in range(room)])
+        self._starving = self._starved
+        if self._pending_actors:
+            for _ in range(len(self._pending_actors)):
+                actor = self._pending_actors.popleft()
+                if actor.dead is None and not self._start_actor(actor):
+                    self._pending_actors.append(actor)
+
+    def _share(self, queued: int) -> int:
+        """How many queued tasks one worker may take: leave some for the others."""
+        idle = sum(1 for w in self.workers.values() if w.alive and w.actor is None and not w.inflight)
+        return max(1, -(-queued // (idle + 1)))
+
+    def _can_grow(self) -> bool:
+        task_workers = sum(1 for w in self.workers.values() if w.alive and w.actor is None)
+        blocked = sum(1 for w in self.workers.values() if w.alive and w.blocked is not None)
+        return task_workers < min(self.num_workers + blocked, self.num_workers + _MAX_EXTRA_WORKERS)
+
+    def _place(self, shape: Any, pipeline: bool) -> _Worker | None:
+        """Where the next task of ``shape`` goes, or None if it must wait.
+
+        An idle worker that can lease the shape comes first; then (when
+        pipelining) the least loaded worker already leasing it; then, when the
+        resources are free but every worker is busy (some are blocked in
+        ``get``), a new worker.
+        """
+        best = None
+        idle = None
+        for worker in self.workers.values():
+            if not worker.alive or worker.actor is not None or worker.blocked is not None:
+                continue
+            lease = worker.lease
+            if lease is None:
+                if idle is None and not worker.inflight:
+                    idle = worker
+            elif lease.shape == shape and len(worker.inflight) < DEPTH:
+                if not worker.inflight:
+                    return worker
+                if pipeline and (best is None or len(worker.inflight) < len(best.inflight)):
+                    best = worker
+        if idle is None and best is not None:
+            return best
+        grant = self.pool.try_acquire(shape)
+        if grant is None:
+            self._starved = True
+            return best
+        if idle is None:
+            if not self._can_grow():
+                self.pool.release(grant)
+                return None
+            idle = self._spawn()
+        idle.lease = grant
+        return idle
+
+    def _send_tasks(self, worker: _Worker, batch: list[_Task]) -> None:
+        functions, items = self._assign(worker, batch)
+        self._send(worker, [("run", functions, items)])
+
+    def _assign(self, worker: _Worker, batch: list[_Task]) -> tuple[list, list]:
+        """Mark ``batch`` as the worker's; the function definitions and work items to send it."""
+        functions = []
+        items = []
+        results = self.results
+        lease = worker.lease
+        gpus = lease.gpu_ids if lease is not None and lease.gpu_ids else None
+        for task in batch:
+            task.state = ASSIGNED
+            task.worker = worker
+            worker.inflight.append(task)
+            if task.kind == TASK and task.what not in worker.functions:
+                functions.append((task.what, self._function_blobs[task.what]))
+                worker.functions.add(task.what)
+            deps = {d: results[d][1] for d in task.deps} if task.deps else None
+            items.append(
+                (task.kind, task.id, task.what, task.args, deps, gpus, task.timeout is not None)
+            )
+        return functions, items
+
+    def _release_lease_if_idle(self, worker: _Worker) -> None:
+        if worker.lease is not None and not worker.inflight and worker.actor is None:
+            self.pool.release(worker.lease)
+            worker.lease = None
+
+    # ------------------------------------------------------------- completion
+    def _on_done(
+        self, worker: _Worker, tid: int, ok: bool, payload: Any, size: int, contained: list, start: float, end: float
+    ) -> None:
+        task = self.tasks.get(tid)
+        if task is None or task.state != ASSIGNED or task.worker is not worker:
+            if size and tid not in self.results:  # a late result nobody wants (e.g. after a timeout)
+                from plait.engines.local.store import delete_object
+
+                delete_object(self.store.dirs, tid)
+            return
+        inflight = worker.inflight
+        if inflight and inflight[0] is task:
+            inflight.popleft()
+        else:
+            inflight.remove(task)
+        self._spans.append((task.name, worker.index, start, end))
+        if task.timeout is not None:
+            self._deadlines.pop(tid, None)
+        self._finish(task, ok, payload, size, contained)
+        if not inflight:
+            self._release_lease_if_idle(worker)
+
+    def _store_result(self, oid: int, ok: bool, payload: Any, size: int, contained: list) -> None:
+        self.results[oid] = (ok, payload)
+        if size:
+            self.store.added(oid, size)
+        if contained:
+            for c in contained:
+                if c in self.refs:
+                    self.refs[c] += 1
+            self.contained[oid] = contained
+
+    def _finish(
+        self, task: _Task, ok: bool, payload: Any, size: int = 0, contained: list | tuple = (), state: int = 0
+    ) -> None:
+        """Record a task's final outcome and move everything that depended on it."""
+        stack = [(task, ok, payload, size, contained, state)]
+        failed_inits = []
+        while stack:
+            task, ok, payload, size, contained, state = stack.pop()
+            previous = task.state
+            if previous == DONE:
+                continue
+            if previous == READY and task.actor is None:
+                queue = self.ready.get(task.shape)
+                if queue is not None:
+                    try:
+                        queue.remove(task)
+                    except ValueError:
+                        pass
+            task.state = DONE
+            tid = task.id
+            self.tasks.pop(tid, None)
+            self._store_result(tid, ok, payload, size, list(contained))
+            if type(task.args) is int:
+                self.store.freed(task.args)
+            if task.kind == ACTOR_INIT:
+                if not ok:
+                    failed_inits.append((task.actor, payload))
+            else:
+                for dep in task.deps:
+                    self._decref(dep)
+            if task.actor is not None and previous != ASSIGNED and task in task.actor.queue:
+                task.actor.queue.remove(task)
+            if task.future is not None:
+                if ok:
+                    self._notify.append((task.future, FINISHED, payload))
+                else:
+                    self._notify.append((task.future, state or FAILED, ser.loads_exception(payload)))
+                task.future = None
+            dependents = self.dependents.pop(tid, None)
+            if dependents:
+                for dep_task in dependents:
+                    if dep_task.state == DONE:
+                        continue
+                    if not ok:
+                        stack.append((dep_task, False, payload, 0, (), 0))
+                    else:
+                        dep_task.waiting -= 1
+                        if dep_task.waiting == 0:
+                            self._make_ready(dep_task)
+            watchers = self._watchers.pop(tid, None)
+            if watchers:
+                for wait in watchers:
+                    if wait.active:
+                        wait.needed -= 1
+                        if wait.needed <= 0:
+                            self._answer_wait(wait)
+            if self.refs.get(tid) == 0:
+                self._free(tid)
+        for actor, payload in failed_inits:
+            cause = ser.loads_exception(payload)
+            died = ActorDiedError(f"actor {actor.name!r} failed in __init__: {type(cause).__name__}: {cause}")
+            died.__cause__ = cause
+            self._actor_gone(actor, died, restart=False)
+
+    def _decref(self, oid: int) -> None:
+        count = self.refs.get(oid)
+        if count is None:
+            return
+        if count <= 1:
+            self.refs[oid] = 0
+            if oid in self.results:
+                self._free(oid)
+        else:
+            self.refs[oid] = count - 1
+
+    def _free(self, oid: int) -> None:
+        del self.refs[oid]
+        ok, payload = self.results.pop(oid)
+        if ok and type(payload) is int:
+            self.store.freed(oid)
+        for c in self.contained.pop(oid, ()):
+            self._decref(c)
+
+    def _drain_released(self) -> None:
+        released = self._released
+        while released:
+            self._decref(released.popleft())
+
+    # ------------------------------------------------------------ the futures
+    def put(self, value: Any) -> Future:
+        data, buffers, refs = ser.dumps(value)
+        oid = next(self._ids)
+        payload, size = encode(self.store.dirs, oid, data, buffers)
+        future = Future(self, oid, "put")
+        with self._lock:
+            self._check_open()
+            self.refs[oid] = 1
+            self._store_result(oid, True, payload, size, [r._id for r in refs])
+        fut_mod.complete([(future, FINISHED, payload)])
+        return future
+
+    def wait_for(self, futures: list[Future], num_returns: int, timeout: float | None) -> None:
+        if threading.current_thread() is self._io_thread:
+            raise RuntimeError(
+                "a done-callback must not wait for futures: it runs on plait's scheduler thread; "
+                "hand the work to your own thread instead"
+            )
+        fut_mod.wait_local(futures, num_returns, timeout)
+
+    def value_of(self, future: Future) -> Any:
+        return decode(self.store.dirs, future._payload, self._adopt_ref)
+
+    def refresh(self, future: Future) -> None:
+        return None  # the I/O thread pushes every state change
+
+    def release(self, object_id: int) -> None:
+        if self._closing:
+            return
+        self._released.append(object_id)
+        if len(self._released) == 1:
+            self._wake()
+
+    def adopt(self, object_id: int, name: str) -> Future:
+        with self._lock:
+            if object_id not in self.refs:
+                raise LookupError(f"the value of future {object_id:x} was already freed")
+            result = self.results.get(object_id)
+            task = self.tasks.get(object_id)
+            if result is None and task is not None and task.future is not None:
+                return task.future  # the live future of a pending task serves as well
+            self.refs[object_id] += 1
+            future = Future(self, object_id, name or (task.name if task else ""))
+            if result is None:
+                if task is not None:
+                    task.future = future
+                return future
+        ok, payload = result
+        fut_mod.complete([(future, FINISHED, payload) if ok else (future, FAILED, ser.loads_exception(payload))])
+        return future
+
+    def _adopt_ref(self, object_id: int) -> Future:
+        return self.adopt(object_id, "")
+
+    def cancel(self, future: Future) -> bool:
+        with self._lock:
+            cancelled = self._cancel(future._id)
+            notify, self._notify = self._notify, []
+        fut_mod.run_callbacks(fut_mod.complete(notify))
+        return cancelled
+
+    def _cancel(self, tid: int) -> bool:
+        task = self.tasks.get(tid)
+        if task is None or task.state in (ASSIGNED, DONE) or task.kind == ACTOR_INIT:
+            return False
+        error = CancelledError(f"task {task.name!r} was cancelled")
+        self._finish(task, False, ser.dumps_exception(error, task.name, ""), state=CANCELLED)
+        return True
+
+    # ----------------------------------------------------- workers waiting
+    def _on_remote_wait(
+        self, worker: _Worker, req: int, ids: list[int], needed: int, timeout: float | None, returned: list[int]
+    ) -> None:
+        if returned:
+            self._requeue([t for t in (self.tasks.get(tid) for tid in returned) if t is not None], worker)
+        done = sum(1 for oid in ids if oid in self.results)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        wait = _RemoteWait(worker, req, ids, needed - done, deadline)
+        if wait.needed <= 0 or timeout == 0:
+            self._answer_wait(wait, lent=False)
+            return
+        if timeout is None and self._help(worker, req, ids):
+            return
+        self._block(worker, wait)
+
+    def _help(self, worker: _Worker, req: int, ids: list[int]) -> bool:
+        """Answer a worker's wait with the awaited tasks that nobody runs yet: it runs them itself.
+
+        Idle workers take their share first, so the waiting worker runs the
+        rest depth-first, as a sequential program would, instead of blocking
+        and making the engine start another process.
+        """
+        if worker.actor is not None or worker.lease is None:
+            return False
+        self._schedule(eager=False)
+        shape = worker.lease.shape
+        helpable = []
+        for oid in ids:
+            task = self.tasks.get(oid)
+            if task is not None and task.state == READY and task.actor is None and task.shape == shape:
+                self.ready[shape].remove(task)
+                helpable.append(task)
+        if not helpable:
+            return False
+        functions, items = self._assign(worker, helpable)
+        self._send(worker, [("reply", req, ("help", functions, items))])
+        return True
+
+    def _block(self, worker: _Worker, wait: _RemoteWait) -> None:
+        ids = wait.ids
+        for oid in ids:
+            if oid not in self.results:
+                self._watchers.setdefault(oid, []).append(wait)
+        if wait.deadline is not None:
+            self._timed_waits.append(wait)
+        worker.blocked = wait
+        if worker.lease is not None and worker.actor is None:
+            self.pool.release_cpu_only(worker.lease)  # lend the CPU while it waits
+
+    def _answer_wait(self, wait: _RemoteWait, lent: bool = True) -> None:
+        wait.active = False
+        worker = wait.worker
+        if wait.deadline is not None and wait in self._timed_waits:
+            self._timed_waits.remove(wait)
+        if lent and worker.blocked is wait:
+            worker.blocked = None
+            if worker.lease is not None and worker.actor is None:
+                self.pool.reacquire_cpu_only(worker.lease)
+        if not worker.alive:
+            return
+        answer = [(oid, *self.results[oid]) for oid in wait.ids if oid in self.results]
+        self._send(worker, [("reply", wait.req, ("done", answer))])
+
+    def _check_deadlines(self) -> None:
+        if not self._deadlines and not self._timed_waits:
+            return
+        now = time.monotonic()
+        for wait in [w for w in self._timed_waits if w.deadline is not None and w.deadline <= now]:
+            self._answer_wait(wait)
+        for tid, (deadline, worker) in list(self._deadlines.items()):
+            if deadline > now:
+                continue
+            del self._deadlines[tid]
+            task = self.tasks.get(tid)
+            if task is None or task.worker is not worker:
+                continue
+            worker.inflight.remove(task)
+            error = TaskTimeoutError(
+                f"task {task.name!r} ran over its timeout={task.options.timeout} s; its worker was stopped"
+            )
+            self._finish(task, False, ser.dumps_exception(error, task.name, ""))
+            self._stop_worker(worker)
+
+    def _stop_worker(self, worker: _Worker) -> None:
+        worker.killed = True
+        try:
+            worker.proc.kill()
+        except OSError:
+            pass
+
+    # ---------------------------------------------------------- worker death
+    def _on_worker_death(self, worker: _Worker) -> None:
+        worker.alive = False
+        try:
+            self._selector.unregister(worker.conn.sock)
+        except (KeyError, ValueError):
+            pass
+        worker.conn.close()
+        self._want_write.discard(worker)
+        try:
+            code = worker.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            worker.proc.kill()
+            code = worker.proc.wait()
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        del self.workers[worker.index]
+        if worker.blocked is not None:
+            worker.blocked.active = False
+            if worker.blocked in self._timed_waits:
+                self._timed_waits.remove(worker.blocked)
+        for oid, count in worker.borrowed.items():
+            for _ in range(count):
+                self._decref(oid)
+        if worker.actor is not None:
+            actor = worker.actor
+            for task in list(worker.inflight):
+                error = ActorDiedError(f"actor {actor.name!r} died ({how}) before {task.name!r} finished")
+                self._finish(task, False, ser.dumps_exception(error, task.name, ""))
+            worker.inflight.clear()
+            if actor.worker is worker:
+                actor.worker = None
+                if actor.dead is None:
+                    self._actor_gone(actor, ActorDiedError(f"actor {actor.name!r} died ({how})"), restart=True)
+            return
+        log.warning("plait worker %d (pid %d) died (%s)", worker.index, worker.proc.pid, how)
+        lease = worker.lease
+        if lease is not None:
+            if worker.blocked is not None:
+                self.pool.reacquire_cpu_only(lease)
+            self.pool.release(lease)
+        tasks = list(worker.inflight)
+        worker.inflight.clear()
+        if tasks and not worker.killed:
+            running = tasks.pop(0)
+            self._deadlines.pop(running.id, None)
+            if running.retries_left > 0:
+                running.retries_left -= 1
+                tasks.insert(0, running)
+                log.warning("re-running task %r after its worker died", running.name)
+            else:
+                error = WorkerCrashedError(
+                    f"the worker running task {running.name!r} died ({how}) and no retries were left "
+                    f"(retries={running.options.retries}); raise retries= if the crash is transient"
+                )
+                self._finish(running, False, ser.dumps_exception(error, running.name, ""))
+        for task in reversed(tasks):
+            if task.state == ASSIGNED:
+                task.state = READY
+                task.worker = None
+                self.ready.setdefault(task.shape, deque()).appendleft(task)
+        alive = sum(1 for w in self.workers.values() if w.alive and w.actor is None)
+        if alive < self.num_workers and not self._closing:
+            self._spawn()
+
+    # ================================================================= actors
+    def create_actor(self, cls: Any, args: tuple, kwargs: dict, options: Any) -> ActorHandle:
+        self.pool.check_feasible(options.shape(), f"actor {cls.name!r}")
+        if cls.blob is None:
+            import cloudpickle
+
+            cls.blob = cloudpickle.dumps(cls, protocol=5)
+        data, buffers, refs = ser.dumps_args(cls.name, args, kwargs)
+        payload, size = self._encode(data, buffers)
+        aid = next(self._ids)
+        deps = tuple(dict.fromkeys(r._id for r in refs))
+        actor = _Actor(aid, options.name or cls.name, options, cls.blob, payload, deps)
+        with self._lock:
+            self._check_open()
+            if size:
+                self.store.added(payload, size)
+            for dep in deps:
+                self.refs[dep] += 1  # held for the actor's life: restarts re-run __init__
+            self.actors[aid] = actor
+            self._queue_init(actor)
+            if not self._start_actor(actor):
+                self._pending_actors.append(actor)
+            notify, self._notify = self._notify, []
+        fut_mod.run_callbacks(fut_mod.complete(notify))
+        return ActorHandle(aid, actor.name, cls.methods)
+
+    def _queue_init(self, actor: _Actor) -> None:
+        tid = next(self._ids)
+        init = _Task(tid, ACTOR_INIT, actor.blob, f"{actor.name}.__init__", actor.options, actor.args, ())
+        init.actor = actor
+        self.refs[tid] = 0
+        self.tasks[tid] = init
+        waiting = [d for d in actor.deps if d not in self.results]
+        init.deps = actor.deps  # the actor holds these refs, not the init call
+        init.waiting = len(waiting)
+        for dep in waiting:
+            self.dependents.setdefault(dep, []).append(init)
+        init.state = READY if not waiting else WAITING
+        actor.queue.appendleft(init)
+        failed = [self.results[d][1] for d in actor.deps if d in self.results and not self.results[d][0]]
+        if failed:
+            self._finish(init, False, failed[0])
+
+    def _start_actor(self, actor: _Actor) -> bool:
+        if actor.grant is None:
+            actor.grant = self.pool.try_acquire(actor.options.shape())
+            if actor.grant is None:
+                return False
+        worker = self._spawn()
+        worker.actor = actor
+        worker.lease = actor.grant
+        actor.worker = worker
+        self._pump_actor(actor)
+        return True
+
+    def _pump_actor(self, actor: _Actor) -> None:
+        """Send the actor the longest prefix of its queue whose inputs are ready."""
+        worker = actor.worker
+        if worker is None or not worker.alive or actor.dead is not None:
+            return
+        batch = []
+        queue = actor.queue
+        while queue and queue[0].waiting == 0:
+            batch.append(queue.popleft())
+        if batch:
+            self._send_tasks(worker, batch)
+
+    def call_actor(self, handle: ActorHandle, method: str, args: tuple, kwargs: dict) -> Future:
+        name = f"{handle._name}.{method}"
+        data, buffers, refs = ser.dumps_args(name, args, kwargs)
+        payload, size = self._encode(data, buffers)
+        tid = next(self._ids)
+        future = Future(self, tid, name)
+        with self._lock:
+            self._check_open()
+            actor = self.actors.get(handle._actor_id)
+            if actor is None:
+                raise ValueError(f"{handle!r} does not belong to this engine")
+            if size:
+                self.store.added(payload, size)
+            self.refs[tid] = 1
+            task = self._add_actor_call(tid, actor, method, payload, [r._id for r in refs])
+            task.future = future if task.state != DONE else None
+            if task.state == DONE:
+                ok, result = self.results[tid]
+                self._notify.append((future, FINISHED, result) if ok else (future, FAILED, ser.loads_exception(result)))
+            notify, self._notify = self._notify, []
+        fut_mod.run_callbacks(fut_mod.complete(notify))
+        return future
+
+    def _add_actor_call(self, tid: int, actor: _Actor, method: str, payload: Any, deps: list[int]) -> _Task:
+        task = _Task(tid, ACTOR_CALL, method, f"{actor.name}.{method}", actor.options, payload, ())
+        if actor.dead is not None:
+            self.tasks[tid] = task
+            self._finish(task, False, ser.dumps_exception(actor.dead, task.name, ""))
+            return task
+        task.actor = actor
+        self._add(task, deps)
+        return task
+
+    def _actor_gone(self, actor: _Actor, error: ActorDiedError, restart: bool) -> None:
+        worker = actor.worker
+        if restart and actor.restarts_left > 0 and not self._closing:
+            actor.restarts_left -= 1
+            log.warning("restarting actor %r (%d restarts left)", actor.name, actor.restarts_left)
+            self.pool.release(actor.grant)
+            actor.grant = None
+            self._queue_init(actor)
+            if not self._start_actor(actor):
+                self._pending_actors.append(actor)
+            return
+        actor.dead = error
+        if actor.grant is not None:
+            self.pool.release(actor.grant)
+            actor.grant = None
+        for dep in actor.deps:
+            self._decref(dep)
+        actor.deps = ()
+        payload = ser.dumps_exception(error, actor.name, "")
+        for task in list(actor.queue):
+            self._finish(task, False, payload)
+        actor.queue.clear()
+        if worker is not None and worker.alive:
+            for task in list(worker.inflight):
+                self._finish(task, False, payload)
+            worker.inflight.clear()
+            self._stop_worker(worker)
+
+    def kill_actor(self, handle: ActorHandle) -> None:
+        with self._lock:
+            actor = self.actors.get(handle._actor_id)
+            if actor is not None:
+                self._kill_actor(actor)
+            notify, self._notify = self._notify, []
+        fut_mod.run_callbacks(fut_mod.complete(notify))
+
+    def _kill_actor(self, actor: _Actor) -> None:
+        if actor.dead is None:
+            self._actor_gone(actor, ActorDiedError(f"actor {actor.name!r} was killed"), restart=False)
+
+    # ================================================================== tools
+    def status(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        records = []
+        with self._lock:
+            for task in self.tasks.values():
+                if task.state == WAITING:
+                    pending = [d for d in task.deps if d not in self.results]
+                    names = ", ".join(self._describe(d) for d in pending[:5])
+                    why = f"waiting for {len(pending)} input(s): {names}"
+                    state = "waiting"
+                elif task.state == READY:
+                    state = "ready"
+                    if task.actor is not None:
+                        why = f"queued on actor {task.actor.name!r} behind earlier calls"
+                    else:
+                        free = {k: round(v, 3) for k, v in self.pool.free.items() if k in dict(task.shape)}
+                        why = f"needs {dict(task.shape)}; free now: {free}"
+                else:
+                    worker = task.worker
+                    assert worker is not None
+                    if worker.inflight and worker.inflight[0] is task:
+                        state = "running"
+                        why = f"on worker {worker.index} (pid {worker.proc.pid})"
+                        if worker.blocked is not None:
+                            names = ", ".join(
+                                self._describe(i) for i in worker.blocked.ids if i not in self.results
+                            )
+                            why += f", blocked in get() waiting for {names}"
+                    else:
+                        state = "queued"
+                        why = f"on worker {worker.index} behind {worker.inflight[0].name!r}"
+                records.append(
+                    {
+                        "id": task.id,
+                        "name": task.name,
+                        "state": state,
+                        "why": why,
+                        "age_s": round(now - task.submitted, 3),
+                    }
+                )
+        return records
+
+    def _describe(self, oid: int) -> str:
+        task = self.tasks.get(oid)
+        return f"{task.name}#{oid:x}" if task is not None else f"#{oid:x}"
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "tasks": len(self.tasks),
+                "results": len(self.results),
+                "refs": len(self.refs),
+                "workers": sum(1 for w in self.workers.values() if w.alive),
+                "free": dict(self.pool.free),
+                **self.store.stats(),
+            }
+
+    def timeline_events(self) -> list[dict[str, Any]]:
+        with self._lock:
+            spans = list(self._spans)
+        return [{"name": n, "worker": w, "start": s, "end": e} for n, w, s, e in spans]
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            error = PlaitError("plait was shut down before this task finished")
+            notify = [(t.future, FAILED, error) for t in self.tasks.values() if t.future is not None]
+            workers = list(self.workers.values())
+        self._wake()
+        self._io_thread.join(timeout=5)
+        for worker in workers:
+            worker.conn.close()  # end of stream: an idle worker exits at once
+        deadline = time.monotonic() + 2.0
+        for worker in workers:
+            try:
+                worker.proc.wait(timeout=max(0.05, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.proc.kill()  # busy in a task: it has had its chance
+                worker.proc.wait()
+        self._selector.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        self.store.destroy()
+        fut_mod.run_callbacks(fut_mod.complete(notify))

@@ -1,0 +1,232 @@
+"""The shared-memory object store.
+
+A large value is pickled with protocol 5; its out-of-band buffers and the
+pickle stream are written to one file in a private (0700) directory on
+``/dev/shm``, named by the object's id. A reader maps the file and hands
+memoryviews of it to ``pickle.loads``: numpy arrays come back zero-copy
+(read-only, as in Ray). Small values never touch the store: they travel inline
+in the messages.
+
+Payloads, as the rest of the engine passes them around:
+
+- ``bytes``: an inline pickle;
+- ``tuple[bytes, list[bytes]]``: an inline pickle with out-of-band buffers;
+- ``int``: the id of the store file that holds the value.
+
+Spilling: the driver keeps the bytes held in shared memory under
+``object_store_memory``; above it, the oldest files move to a disk directory.
+Readers look in shared memory first and then on disk, so a spilled value comes
+back transparently (and a mapping already made stays valid).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import pickle
+import shutil
+import struct
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+INLINE_MAX = 256 * 1024  # bytes of buffers+pickle kept inline in messages
+_ALIGN = 64
+
+
+def _raw(buffer: Any) -> memoryview:
+    if isinstance(buffer, pickle.PickleBuffer):
+        return buffer.raw()
+    return memoryview(buffer).cast("B")
+
+
+def _aligned(n: int) -> int:
+    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
+
+
+class StoreDirs:
+    """Where store files live: shared memory first, the spill directory second."""
+
+    __slots__ = ("shm", "spill")
+
+    def __init__(self, shm: str, spill: str) -> None:
+        self.shm = shm
+        self.spill = spill
+
+    def shm_path(self, oid: int) -> str:
+        return f"{self.shm}/{oid:x}"
+
+    def spill_path(self, oid: int) -> str:
+        return f"{self.spill}/{oid:x}"
+
+    def __reduce__(self) -> Any:
+        return (StoreDirs, (self.shm, self.spill))
+
+
+def _write_all(fd: int, data: Any) -> None:
+    view = memoryview(data).cast("B")
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def write_object(dirs: StoreDirs, oid: int, data: bytes, buffers: Sequence[Any]) -> int:
+    """Write one object's file; returns its size. Falls back to disk if /dev/shm is full."""
+    raws = [_raw(b) for b in buffers]
+    header = struct.pack(f"<QQ{len(raws)}Q", len(data), len(raws), *(r.nbytes for r in raws))
+    for path in (dirs.shm_path(oid), dirs.spill_path(oid)):
+        tmp = path + ".tmp"
+        try:
+            fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+            try:
+                offset = len(header) + len(data)
+                _write_all(fd, header)
+                _write_all(fd, data)
+                for raw in raws:
+                    pad = _aligned(offset) - offset
+                    if pad:
+                        _write_all(fd, b"\0" * pad)
+                    _write_all(fd, raw)
+                    offset += pad + raw.nbytes
+            finally:
+                os.close(fd)
+            os.rename(tmp, path)
+            return offset
+        except OSError as exc:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            if exc.errno != 28 or path != dirs.shm_path(oid):  # 28: ENOSPC
+                raise
+    raise AssertionError("unreachable")
+
+
+def read_object(dirs: StoreDirs, oid: int) -> tuple[memoryview, list[memoryview]]:
+    """Map an object's file: its pickle stream and buffers, without copying."""
+    try:
+        fd = os.open(dirs.shm_path(oid), os.O_RDONLY)
+    except FileNotFoundError:
+        try:
+            fd = os.open(dirs.spill_path(oid), os.O_RDONLY)
+        except FileNotFoundError:
+            raise LookupError(
+                f"object {oid:x} is not in the object store any more (it was freed); "
+                "keep a reference to its future while you need the value"
+            ) from None
+    try:
+        size = os.fstat(fd).st_size
+        mapped = mmap.mmap(fd, size, prot=mmap.PROT_READ)
+    finally:
+        os.close(fd)
+    view = memoryview(mapped)
+    data_len, count = struct.unpack_from("<QQ", view, 0)
+    sizes = struct.unpack_from(f"<{count}Q", view, 16)
+    offset = 16 + 8 * count
+    data = view[offset : offset + data_len]
+    offset += data_len
+    buffers = []
+    for n in sizes:
+        offset = _aligned(offset)
+        buffers.append(view[offset : offset + n])
+        offset += n
+    return data, buffers
+
+
+def delete_object(dirs: StoreDirs, oid: int) -> None:
+    for path in (dirs.shm_path(oid), dirs.spill_path(oid)):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def encode(dirs: StoreDirs, oid: int, data: bytes, buffers: list[Any]) -> tuple[Any, int]:
+    """A payload for a pickled value: inline when small, else a store file. Returns (payload, size)."""
+    if not buffers:
+        if len(data) <= INLINE_MAX:
+            return data, 0
+    else:
+        raws = [_raw(b) for b in buffers]
+        if len(data) + sum(r.nbytes for r in raws) <= INLINE_MAX:
+            return (data, [r.tobytes() for r in raws]), 0
+    return oid, write_object(dirs, oid, data, buffers)
+
+
+def decode(dirs: StoreDirs, payload: Any, resolve: Any = None) -> Any:
+    from plait.runtime.serialization import loads
+
+    if type(payload) is bytes:
+        return loads(payload, (), resolve)
+    if type(payload) is tuple:
+        return loads(payload[0], payload[1], resolve)
+    data, buffers = read_object(dirs, payload)
+    return loads(data, buffers, resolve)
+
+
+class ObjectStore:
+    """The driver's view of the store: directories, sizes, and the spill policy."""
+
+    def __init__(self, limit: int | None, spill_dir: str | None) -> None:
+        base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+        shm = tempfile.mkdtemp(prefix="plait-", dir=base)
+        spill = tempfile.mkdtemp(prefix="plait-spill-", dir=spill_dir)
+        os.chmod(shm, 0o700)
+        os.chmod(spill, 0o700)
+        self.dirs = StoreDirs(shm, spill)
+        if limit is None:
+            try:
+                st = os.statvfs(base or shm)
+                limit = int(st.f_bavail * st.f_frsize * 0.5)
+            except OSError:  # pragma: no cover
+                limit = 2 << 30
+        self.limit = limit
+        self.in_memory: dict[int, int] = {}  # oid -> size, oldest first
+        self.spilled: dict[int, int] = {}
+        self.bytes_in_memory = 0
+        self.spill_count = 0
+
+    def added(self, oid: int, size: int) -> None:
+        self.in_memory[oid] = size
+        self.bytes_in_memory += size
+        if self.bytes_in_memory > self.limit:
+            self._spill()
+
+    def freed(self, oid: int) -> None:
+        size = self.in_memory.pop(oid, None)
+        if size is not None:
+            self.bytes_in_memory -= size
+        else:
+            self.spilled.pop(oid, None)
+        delete_object(self.dirs, oid)
+
+    def _spill(self) -> None:
+        target = self.limit * 0.8
+        for oid in list(self.in_memory):
+            if self.bytes_in_memory <= target:
+                break
+            src, dst = self.dirs.shm_path(oid), self.dirs.spill_path(oid)
+            try:
+                shutil.copyfile(src, dst + ".tmp")
+                os.rename(dst + ".tmp", dst)
+                os.unlink(src)
+            except FileNotFoundError:
+                pass  # written straight to disk already
+            size = self.in_memory.pop(oid)
+            self.bytes_in_memory -= size
+            self.spilled[oid] = size
+            self.spill_count += 1
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "objects_in_memory": len(self.in_memory),
+            "bytes_in_memory": self.bytes_in_memory,
+            "objects_spilled": len(self.spilled),
+            "bytes_spilled": sum(self.spilled.values()),
+            "spills": self.spill_count,
+            "limit": self.limit,
+        }
+
+    def destroy(self) -> None:
+        shutil.rmtree(self.dirs.shm, ignore_errors=True)
+        shutil.rmtree(self.dirs.spill, ignore_errors=True)

@@ -1,0 +1,340 @@
+"""A worker process of the local engine, and its client of the engine.
+
+The driver starts ``python -m plait.engines.local.worker FD INDEX SHM SPILL``
+with one end of a socket pair as ``FD``. The worker runs the task batches it
+receives in order and sends results back in batches: when its queue runs dry,
+every 64 results, or 2 ms after the oldest unsent one.
+
+Code running in a task talks to the engine through the same ``WorkerRuntime``
+(it is the worker's ``current_engine``): nested task calls, ``put``, actor
+calls and ``get``/``wait``. A ``get`` that must wait hands the worker's queued,
+unstarted tasks back to the driver with the request, and the driver lends the
+worker's CPU to another worker until the answer is sent, so recursive programs
+cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from plait.engines.local.store import StoreDirs, decode, encode
+from plait.engines.local.wire import BlockingChannel
+from plait.errors import NotSupported
+from plait.runtime import context
+from plait.runtime import future as fut_mod
+from plait.runtime import serialization as ser
+from plait.runtime.actor import ActorHandle
+from plait.runtime.future import FAILED, FINISHED, PENDING, Future
+from plait.runtime.invoke import call_with_retries, format_remote
+
+# kinds of work items the driver sends
+TASK, ACTOR_CALL, ACTOR_INIT = 0, 1, 2
+_FLUSH_COUNT = 64
+_FLUSH_DELAY = 0.002
+
+
+class WorkerRuntime:
+    name = "local"
+
+    def __init__(self, channel: BlockingChannel, index: int, dirs: StoreDirs) -> None:
+        self.channel = channel
+        self.index = index
+        self.dirs = dirs
+        self.functions: dict[int, tuple[Any, Any, str]] = {}
+        self.queue: deque[tuple] = deque()
+        self.outbox: list[Any] = []
+        self.results_pending = 0
+        self.oldest_result = 0.0
+        self.releases: list[int] = []
+        self.ids = itertools.count(1)
+        self.requests = itertools.count(1)
+        self.function_keys: dict[tuple[int, Any], tuple[int, Any]] = {}
+        self.actor: Any = None
+        self.actor_name = ""
+        self.hosts_actor = False
+        self.cuda_default = os.environ.get("CUDA_VISIBLE_DEVICES")
+        self.running = True
+
+    # ------------------------------------------------------------ main loop
+    def serve(self) -> None:
+        queue = self.queue
+        while self.running:
+            if not queue:
+                self.flush()
+                frame = self.channel.recv()
+                if frame is None:
+                    return
+                self.handle(frame, blocked=False)
+                continue
+            self.execute(queue.popleft())
+            if self.results_pending >= _FLUSH_COUNT or (
+                self.results_pending and time.monotonic() - self.oldest_result > _FLUSH_DELAY
+            ):
+                self.flush()
+
+    def handle(self, frame: list[Any], blocked: bool) -> dict[int, Any]:
+        replies: dict[int, Any] = {}
+        for msg in frame:
+            op = msg[0]
+            if op == "run":
+                self._define(msg[1])
+                if blocked and not self.hosts_actor:
+                    self.outbox.append(("return", [item[1] for item in msg[2]]))
+                else:
+                    self.queue.extend(msg[2])
+            elif op == "reply":
+                replies[msg[1]] = msg[2]
+            elif op == "stop":
+                self.running = False
+        return replies
+
+    def _define(self, functions: list[tuple[int, bytes]]) -> None:
+        for fid, blob in functions:
+            fn = ser.loads(blob)
+            self.functions[fid] = (fn, fn.task_options, fn.name)
+
+    def flush(self) -> None:
+        if self.releases:
+            released, self.releases = self.releases, []
+            self.outbox.append(("release", released))
+        if self.outbox:
+            out, self.outbox = self.outbox, []
+            self.results_pending = 0
+            self.channel.send(out)
+
+    def execute(self, item: tuple) -> tuple[bool, Any]:
+        kind, tid, what, args, deps, gpus, timed = item
+        if timed:
+            self.outbox.append(("start", tid))
+            self.flush()
+        dep_payloads = deps
+        dirs = self.dirs
+
+        def resolve(oid: int) -> Any:
+            return decode(dirs, dep_payloads[oid], self._adopt_ref)
+
+        if kind == TASK:
+            fn, options, name = self.functions[what]
+        elif kind == ACTOR_CALL:
+            name = f"{self.actor_name}.{what}"
+        else:
+            name = "actor.__init__"
+        start = time.time()
+        size = 0
+        contained: list[int] = []
+        try:
+            if kind == ACTOR_INIT:
+                what = ser.loads(what)
+                name = f"{what.name}.__init__"
+            call_args, call_kwargs = decode(dirs, args, resolve)
+            if kind == TASK:
+                if gpus is not None or os.environ.get("CUDA_VISIBLE_DEVICES") != self.cuda_default:
+                    self._set_visible_gpus(gpus)
+                result = call_with_retries(fn.fn, call_args, call_kwargs, options)
+            elif kind == ACTOR_CALL:
+                result = getattr(self.actor, what)(*call_args, **call_kwargs)
+            else:
+                self._set_visible_gpus(gpus)
+                self.actor = what.cls(*call_args, **call_kwargs)
+                self.actor_name = what.name
+                self.hosts_actor = True
+                result = None
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
+            ok = False
+            where = f"actor call {name!r}" if kind == ACTOR_CALL else f"task {name!r}"
+            payload: Any = ser.dumps_exception(exc, name, format_remote(exc, where))
+        else:
+            ok = True
+            if result is None:
+                payload = ser.NONE
+            else:
+                try:
+                    data, buffers, refs = ser.dumps(result)
+                    payload, size = encode(dirs, tid, data, buffers)
+                    contained = [r._id for r in refs]
+                except Exception as exc:  # noqa: BLE001
+                    ok = False
+                    err = ser.result_error(name, result, exc)
+                    payload = ser.dumps_exception(err, name, "")
+        if not self.results_pending:
+            self.oldest_result = time.monotonic()
+        self.results_pending += 1
+        self.outbox.append(("done", tid, ok, payload, size, contained, start, time.time()))
+        return ok, payload
+
+    def _set_visible_gpus(self, gpus: Any) -> None:
+        if gpus is None:
+            if self.cuda_default is None:
+                os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+            else:
+                os.environ["CUDA_VISIBLE_DEVICES"] = self.cuda_default
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+
+    # ------------------------------------------- the engine, as seen from a task
+    def new_id(self) -> int:
+        return (self.index << 40) | next(self.ids)
+
+    def submit(self, fn: Any, args: tuple, kwargs: dict, options: Any) -> Future:
+        key = (id(fn), options)
+        known = self.function_keys.get(key)
+        if known is None:
+            if fn.blob is None:
+                fn.blob = _dumps_function(fn)
+            known = (len(self.function_keys) + 1, fn)  # keep fn alive: its id is the key
+            self.function_keys[key] = known
+            self.outbox.append(("fn", known[0], fn.blob, options, options.name or fn.name))
+        name = options.name or fn.name
+        tid = self.new_id()
+        payload, size, refs = self._encode_args(name, args, kwargs)
+        self.outbox.append(("submit", tid, known[0], payload, size, refs))
+        return Future(self, tid, name)
+
+    def _encode_args(self, name: str, args: tuple, kwargs: dict) -> tuple[Any, int, list[int]]:
+        data, buffers, refs = ser.dumps_args(name, args, kwargs)
+        if data is ser.EMPTY_ARGS:
+            return data, 0, []
+        payload, size = encode(self.dirs, self.new_id(), data, buffers)
+        return payload, size, [r._id for r in refs]
+
+    def put(self, value: Any) -> Future:
+        oid = self.new_id()
+        data, buffers, refs = ser.dumps(value)
+        payload, size = encode(self.dirs, oid, data, buffers)
+        self.outbox.append(("put", oid, payload, size, [r._id for r in refs]))
+        future = Future(self, oid, "put")
+        fut_mod.complete([(future, FINISHED, payload)])
+        return future
+
+    def wait_for(self, futures: list[Future], num_returns: int, timeout: float | None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            pending = [f for f in futures if f._state == PENDING]
+            needed = num_returns - (len(futures) - len(pending))
+            if needed <= 0:
+                return
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            returned: list[int] = []
+            if remaining != 0 and not self.hosts_actor and self.queue:
+                returned = [item[1] for item in self.queue]
+                self.queue.clear()
+            kind, *answer = self._request(("wait", None, [f._id for f in pending], needed, remaining, returned))
+            by_id: dict[int, list[Future]] = {}
+            for f in pending:
+                by_id.setdefault(f._id, []).append(f)
+            batch = []
+            if kind == "help":  # nobody runs these yet: run them here, then ask again
+                functions, items = answer
+                self._define(functions)
+                for item in items:
+                    ok, payload = self.execute(item)
+                    data = payload if ok else ser.loads_exception(payload)
+                    batch.extend((f, FINISHED if ok else FAILED, data) for f in by_id.get(item[1], ()))
+                self.flush()
+            else:
+                for oid, ok, payload in answer[0]:
+                    data = payload if ok else ser.loads_exception(payload)
+                    batch.extend((f, FINISHED if ok else FAILED, data) for f in by_id.get(oid, ()))
+            fut_mod.run_callbacks(fut_mod.complete(batch))
+            if kind != "help":
+                return
+
+    def _request(self, msg: tuple) -> Any:
+        req = next(self.requests)
+        self.outbox.append((msg[0], req, *msg[2:]))
+        self.flush()
+        while True:
+            frame = self.channel.recv()
+            if frame is None:
+                os._exit(1)  # the driver is gone: nobody to answer
+            replies = self.handle(frame, blocked=True)
+            self.flush()
+            if req in replies:
+                return replies[req]
+
+    def value_of(self, future: Future) -> Any:
+        return decode(self.dirs, future._payload, self._adopt_ref)
+
+    def refresh(self, future: Future) -> None:
+        self.wait_for([future], 1, 0)
+
+    def cancel(self, future: Future) -> bool:
+        return bool(self._request(("cancel", None, future._id)))
+
+    def release(self, object_id: int) -> None:
+        self.releases.append(object_id)
+
+    def adopt(self, object_id: int, name: str) -> Future:
+        self.outbox.append(("addref", object_id))
+        return Future(self, object_id, name)
+
+    def _adopt_ref(self, object_id: int) -> Future:
+        return self.adopt(object_id, "")
+
+    def create_actor(self, cls: Any, args: tuple, kwargs: dict, options: Any) -> ActorHandle:
+        raise NotSupported(
+            "engine 'local': creating an actor inside a task or actor is not supported; "
+            "create it in the driver and pass the handle as an argument"
+        )
+
+    def call_actor(self, handle: ActorHandle, method: str, args: tuple, kwargs: dict) -> Future:
+        name = f"{handle._name}.{method}"
+        tid = self.new_id()
+        payload, size, refs = self._encode_args(name, args, kwargs)
+        self.outbox.append(("acall", tid, handle._actor_id, method, payload, size, refs))
+        return Future(self, tid, name)
+
+    def kill_actor(self, handle: ActorHandle) -> None:
+        self.outbox.append(("akill", handle._actor_id))
+
+    def status(self) -> list[dict[str, Any]]:
+        return []
+
+    def timeline_events(self) -> list[dict[str, Any]]:
+        return []
+
+    def shutdown(self) -> None:
+        return None
+
+
+def _dumps_function(fn: Any) -> bytes:
+    import cloudpickle
+
+    return cloudpickle.dumps(fn, protocol=5)
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit if the driver dies while a task keeps this process busy."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def main(argv: list[str]) -> None:
+    fd, index, shm, spill, parent = int(argv[0]), int(argv[1]), argv[2], argv[3], int(argv[4])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="plait-watchdog").start()
+    channel = BlockingChannel(socket.socket(fileno=fd))
+    runtime = WorkerRuntime(channel, index, StoreDirs(shm, spill))
+    context.set_engine(runtime)
+    try:
+        runtime.serve()
+    finally:
+        try:
+            runtime.flush()
+        except OSError:
+            pass
+    os._exit(0)  # skip interpreter teardown: nothing left to flush, and it is slow
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

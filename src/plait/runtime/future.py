@@ -1,0 +1,260 @@
+"""``plait.Future``: the handle to a value that a task will produce.
+
+A Future is engine-agnostic. Its engine completes it (``_finish``/``_fail``) and
+turns its payload into a value on demand (``engine.value_of``), so a result that
+only feeds other tasks is never deserialized in the driver.
+
+Waiting is cheap: a future keeps a list of *waiters* (objects with a
+``notify(future)`` method) rather than a lock and condition of its own, so that
+``get`` over ten thousand futures costs one event, not ten thousand.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import CancelledError
+from typing import Any
+
+from plait.errors import GetTimeoutError
+
+PENDING, FINISHED, FAILED, CANCELLED = 0, 1, 2, 3
+_STATE_NAMES = {PENDING: "pending", FINISHED: "finished", FAILED: "failed", CANCELLED: "cancelled"}
+
+# One lock guards the waiter lists and state changes of all futures. Its
+# critical sections are a few attribute writes, so contention is negligible.
+_lock = threading.Lock()
+_NO_VALUE = object()
+
+
+class Future:
+    """The result of a task call, an actor call or ``plait.put``.
+
+    Like ``concurrent.futures.Future``: ``result(timeout)``, ``done()``,
+    ``exception()``, ``cancel()``, ``add_done_callback()``, and ``await``.
+    Passing a future (also inside lists, tuples, dicts and sets) to a task makes
+    it a dependency: the task receives the value.
+    """
+
+    __slots__ = (
+        "_id",
+        "_engine",
+        "_name",
+        "_state",
+        "_payload",
+        "_value",
+        "_exc",
+        "_waiters",
+        "_callbacks",
+        "__weakref__",
+    )
+
+    def __init__(self, engine: Any, object_id: int, name: str = "") -> None:
+        self._id = object_id
+        self._engine = engine
+        self._name = name
+        self._state = PENDING
+        self._payload: Any = None
+        self._value: Any = _NO_VALUE
+        self._exc: BaseException | None = None
+        self._waiters: list | None = None
+        self._callbacks: list | None = None
+
+    # ------------------------------------------------------------------ user API
+    @property
+    def id(self) -> int:
+        return self._id
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def done(self) -> bool:
+        if self._state == PENDING:
+            self._engine.refresh(self)
+        return self._state != PENDING
+
+    def cancelled(self) -> bool:
+        return self._state == CANCELLED
+
+    def result(self, timeout: float | None = None) -> Any:
+        if self._state == PENDING:
+            self._engine.wait_for([self], 1, timeout)
+            if self._state == PENDING:
+                raise GetTimeoutError(
+                    f"task {self._name!r} did not finish within {timeout} s; "
+                    "plait.status() shows what it is waiting for"
+                )
+        if self._state == FINISHED:
+            if self._value is _NO_VALUE:
+                self._value = self._engine.value_of(self)
+            return self._value
+        if self._state == CANCELLED:
+            raise CancelledError(f"task {self._name!r} was cancelled")
+        assert self._exc is not None
+        raise self._exc
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        try:
+            self.result(timeout)
+        except GetTimeoutError:
+            raise
+        except CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - the exception is the answer
+            return exc
+        return None
+
+    def cancel(self) -> bool:
+        """Cancel the task if it has not been handed to a worker yet."""
+        if self._state == CANCELLED:
+            return True
+        if self._state != PENDING:
+            return False
+        return bool(self._engine.cancel(self))
+
+    def add_done_callback(self, fn: Callable[[Future], Any]) -> None:
+        with _lock:
+            if self._state == PENDING:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(fn)
+                return
+        fn(self)
+
+    def __await__(self):
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        aio = loop.create_future()
+
+        def relay(_f: Future) -> None:
+            loop.call_soon_threadsafe(_settle, aio)
+
+        self.add_done_callback(relay)
+        yield from aio.__await__()
+        return self.result()
+
+    def __repr__(self) -> str:
+        return f"<plait.Future {self._name or ''}#{self._id:x} {_STATE_NAMES[self._state]}>"
+
+    def __del__(self) -> None:
+        engine = self._engine
+        if engine is not None:
+            engine.release(self._id)
+
+    def __reduce__(self):
+        # Only reached when a future is pickled inside a value (put, a result);
+        # futures among task arguments become dependencies instead.
+        return (_rebuild_future, (self._id, self._name))
+
+    # ------------------------------------------------------------ engine side
+    def _add_waiter(self, waiter: Any) -> bool:
+        """Register ``waiter``; False if the future is already done."""
+        with _lock:
+            if self._state != PENDING:
+                return False
+            if self._waiters is None:
+                self._waiters = []
+            self._waiters.append(waiter)
+            return True
+
+    def _remove_waiter(self, waiter: Any) -> None:
+        with _lock:
+            if self._waiters and waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+
+def _settle(aio: Any) -> None:
+    if not aio.done():
+        aio.set_result(None)
+
+
+def _rebuild_future(object_id: int, name: str) -> Future:
+    from plait.runtime.context import current_engine
+
+    return current_engine().adopt(object_id, name)
+
+
+def complete(batch: list[tuple[Future, int, Any]]) -> list[tuple[Callable, Future]]:
+    """Move futures to a final state; returns the callbacks to run.
+
+    ``batch`` holds ``(future, state, payload_or_exception)``. The caller runs
+    the returned callbacks outside any engine lock: they are user code.
+    """
+    callbacks: list[tuple[Callable, Future]] = []
+    with _lock:
+        for fut, state, data in batch:
+            if fut._state != PENDING:
+                continue
+            if state == FINISHED:
+                fut._payload = data
+            elif state == FAILED:
+                fut._exc = data
+            fut._state = state
+            waiters = fut._waiters
+            if waiters is not None:
+                fut._waiters = None
+                for w in waiters:
+                    w.notify(fut)
+            cbs = fut._callbacks
+            if cbs is not None:
+                fut._callbacks = None
+                callbacks.extend((cb, fut) for cb in cbs)
+    return callbacks
+
+
+def run_callbacks(callbacks: list[tuple[Callable, Future]]) -> None:
+    import logging
+
+    for cb, fut in callbacks:
+        try:
+            cb(fut)
+        except Exception:  # a callback's failure must not kill the scheduler
+            logging.getLogger("plait").exception("done-callback %r of %r raised", cb, fut)
+
+
+class Waiter:
+    """Wakes a thread once ``needed`` of the futures it watches are done."""
+
+    __slots__ = ("_event", "_needed", "done")
+
+    def __init__(self, needed: int) -> None:
+        self._event = threading.Event()
+        self._needed = needed
+        self.done: list[Future] = []
+        if needed <= 0:
+            self._event.set()
+
+    def notify(self, fut: Future) -> None:  # called with the futures lock held
+        self.done.append(fut)
+        if len(self.done) >= self._needed:
+            self._event.set()
+
+    def wait(self, timeout: float | None) -> bool:
+        return self._event.wait(timeout)
+
+
+def wait_local(futures: list[Future], num_returns: int, timeout: float | None) -> None:
+    """Block until ``num_returns`` of ``futures`` are done (futures completed by a thread)."""
+    already = sum(1 for f in futures if f._state != PENDING)
+    if already >= num_returns:
+        return
+    waiter = Waiter(num_returns - already)
+    registered = []
+    for f in futures:
+        if f._add_waiter(waiter):
+            registered.append(f)
+        # a future that finished between the count and here counts now
+    extra = len(futures) - len(registered) - already
+    if extra > 0:
+        with _lock:
+            waiter._needed -= extra
+            if len(waiter.done) >= waiter._needed:
+                waiter._event.set()
+    try:
+        waiter.wait(timeout)
+    finally:
+        for f in registered:
+            if f._state == PENDING:
+                f._remove_waiter(waiter)

@@ -1,0 +1,143 @@
+"""How values cross process boundaries.
+
+Values are pickled with protocol 5 through cloudpickle, so functions, lambdas
+and classes defined in ``__main__`` or a notebook travel by value and
+importable ones by reference. Large buffers (numpy arrays, bytes, Arrow
+buffers) are collected *out of band* so an engine can place them in shared
+memory and hand them to the receiver without copying.
+
+Futures found anywhere inside a pickled value are not pickled: they are
+recorded as references (``persistent_id``), so the runtime knows the value's
+dependencies and the receiver can substitute each future's value
+(``resolve``) or a live future for it.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+from plait.errors import SerializationError
+from plait.runtime.future import Future
+
+_ATOMIC = frozenset({int, float, str, bytes, bool, type(None), complex})
+EMPTY_ARGS = pickle.dumps(((), {}), protocol=5)
+NONE = pickle.dumps(None, protocol=5)
+
+_pickler_class: Any = None
+_unpickler_class: Any = None
+
+
+def _classes() -> tuple[Any, Any]:
+    global _pickler_class, _unpickler_class
+    if _pickler_class is None:
+        import cloudpickle
+
+        class RefPickler(cloudpickle.Pickler):
+            refs: list[Future]
+
+            def persistent_id(self, obj: Any) -> Any:
+                if type(obj) is Future:
+                    self.refs.append(obj)
+                    return obj._id
+                return None
+
+        class RefUnpickler(pickle.Unpickler):
+            resolve: Callable[[int], Any]
+
+            def persistent_load(self, pid: Any) -> Any:
+                return self.resolve(pid)
+
+        _pickler_class, _unpickler_class = RefPickler, RefUnpickler
+    return _pickler_class, _unpickler_class
+
+
+def is_atomic(value: Any) -> bool:
+    return type(value) in _ATOMIC
+
+
+def dumps(value: Any, *, out_of_band: bool = True) -> tuple[bytes, list[pickle.PickleBuffer], list[Future]]:
+    """Pickle ``value``: (data, out-of-band buffers, the futures found inside)."""
+    if type(value) in _ATOMIC:
+        return pickle.dumps(value, protocol=5), [], []
+    pickler_cls, _ = _classes()
+    buffers: list[pickle.PickleBuffer] = []
+    stream = io.BytesIO()
+    pickler = pickler_cls(stream, protocol=5, buffer_callback=buffers.append if out_of_band else None)
+    pickler.refs = []
+    pickler.dump(value)
+    return stream.getvalue(), buffers, pickler.refs
+
+
+def loads(data: Any, buffers: Any = (), resolve: Callable[[int], Any] | None = None) -> Any:
+    if resolve is None:
+        return pickle.loads(data, buffers=buffers)
+    _, unpickler_cls = _classes()
+    unpickler = unpickler_cls(io.BytesIO(data), buffers=buffers)
+    unpickler.resolve = resolve
+    return unpickler.load()
+
+
+def dumps_args(
+    task_name: str, args: tuple, kwargs: dict
+) -> tuple[bytes, list[pickle.PickleBuffer], list[Future]]:
+    """Pickle a call's arguments; a failure names the argument and its type."""
+    if not kwargs and all(type(a) in _ATOMIC for a in args):
+        if not args:
+            return EMPTY_ARGS, [], []
+        return pickle.dumps((args, kwargs), protocol=5), [], []
+    try:
+        return dumps((args, kwargs))
+    except Exception as exc:  # noqa: BLE001 - re-raised with a precise message
+        raise argument_error(task_name, args, kwargs, exc) from exc
+
+
+def argument_error(task_name: str, args: tuple, kwargs: dict, exc: BaseException) -> SerializationError:
+    labelled = [(f"argument {i}", a) for i, a in enumerate(args)]
+    labelled += [(f"argument {k!r}", v) for k, v in kwargs.items()]
+    for label, value in labelled:
+        try:
+            dumps(value)
+        except Exception as inner:  # noqa: BLE001
+            return SerializationError(
+                f"cannot send {label} of {task_name!r} to a worker: a value of type "
+                f"{describe_type(value)} cannot be pickled ({type(inner).__name__}: {inner}). "
+                "Pass something picklable (a path, plain data), or create the object inside the task."
+            )
+    return SerializationError(f"cannot pickle the arguments of {task_name!r}: {type(exc).__name__}: {exc}")
+
+
+def result_error(task_name: str, value: Any, exc: BaseException) -> SerializationError:
+    return SerializationError(
+        f"task {task_name!r} returned a value of type {describe_type(value)} that cannot be pickled "
+        f"({type(exc).__name__}: {exc}); return plain data, or write the object to a file and return its path"
+    )
+
+
+def describe_type(value: Any) -> str:
+    t = type(value)
+    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+
+
+def dumps_exception(exc: BaseException, task_name: str, tb: str) -> bytes:
+    """Pickle a task's exception, falling back to a TaskError that keeps its text."""
+    from plait.errors import TaskError
+
+    try:
+        data, _, _ = dumps((exc, tb), out_of_band=False)
+        pickle.loads(data)  # an exception that pickles but cannot be rebuilt is no use
+        return data
+    except Exception:  # noqa: BLE001
+        fallback = TaskError(task_name, type(exc).__qualname__, str(exc), tb)
+        return pickle.dumps((fallback, tb), protocol=5)
+
+
+def loads_exception(data: bytes) -> BaseException:
+    from plait.errors import RemoteTraceback
+
+    exc, tb = pickle.loads(data)
+    if tb:
+        exc.__cause__ = RemoteTraceback(tb)
+    return exc

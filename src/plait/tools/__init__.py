@@ -1,0 +1,1 @@
+"""Tools around the runtime: timeline traces, progress bars, the command line."""
