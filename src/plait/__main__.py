@@ -1,0 +1,5 @@
+import sys
+
+from plait.tools.cli import main
+
+sys.exit(main())

@@ -1,0 +1,66 @@
+"""The ``plait`` command line.
+
+``plait run script.py [--engine E] [--workers N] [--trace out.json] [-- script args]``
+runs a user's script as ``__main__`` with the engine configured, so the script
+needs no ``plait.init`` of its own (one it has still wins).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="plait", description="plain Python, run in parallel")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run a Python script on a plait engine")
+    run.add_argument("script", help="path of the script to run")
+    run.add_argument("--engine", choices=["local", "inline"], help="engine to use (default: local)")
+    run.add_argument("--workers", type=int, help="worker processes for the local engine")
+    run.add_argument("--trace", metavar="OUT.json", help="write a Chrome/Perfetto timeline at exit")
+    run.add_argument("--progress", action="store_true", help="show progress bars for get/wait")
+    run.epilog = "arguments after -- go to the script: plait run sweep.py --workers 4 -- --size 10"
+    argv = list(sys.argv[1:] if argv is None else argv)
+    script_args: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, script_args = argv[:cut], argv[cut + 1 :]
+    options = parser.parse_args(argv)
+    options.args = script_args
+
+    if options.command == "run":
+        return _run(options)
+    return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+def _run(options: argparse.Namespace) -> int:
+    script = options.script
+    if not os.path.isfile(script):
+        print(f"plait run: no such script: {script}", file=sys.stderr)
+        return 2
+    if options.engine:
+        os.environ["PLAIT_ENGINE"] = options.engine
+    if options.workers:
+        os.environ["PLAIT_WORKERS"] = str(options.workers)
+    if options.trace:
+        os.environ["PLAIT_TRACE"] = os.path.abspath(options.trace)
+    if options.progress:
+        os.environ["PLAIT_PROGRESS"] = "1"
+    sys.argv = [script, *options.args]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+    import plait
+
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        plait.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
