@@ -44,7 +44,8 @@ _FLUSH_DELAY = 0.002
 class WorkerRuntime:
     name = "local"
 
-    def __init__(self, channel: BlockingChannel, index: int, dirs: StoreDirs) -> None:
+    def __init__(self, channel: BlockingChannel, index: int, dirs: StoreDirs, parent: int) -> None:
+        self.parent = parent
         self.channel = channel
         self.index = index
         self.dirs = dirs
@@ -253,8 +254,10 @@ class WorkerRuntime:
         self.flush()
         while True:
             frame = self.channel.recv()
-            if frame is None:
-                os._exit(1)  # the driver is gone: nobody to answer
+            if frame is None:  # the driver is gone: nobody will answer
+                if os.getppid() != self.parent:
+                    _orphaned(self.dirs)
+                os._exit(1)
             replies = self.handle(frame, blocked=True)
             self.flush()
             if req in replies:
@@ -311,20 +314,30 @@ def _dumps_function(fn: Any) -> bytes:
     return cloudpickle.dumps(fn, protocol=5)
 
 
-def _watch_parent(parent: int) -> None:
+def _watch_parent(parent: int, dirs: StoreDirs) -> None:
     """Exit if the driver dies while a task keeps this process busy."""
     while True:
         time.sleep(1.0)
         if os.getppid() != parent:
-            os._exit(1)
+            _orphaned(dirs)
+
+
+def _orphaned(dirs: StoreDirs) -> None:
+    """The driver died without shutting down: remove its store (every worker tries) and exit."""
+    import shutil
+
+    shutil.rmtree(dirs.shm, ignore_errors=True)
+    shutil.rmtree(dirs.spill, ignore_errors=True)
+    os._exit(1)
 
 
 def main(argv: list[str]) -> None:
     fd, index, shm, spill, parent = int(argv[0]), int(argv[1]), argv[2], argv[3], int(argv[4])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="plait-watchdog").start()
+    dirs = StoreDirs(shm, spill)
+    threading.Thread(target=_watch_parent, args=(parent, dirs), daemon=True, name="plait-watchdog").start()
     channel = BlockingChannel(socket.socket(fileno=fd))
-    runtime = WorkerRuntime(channel, index, StoreDirs(shm, spill))
+    runtime = WorkerRuntime(channel, index, dirs, parent)
     context.set_engine(runtime)
     try:
         runtime.serve()
@@ -333,6 +346,8 @@ def main(argv: list[str]) -> None:
             runtime.flush()
         except OSError:
             pass
+    if os.getppid() != parent:
+        _orphaned(dirs)
     os._exit(0)  # skip interpreter teardown: nothing left to flush, and it is slow
 
 

@@ -1,0 +1,134 @@
+"""Fault tolerance with real process kills: nothing computed is lost, failures are named."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+
+import pytest
+
+import plait
+from plait.runtime.context import current_engine
+
+
+@plait.task
+def leaf(i):
+    return i
+
+
+@plait.task
+def combine(a, b):
+    time.sleep(0.0005)
+    return a + b
+
+
+def test_sigkill_random_workers_during_a_10000_task_dag(local):
+    engine = current_engine()
+    stop = threading.Event()
+    kills = []
+
+    def killer():
+        rng = random.Random(0)
+        while not stop.is_set() and len(kills) < 6:
+            time.sleep(0.15)
+            pids = engine.worker_pids()
+            if pids:
+                pid = rng.choice(pids)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    kills.append(pid)
+                except ProcessLookupError:
+                    pass
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    try:
+        # 5,000 leaves reduced pairwise: 9,999 tasks, each a dependency of the next level
+        level = [leaf(i) for i in range(5000)]
+        while len(level) > 1:
+            nxt = [combine(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+            if len(level) % 2:
+                nxt.append(level[-1])
+            level = nxt
+        result = level[0].result(timeout=300)
+    finally:
+        stop.set()
+        thread.join()
+    assert result == sum(range(5000))
+    assert kills, "the test must really kill workers"
+    assert len(engine.worker_pids()) == 2  # replaced
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["sigkill", "os_exit", "segfault"],
+)
+def test_crash_is_retried_then_reported(local, tmp_path, how):
+    marker = tmp_path / "ran"
+
+    @plait.task(retries=1)
+    def crash_once():
+        if not marker.exists():
+            marker.write_text("x")
+            _crash(how)
+        return "survived"
+
+    assert crash_once().result(timeout=60) == "survived"
+
+    @plait.task(retries=1)
+    def always_crash():
+        _crash(how)
+
+    with pytest.raises(plait.WorkerCrashedError, match="always_crash") as info:
+        always_crash().result(timeout=60)
+    assert "retries=1" in str(info.value)
+    assert leaf(5).result(timeout=30) == 5  # the engine recovered
+
+
+def _crash(how):
+    if how == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif how == "os_exit":
+        os._exit(3)
+    else:
+        import ctypes
+
+        ctypes.string_at(0)
+
+
+def test_results_computed_before_a_crash_are_kept(local):
+    done = [leaf(i) for i in range(20)]
+    assert plait.get(done) == list(range(20))
+    for pid in current_engine().worker_pids():
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.3)
+    assert plait.get([combine(done[0], done[19])], timeout=30) == [19]
+    assert plait.get(done) == list(range(20))
+
+
+def test_queued_tasks_survive_their_worker(local):
+    @plait.task
+    def slow(i):
+        time.sleep(0.05)
+        return i
+
+    futures = [slow(i) for i in range(60)]
+    time.sleep(0.2)
+    for pid in current_engine().worker_pids():
+        os.kill(pid, signal.SIGKILL)
+    assert plait.get(futures, timeout=60) == list(range(60))
+
+
+def test_timeout_stops_the_worker_and_engine_goes_on(local):
+    @plait.task(timeout=0.3)
+    def hang():
+        time.sleep(60)
+
+    before = set(current_engine().worker_pids())
+    with pytest.raises(plait.TaskTimeoutError):
+        hang().result(timeout=30)
+    assert leaf(1).result(timeout=30) == 1
+    assert set(current_engine().worker_pids()) != before

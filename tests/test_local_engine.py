@@ -1,0 +1,144 @@
+"""Local-engine behaviour that has no inline counterpart: real concurrency and waiting."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import plait
+from plait.runtime.context import current_engine
+
+
+@plait.task
+def sleep_return(x, delay):
+    time.sleep(delay)
+    return x
+
+
+def test_tasks_run_in_parallel(local):
+    start = time.monotonic()
+    plait.get([sleep_return(i, 0.5) for i in range(2)])
+    assert time.monotonic() - start < 0.95
+
+
+def test_get_timeout(local):
+    f = sleep_return(1, 2.0)
+    with pytest.raises(TimeoutError):
+        plait.get([f], timeout=0.1)
+    with pytest.raises(plait.GetTimeoutError):
+        f.result(timeout=0.05)
+    assert f.result(timeout=10) == 1
+
+
+def test_wait_heterogeneous_durations(local):
+    slow = sleep_return("slow", 1.5)
+    fast = [sleep_return(i, 0.05 * i) for i in range(4)]
+    start = time.monotonic()
+    done, pending = plait.wait([slow, *fast], num_returns=2, timeout=10)
+    assert time.monotonic() - start < 1.2
+    assert slow not in done and len(done) == 2
+    done, pending = plait.wait([slow], num_returns=1, timeout=0.1)
+    assert done == [] and pending == [slow]
+    done, pending = plait.wait([slow, *fast], num_returns=5, timeout=10)
+    assert len(done) == 5 and slow.result() == "slow"
+
+
+def test_as_completed_yields_in_finish_order(local):
+    futures = [sleep_return(d, d) for d in (0.6, 0.1, 0.3)]
+    assert [f.result() for f in plait.as_completed(futures, timeout=10)] == [0.1, 0.3, 0.6]
+
+
+def test_cancel_queued_task(local):
+    blockers = [sleep_return(i, 1.0) for i in range(2)]
+    time.sleep(0.1)
+    queued = sleep_return("queued", 0)
+    assert queued.cancel()
+    assert queued.cancelled()
+    with pytest.raises(plait.CancelledError):
+        queued.result()
+    dependent_of_cancelled = sleep_return(queued, 0)
+    with pytest.raises(plait.CancelledError):
+        dependent_of_cancelled.result(timeout=10)
+    assert plait.get(blockers) == [0, 1]
+    assert not blockers[0].cancel()  # finished tasks cannot be cancelled
+
+
+def test_fib_recursion_on_two_workers_does_not_deadlock(local):
+    @plait.task
+    def fib(n):
+        if n < 2:
+            return n
+        a, b = fib(n - 1), fib(n - 2)
+        return plait.get(a) + plait.get(b)
+
+    assert fib(15).result(timeout=120) == 610
+
+
+def test_blocked_worker_lends_its_cpu(local):
+    @plait.task
+    def parent():
+        # both children are started by other workers while this one waits
+        return sum(plait.get([sleep_return(1, 0.5), sleep_return(2, 0.5)]))
+
+    start = time.monotonic()
+    assert plait.get([parent(), parent()], timeout=60) == [3, 3]
+    assert time.monotonic() - start < 5
+
+
+def test_status_explains_waiting_tasks(local):
+    first = sleep_return("a", 1.0)
+    second = sleep_return(first, 0)
+    time.sleep(0.2)
+    report = plait.status()
+    by_id = {rec["id"]: rec for rec in report}
+    assert by_id[first.id]["state"] == "running"
+    assert by_id[second.id]["state"] == "waiting"
+    assert "sleep_return" in by_id[second.id]["why"]
+    assert "unfinished" in str(report)
+    second.result(timeout=10)
+    assert str(plait.status()) == "plait: no unfinished tasks"
+
+
+def test_status_reports_resource_wait():
+    @plait.task(resources={"license": 1})
+    def licensed(delay):
+        time.sleep(delay)
+        return True
+
+    with plait.init(workers=2, resources={"license": 1}):
+        first, second = licensed(1.0), licensed(0)
+        time.sleep(0.3)
+        states = {rec["id"]: rec for rec in plait.status()}
+        assert states[second.id]["state"] == "ready"
+        assert "license" in states[second.id]["why"]
+        assert plait.get([first, second], timeout=20) == [True, True]
+
+
+def test_many_tasks_and_memory_is_freed(local):
+    engine = current_engine()
+    for _ in range(3):
+        assert sum(plait.get([sleep_return(i, 0) for i in range(3000)])) == sum(range(3000))
+    deadline = time.monotonic() + 5
+    while engine.stats()["results"] > 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stats = engine.stats()
+    assert stats["results"] == 0 and stats["refs"] == 0 and stats["tasks"] == 0
+
+
+def test_callback_cannot_block_the_scheduler(local):
+    errors = []
+
+    def callback(fut):
+        try:
+            sleep_return(1, 0).result()
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    f = sleep_return(1, 0)
+    f.add_done_callback(callback)
+    f.result()
+    deadline = time.monotonic() + 5
+    while not errors and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert errors and "done-callback" in errors[0]

@@ -1,0 +1,253 @@
+"""The task API's semantics, on both the inline and the local engine."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+import plait
+
+
+@plait.task
+def add(a, b=0):
+    return a + b
+
+
+@plait.task
+def total(values):
+    return sum(values)
+
+
+@plait.task
+def echo(x):
+    return x
+
+
+@plait.task
+def fail(message):
+    raise ValueError(message)
+
+
+class CustomError(Exception):
+    def __init__(self, code, detail):
+        super().__init__(code, detail)
+        self.code = code
+
+
+@plait.task
+def fail_custom():
+    raise CustomError(7, "custom")
+
+
+def test_call_returns_future_and_value(engine):
+    f = add(1, 2)
+    assert isinstance(f, plait.Future)
+    assert f.result() == 3
+    assert f.done()
+    assert plait.get(f) == 3
+    assert add(1, b=5).result() == 6
+
+
+def test_futures_as_arguments_are_dependencies(engine):
+    a = add(1, 2)
+    b = add(a, 10)
+    assert b.result() == 13
+    assert total([a, b, 4]).result() == 20
+
+
+def test_futures_inside_containers(engine):
+    a, b = add(1, 1), add(2, 2)
+    assert echo([a, (b, {"k": a})]).result() == [2, (4, {"k": 2})]
+    assert echo({"x": a, "y": [b]}).result() == {"x": 2, "y": [4]}
+    assert echo({a, 5}).result() == {2, 5}
+
+
+def test_get_list_keeps_order(engine):
+    futures = [add(i, i) for i in range(50)]
+    assert plait.get(futures) == [2 * i for i in range(50)]
+    assert plait.get(tuple(futures[:3])) == [0, 2, 4]
+    assert plait.get([]) == []
+
+
+def test_get_rejects_non_futures(engine):
+    with pytest.raises(TypeError, match="plait.Future"):
+        plait.get([add(1, 1), 3])
+
+
+def test_exception_keeps_type_and_remote_traceback(engine):
+    f = fail("boom")
+    with pytest.raises(ValueError, match="boom") as info:
+        f.result()
+    cause = info.value.__cause__
+    assert isinstance(cause, plait.RemoteTraceback)
+    assert "in fail" in cause.tb and "raise ValueError(message)" in cause.tb
+    assert isinstance(f.exception(), ValueError)
+
+
+def test_custom_exception_type_and_attributes(engine):
+    with pytest.raises(CustomError) as info:
+        fail_custom().result()
+    assert info.value.code == 7
+
+
+def test_failure_propagates_to_dependents(engine):
+    bad = fail("upstream")
+    downstream = add(bad, 1)
+    with pytest.raises(ValueError, match="upstream"):
+        downstream.result()
+    with pytest.raises(ValueError, match="upstream"):
+        plait.get([add(1, 1), downstream])
+
+
+def test_arguments_are_captured_at_call_time(engine):
+    config = {"n": 1}
+    f = echo(config)
+    config["n"] = 2
+    assert f.result() == {"n": 1}
+
+
+def test_wait_and_as_completed(engine):
+    futures = [add(i) for i in range(10)]
+    done, pending = plait.wait(futures, num_returns=3)
+    assert len(done) == 3 and len(done) + len(pending) == 10
+    assert set(done).isdisjoint(pending)
+    done, pending = plait.wait(futures, num_returns=10, timeout=30)
+    assert len(done) == 10 and not pending
+    assert sorted(f.result() for f in plait.as_completed(futures)) == list(range(10))
+
+
+def test_wait_rejects_bad_num_returns(engine):
+    futures = [add(1)]
+    with pytest.raises(ValueError, match="num_returns"):
+        plait.wait(futures, num_returns=2)
+
+
+def test_put_value_shared_by_tasks(engine):
+    ref = plait.put(list(range(100)))
+    assert ref.done()
+    assert plait.get([total(ref), total(ref)]) == [4950, 4950]
+    assert ref.result() == list(range(100))
+
+
+def test_done_callback(engine):
+    seen = []
+    f = add(2, 3)
+    f.add_done_callback(lambda fut: seen.append(fut.result()))
+    f.result()
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen == [5]
+    f.add_done_callback(lambda fut: seen.append("late"))
+    assert seen[-1] == "late"
+
+
+def test_await_future(engine):
+    async def main():
+        return await add(20, 22)
+
+    assert asyncio.run(main()) == 42
+
+
+def test_options_per_call_and_name(engine):
+    f = add.options(name="renamed", retries=0)(1, 1)
+    assert f.result() == 2
+    assert f.name == "renamed"
+    with pytest.raises(TypeError, match="unknown option"):
+        add.options(cpus=2)
+
+
+def test_decorator_options_validated():
+    with pytest.raises(ValueError, match="num_cpus"):
+        plait.task(num_cpus=-1)(lambda: None)
+    with pytest.raises(TypeError, match="retry_exceptions"):
+        plait.task(retry_exceptions="yes")(lambda: None)
+
+
+def test_closures_and_lambdas_ship_by_value(engine):
+    offset = 100
+
+    @plait.task
+    def shifted(x):
+        return x + offset
+
+    square = plait.task(lambda x: x * x)
+    assert plait.get([shifted(1), square(shifted(1))]) == [101, 10201]
+
+
+def test_retry_exceptions(engine, tmp_path):
+    marker = tmp_path / "attempts"
+
+    @plait.task(retries=3, retry_exceptions=[OSError])
+    def flaky():
+        n = int(marker.read_text()) if marker.exists() else 0
+        marker.write_text(str(n + 1))
+        if n < 2:
+            raise OSError("transient")
+        return n
+
+    assert flaky().result() == 2
+
+    @plait.task(retries=3, retry_exceptions=[OSError])
+    def wrong_kind():
+        raise KeyError("not retried")
+
+    with pytest.raises(KeyError):
+        wrong_kind().result()
+
+
+def test_timeout_option(engine):
+    @plait.task(timeout=0.2, retries=0)
+    def slow():
+        time.sleep(1.0)
+        return "late"
+
+    with pytest.raises(plait.TaskTimeoutError, match="timeout"):
+        slow().result()
+    assert add(1, 1).result() == 2  # the engine goes on
+
+
+def test_nested_tasks(engine):
+    @plait.task
+    def fib(n):
+        if n < 2:
+            return n
+        return sum(plait.get([fib(n - 1), fib(n - 2)]))
+
+    assert fib(12).result() == 144
+
+
+def test_nested_future_passed_on(engine):
+    @plait.task
+    def outer(x):
+        inner = add(x, 1)
+        return add(inner, 1).result()
+
+    assert plait.get([outer(i) for i in range(6)]) == [i + 2 for i in range(6)]
+
+
+def test_futures_inside_put_values_stay_futures(engine):
+    a = add(1, 2)
+    box = plait.put({"inner": a})
+
+    @plait.task
+    def open_box(b):
+        return plait.get(b["inner"]) * 2
+
+    assert open_box(box).result() == 6
+    assert box.result()["inner"].result() == 3
+
+
+def test_context_manager_and_reinit():
+    with plait.init(engine="inline"):
+        assert plait.is_initialized()
+        with pytest.raises(RuntimeError, match="already initialized"):
+            plait.init()
+    assert not plait.is_initialized()
+
+
+def test_unknown_engine():
+    with pytest.raises(ValueError, match="unknown engine"):
+        plait.init(engine="nope")
