@@ -142,3 +142,28 @@ def test_callback_cannot_block_the_scheduler(local):
     while not errors and time.monotonic() < deadline:
         time.sleep(0.01)
     assert errors and "done-callback" in errors[0]
+
+
+def test_extra_workers_started_for_blocked_ones_are_retired(local, monkeypatch):
+    from plait.engines.local import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "IDLE_RETIRE_S", 0.2)
+    engine = current_engine()
+
+    @plait.task
+    def parent(box):
+        return plait.get(box[0])  # runs elsewhere: this worker blocks and lends its CPU
+
+    slow = sleep_return("slow", 1.0)
+    time.sleep(0.1)
+    waiting = parent(plait.put([slow]))
+    time.sleep(0.3)
+    others = [sleep_return(i, 0.2) for i in range(4)]  # run by an extra worker meanwhile
+    time.sleep(0.1)
+    assert engine.stats()["workers"] > 2
+    assert plait.get(others, timeout=30) == [0, 1, 2, 3]
+    assert waiting.result(timeout=30) == "slow"
+    deadline = time.monotonic() + 10
+    while len(engine.worker_pids()) > 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(engine.worker_pids()) == 2

@@ -76,6 +76,7 @@ from plait.runtime.resources import ResourcePool, detect_cpus, detect_gpu_ids, d
 log = logging.getLogger("plait")
 
 DEPTH = 64  # tasks in flight per worker
+IDLE_RETIRE_S = 5.0  # an extra worker idle this long is stopped
 WAITING, READY, ASSIGNED, DONE = 0, 1, 2, 3
 _MAX_EXTRA_WORKERS = 256
 
@@ -132,7 +133,7 @@ class _Worker:
         "alive",
         "borrowed",
         "killed",
-        "started",
+        "idle_since",
     )
 
     def __init__(self, index: int, proc: subprocess.Popen, conn: Connection) -> None:
@@ -147,7 +148,7 @@ class _Worker:
         self.alive = True
         self.borrowed: dict[int, int] = {}
         self.killed = False  # stopped on purpose: its running task is not charged a retry
-        self.started = time.monotonic()
+        self.idle_since = time.monotonic()
 
 
 class _Actor:
@@ -229,6 +230,7 @@ class LocalEngine:
         os.set_blocking(self._wake_w, False)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._new_workers: deque[_Worker] = deque()
+        self._retired: list[subprocess.Popen] = []
         self._want_write: set[_Worker] = set()
         self._woken = False
         with self._lock:
@@ -334,6 +336,8 @@ class LocalEngine:
                         self._on_worker_death(worker)
                 self._check_deadlines()
                 self._schedule(eager=True)
+                if len(self.workers) > self.num_workers:
+                    self._retire_extra_workers()
                 notify, self._notify = self._notify, []
             if notify:
                 fut_mod.run_callbacks(fut_mod.complete(notify))
@@ -567,10 +571,10 @@ class LocalEngine:
     def _place(self, shape: Any, pipeline: bool) -> _Worker | None:
         """Where the next task of ``shape`` goes, or None if it must wait.
 
-        An idle worker that can lease the shape comes first; then (when
-        pipelining) the least loaded worker already leasing it; then, when the
+        An idle worker that can lease the shape comes first; then, when the
         resources are free but every worker is busy (some are blocked in
-        ``get``), a new worker.
+        ``get``), a new worker; then (when pipelining) the least loaded worker
+        already leasing the shape.
         """
         best = None
         idle = None
@@ -586,16 +590,15 @@ class LocalEngine:
                     return worker
                 if pipeline and (best is None or len(worker.inflight) < len(best.inflight)):
                     best = worker
-        if idle is None and best is not None:
-            return best
         grant = self.pool.try_acquire(shape)
         if grant is None:
-            self._starved = True
+            if best is None:
+                self._starved = True
             return best
         if idle is None:
             if not self._can_grow():
                 self.pool.release(grant)
-                return None
+                return best
             idle = self._spawn()
         idle.lease = grant
         return idle
@@ -628,6 +631,25 @@ class LocalEngine:
         if worker.lease is not None and not worker.inflight and worker.actor is None:
             self.pool.release(worker.lease)
             worker.lease = None
+            worker.idle_since = time.monotonic()
+
+    def _retire_extra_workers(self) -> None:
+        """Stop workers started while others were blocked, once they have idled a while."""
+        now = time.monotonic()
+        for proc in [p for p in self._retired if p.poll() is not None]:
+            self._retired.remove(proc)
+        task_workers = [w for w in self.workers.values() if w.alive and w.actor is None]
+        extra = len(task_workers) - self.num_workers
+        for worker in task_workers:
+            if extra <= 0:
+                break
+            if worker.lease is None and not worker.inflight and now - worker.idle_since > IDLE_RETIRE_S:
+                extra -= 1
+                worker.alive = False
+                self._selector.unregister(worker.conn.sock)
+                worker.conn.close()  # end of stream: the worker exits
+                del self.workers[worker.index]
+                self._retired.append(worker.proc)
 
     # ------------------------------------------------------------- completion
     def _on_done(
@@ -1191,12 +1213,12 @@ class LocalEngine:
         for worker in workers:
             worker.conn.close()  # end of stream: an idle worker exits at once
         deadline = time.monotonic() + 2.0
-        for worker in workers:
+        for proc in [w.proc for w in workers] + self._retired:
             try:
-                worker.proc.wait(timeout=max(0.05, deadline - time.monotonic()))
+                proc.wait(timeout=max(0.05, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                worker.proc.kill()  # busy in a task: it has had its chance
-                worker.proc.wait()
+                proc.kill()  # busy in a task: it has had its chance
+                proc.wait()
         self._selector.close()
         os.close(self._wake_r)
         os.close(self._wake_w)

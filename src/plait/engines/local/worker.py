@@ -341,11 +341,9 @@ def main(argv: list[str]) -> None:
     context.set_engine(runtime)
     try:
         runtime.serve()
-    finally:
-        try:
-            runtime.flush()
-        except OSError:
-            pass
+        runtime.flush()
+    except OSError:  # the driver closed our channel: nothing left to do
+        pass
     if os.getppid() != parent:
         _orphaned(dirs)
     os._exit(0)  # skip interpreter teardown: nothing left to flush, and it is slow
