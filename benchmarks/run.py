@@ -716,8 +716,15 @@ def pyspy_dump(pids: list[int]) -> str:
     exe = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
     if not os.path.exists(exe):
         return "(py-spy not available)"
+    import psutil
+
     out = []
     for pid in pids:
+        try:
+            if "python" not in " ".join(psutil.Process(pid).cmdline()[:1]):
+                continue  # a native process (e.g. Ray's raylet): nothing for py-spy
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
         try:
             r = subprocess.run([exe, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=15)
             out.append(f"=== py-spy dump --pid {pid}\n{r.stdout}{r.stderr}")
@@ -772,6 +779,7 @@ def run_system(system: str, workloads: list[str], args: argparse.Namespace, logd
         deadline = time.monotonic() + START_TIMEOUT + 30
         buf = ""
         finished = False
+        killed_child = False
         print(f"  [{LABELS[system]}] child pid {proc.pid}, log {log_path}", file=sys.stderr, flush=True)
         try:
             while True:
@@ -874,6 +882,7 @@ def run_system(system: str, workloads: list[str], args: argparse.Namespace, logd
                     raise TimeoutError
         except TimeoutError:
             tracker.poll()
+            killed_child = True
             try:
                 proc.kill()
             except OSError:
@@ -887,7 +896,12 @@ def run_system(system: str, workloads: list[str], args: argparse.Namespace, logd
                 proc.wait()
             leftovers = tracker.stop_leftovers(grace=5.0)
             if leftovers:
-                results["leftovers"].append({"attempt": attempt, "killed": leftovers})
+                why = (
+                    "the harness killed the child after a timeout"
+                    if killed_child
+                    else "after a normal shutdown"
+                )
+                results["leftovers"].append({"attempt": attempt, "when": why, "killed": leftovers})
         if not finished and current in remaining:
             # the child died in the middle of a workload
             results["errors"].append(
@@ -1048,7 +1062,10 @@ def run_w7_once(system: str, scriptdir: str, logdir: str, rep: int) -> dict[str,
                     "error": f"W7 start-up script did not finish within {TIMEOUTS['W7']} s",
                     "worker_stacks": dump,
                     "log_tail": tail(log_path),
-                    "leftovers": tracker.stop_leftovers(0.0),
+                    "leftovers": {
+                        "when": "the harness killed the script after a timeout",
+                        "killed": tracker.stop_leftovers(0.0),
+                    },
                 }
         proc.wait(timeout=60)
         if not data:
@@ -1062,7 +1079,9 @@ def run_w7_once(system: str, scriptdir: str, logdir: str, rep: int) -> dict[str,
         result = {"failed": "did not exit", "error": "the W7 script hung on exit", "log_tail": tail(log_path)}
     finally:
         os.close(r_fd)
-    result["leftovers"] = tracker.stop_leftovers(grace=5.0)
+    leftovers = tracker.stop_leftovers(grace=5.0)
+    if leftovers:
+        result["leftovers"] = {"when": "after the script exited normally", "killed": leftovers}
     return result
 
 
@@ -1226,6 +1245,8 @@ def fmt_value(v: float | None, unit: str) -> str:
 
 
 NO_RATIO = {"w5_copy", "w8_peak", "w8_growth"}
+# in-process: no transfer, no processes to start; a ratio to plait local says nothing
+INLINE_NO_RATIO = {"w5", "w7", "w8"}
 
 
 def ratio(key: str, better: str, plait: dict[str, Any] | None, other: dict[str, Any] | None) -> float | None:
@@ -1261,7 +1282,8 @@ def build_report(data: dict[str, Any]) -> str:
         f"Mode: {data['mode']}; up to {data['repeat']} repetitions per workload (fewer where a workload's "
         f"repetitions used its {data['budget']:.0f} s budget: see `×k` marks); each cell is the median over "
         "repetitions, and `(plait N×)` means plait local is N times better than that system "
-        "(higher throughput, or lower time/latency/memory)."
+        "(higher throughput, or lower time/latency/memory); no ratio is given for plait inline on "
+        "W5/W7/W8, where it moves nothing between processes."
     )
     lines.append("")
     header = "| Workload | " + " | ".join(LABELS[s] for s in systems) + " |"
@@ -1282,7 +1304,7 @@ def build_report(data: dict[str, Any]) -> str:
                 cells.append("n/a (" + (cell_m["note"] or "not run") + ")")
                 continue
             text = fmt_value(cell_m["value"], unit)
-            if s != "plait":
+            if s != "plait" and not (s == "inline" and key[:2] in INLINE_NO_RATIO):
                 rt = ratio(key, better, metrics.get("plait", {}).get(key), cell_m)
                 if rt is not None:
                     text += f" (plait {rt:.2f}×)" if rt < 10 else f" (plait {rt:.1f}×)"
@@ -1327,10 +1349,12 @@ def build_report(data: dict[str, Any]) -> str:
             )
         lines.append("")
     if data["leftovers"]:
-        lines.append("Processes that outlived their system's shutdown (stopped by PID by the harness):")
+        lines.append("Processes still alive after their driver finished (stopped by PID by the harness):")
         lines.append("")
         for s, items in data["leftovers"].items():
-            lines.append(f"- {LABELS[s]}: {items}")
+            for item in items:
+                procs = "; ".join(item["killed"])
+                lines.append(f"- {LABELS[s]} ({item['when']}): {len(item['killed'])} process(es): {procs}")
         lines.append("")
     return "\n".join(lines)
 

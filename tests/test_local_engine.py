@@ -167,3 +167,45 @@ def test_extra_workers_started_for_blocked_ones_are_retired(local, monkeypatch):
     while len(engine.worker_pids()) > 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(engine.worker_pids()) == 2
+
+
+def test_submit_from_many_threads(local):
+    import threading
+
+    results = {}
+
+    def client(k):
+        results[k] = sum(plait.get([sleep_return(i, 0) for i in range(500)]))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert results == {k: sum(range(500)) for k in range(8)}
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+@pytest.mark.parametrize("total", [200_000])
+def test_driver_memory_stays_flat_over_many_tasks(local, total):
+    engine = current_engine()
+
+    @plait.task
+    def noop(i):
+        return i
+
+    window = 20_000
+    plait.get([noop(i) for i in range(window)])  # warm up: pools and caches reach size
+    baseline = _rss_mb()
+    for start in range(0, total, window):
+        assert len(plait.get([noop(i) for i in range(start, start + window)])) == window
+    growth = _rss_mb() - baseline
+    assert growth < 40, f"driver grew by {growth:.1f} MB over {total} tasks"
+    deadline = time.monotonic() + 5
+    while engine.stats()["results"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert engine.stats()["results"] == 0
