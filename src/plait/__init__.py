@@ -32,6 +32,7 @@ from plait.runtime.api import (
     timeline,
     wait,
 )
+from plait.parallel import ParallelSyntaxError, parallel
 from plait.runtime.future import Future
 from plait.runtime.task import task
 
@@ -43,8 +44,10 @@ __all__ = [
     "CancelledError",
     "Future",
     "GetTimeoutError",
+    "Graph",
     "InfeasibleResourcesError",
     "NotSupported",
+    "ParallelSyntaxError",
     "PlaitError",
     "RemoteTraceback",
     "SerializationError",
@@ -57,10 +60,22 @@ __all__ = [
     "init",
     "is_initialized",
     "kill",
+    "parallel",
     "put",
+    "run",
     "shutdown",
     "status",
     "task",
     "timeline",
     "wait",
 ]
+
+
+def __getattr__(name: str):
+    # the graph IR loads on first use, keeping `import plait` light
+    if name in ("Graph", "run"):
+        import plait.graph
+
+        value = globals()[name] = getattr(plait.graph, name)
+        return value
+    raise AttributeError(f"module 'plait' has no attribute {name!r}")

@@ -15,6 +15,16 @@ _engine: Any = None
 _lock = threading.RLock()
 
 
+class _SequentialReference(threading.local):
+    """While active in a thread, task calls run in place and return values:
+    the plain sequential program that ``@parallel(check=True)`` compares against."""
+
+    active = False
+
+
+sequential_reference = _SequentialReference()
+
+
 def current_engine() -> Any:
     engine = _engine
     if engine is not None:

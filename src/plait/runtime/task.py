@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from plait.runtime.context import current_engine
+from plait.runtime.context import current_engine, sequential_reference
 from plait.runtime.options import TaskOptions, task_options
 
 
@@ -24,6 +24,8 @@ class TaskFunction:
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if sequential_reference.active:
+            return call_by_value(self.fn, args, kwargs)
         return current_engine().submit(self, args, kwargs, self.task_options)
 
     def options(self, **overrides: Any) -> TaskCall:
@@ -54,7 +56,19 @@ class TaskCall:
         self.task_options = options
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if sequential_reference.active:
+            return call_by_value(self.task.fn, args, kwargs)
         return current_engine().submit(self.task, args, kwargs, self.task_options)
+
+
+def call_by_value(fn: Callable, args: tuple, kwargs: dict) -> Any:
+    """Call ``fn`` in place as a task would run: on copies of the arguments, returning a copy."""
+    from plait.runtime import serialization as ser
+
+    data, buffers, _ = ser.dumps((args, kwargs))
+    args, kwargs = ser.loads(data, buffers)
+    data, buffers, _ = ser.dumps(fn(*args, **kwargs))
+    return ser.loads(data, buffers)
 
 
 def _rebuild_task(fn: Callable, options: TaskOptions, filename: str | None) -> TaskFunction:

@@ -184,6 +184,7 @@ class _RemoteWait:
 
 class LocalEngine:
     name = "local"
+    concurrent_clients = True  # any thread may submit: @parallel may look ahead
 
     def __init__(self, config: Any) -> None:
         self.config = config

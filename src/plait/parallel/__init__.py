@@ -1,0 +1,6 @@
+"""The imperative front end: ``@plait.parallel`` turns a plain function into a dataflow."""
+
+from plait.parallel.compiler import ParallelSyntaxError
+from plait.parallel.function import ParallelFunction, parallel
+
+__all__ = ["ParallelFunction", "ParallelSyntaxError", "parallel"]

@@ -1,0 +1,762 @@
+"""From a function's source to statements the dataflow issuer can run.
+
+The function is parsed once. Each simple statement becomes a small compiled
+function ``__stmt(__c)``; each compound statement keeps its structure, with
+its header expressions compiled the same way. Inside them every operation
+that may meet a future goes through the statement context ``__c``:
+
+    x = a + f(b)     ->   __c.store('x', __c.binop('+', __c.load('a'), __c.call(f, (__c.load('b'),), {})))
+
+Local variables live in versioned slots managed by the runtime, so loads and
+stores of locals become ``__c.load``/``__c.store``; globals and builtins stay
+ordinary names. Line numbers are kept, so tracebacks point at the user's code.
+
+The analysis also computes, per statement, the locals it reads and writes,
+whether it may jump out (break/continue/return), and whether it touches
+objects on the heap (attribute and subscript access, calls of ordinary
+functions): the runtime uses these to decide what may run ahead of what.
+What cannot be made safe is refused here, naming the line.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import inspect
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from plait.errors import PlaitError
+
+
+class ParallelSyntaxError(PlaitError, SyntaxError):
+    """A construct ``@plait.parallel`` cannot run with its sequential meaning kept."""
+
+    def __init__(self, message: str, filename: str = "", lineno: int = 0) -> None:
+        where = f"{filename}:{lineno}: " if filename else ""
+        PlaitError.__init__(self, f"{where}{message}")
+        self.msg = message
+        self.filename = filename
+        self.lineno = lineno
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+# builtins that never look at values (they arrange them), so futures pass through
+STRUCTURAL = {len, list, tuple, enumerate, zip, reversed, iter, range}
+# builtins that compute from values, without side effects: lifted over futures
+PURE = {
+    abs, all, any, bool, bytes, chr, complex, dict, divmod, float, format, frozenset, hash, int,
+    max, min, ord, pow, repr, round, set, sorted, str, sum, isinstance, issubclass, type, callable,
+}  # fmt: skip
+MUTATORS = {"append", "extend", "insert", "add", "update", "setdefault", "appendleft", "extendleft"}
+_FRAME_INSPECTORS = {"locals", "vars", "globals", "eval", "exec", "super", "dir"}
+
+
+@dataclass
+class Stmt:
+    """One statement as the issuer sees it."""
+
+    node: ast.stmt
+    kind: str  # simple, if, for, while, try, with, return, break, continue
+    line: int
+    reads: frozenset[str]
+    writes: frozenset[str]
+    jumps: bool  # may break/continue/return out of this statement
+    heap_read: bool
+    heap_write: bool
+    effects: bool
+    run: Callable | None = None  # simple statements, and try/with units
+    test: Callable | None = None  # if/while test, for iterable, return value
+    body: list[Stmt] = field(default_factory=list)
+    orelse: list[Stmt] = field(default_factory=list)
+    target: Callable | None = None  # for: stores the loop variable(s)
+    blocks: list[list[Stmt]] = field(default_factory=list)  # try/with sub-blocks
+    mutates_iterable: bool = False
+    header_writes: frozenset[str] = frozenset()  # names a walrus in the header binds
+
+
+@dataclass
+class CompiledFunction:
+    name: str
+    filename: str
+    body: list[Stmt]
+    locals: frozenset[str]
+    freevars: tuple[str, ...]
+    signature: inspect.Signature
+
+
+def compile_function(fn: Callable) -> CompiledFunction:
+    try:
+        lines, first = inspect.getsourcelines(fn)
+        filename = inspect.getsourcefile(fn) or inspect.getfile(fn)
+    except (OSError, TypeError) as exc:
+        raise ParallelSyntaxError(
+            f"cannot read the source of {fn.__qualname__!r} ({exc}); @plait.parallel needs the "
+            "function's source: define it in a file or a notebook cell, not in an interactive prompt"
+        ) from None
+    source = textwrap.dedent("".join(lines))
+    tree = ast.parse(source)
+    ast.increment_lineno(tree, first - 1)
+    func = tree.body[0]
+    if isinstance(func, ast.AsyncFunctionDef):
+        raise ParallelSyntaxError(
+            "async functions cannot be @plait.parallel; write a plain def (tasks already run concurrently)",
+            filename,
+            func.lineno,
+        )
+    if not isinstance(func, ast.FunctionDef):
+        raise ParallelSyntaxError(f"@plait.parallel applies to functions, got {type(func).__name__}", filename)
+    compiler = _Compiler(fn, func, filename)
+    return compiler.build()
+
+
+class _Compiler:
+    def __init__(self, fn: Callable, func: ast.FunctionDef, filename: str) -> None:
+        self.fn = fn
+        self.func = func
+        self.filename = filename
+        self.globals = fn.__globals__
+        self.freevars = fn.__code__.co_freevars
+        args = func.args
+        params = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
+        if args.vararg:
+            params.append(args.vararg.arg)
+        if args.kwarg:
+            params.append(args.kwarg.arg)
+        self.locals = set(params)
+        self._check_and_collect(func)
+        self.locals = frozenset(self.locals)
+        self.assign_counts: dict[str, int] = {}
+        for node in ast.walk(func):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+                self.assign_counts[node.id] = self.assign_counts.get(node.id, 0) + 1
+
+    # ----------------------------------------------------------- refusals
+    def refuse(self, node: ast.AST, message: str) -> None:
+        raise ParallelSyntaxError(message, self.filename, getattr(node, "lineno", 0))
+
+    def _check_and_collect(self, func: ast.FunctionDef) -> None:
+        for node in _walk_own_scope(func):
+            if isinstance(node, (ast.Yield, ast.YieldFrom)):
+                self.refuse(node, "generators cannot be @plait.parallel: `yield` has no parallel meaning; return a list")
+            elif isinstance(node, (ast.Await, ast.AsyncFor, ast.AsyncWith)):
+                self.refuse(node, "`await`/`async` cannot be used in @plait.parallel; call tasks directly")
+            elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                kind = "global" if isinstance(node, ast.Global) else "nonlocal"
+                self.refuse(
+                    node,
+                    f"`{kind}` cannot be used in @plait.parallel: writes to shared variables would race; "
+                    "return the value instead",
+                )
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node is not func:
+                self.refuse(node, f"define {node.name!r} at module level: nested functions and classes are not supported in @plait.parallel")
+            elif isinstance(node, ast.Match):
+                self.refuse(node, "`match` is not supported in @plait.parallel yet; use if/elif")
+            elif isinstance(node, ast.TryStar):
+                self.refuse(node, "`except*` is not supported in @plait.parallel")
+            elif isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+                self.refuse(node, "`from ... import *` is not allowed in a function")
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FRAME_INSPECTORS:
+                if node.func.id not in self.locals and self.globals.get(node.func.id, getattr(builtins, node.func.id, None)) is getattr(builtins, node.func.id, None):
+                    self.refuse(node, f"{node.func.id}() inspects the frame, which @plait.parallel rewrites; pass values explicitly")
+            if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+                self.locals.add(node.id)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                for alias in node.names:
+                    self.locals.add((alias.asname or alias.name).split(".")[0])
+            elif isinstance(node, ast.ExceptHandler) and node.name:
+                self.locals.add(node.name)
+
+    # ------------------------------------------------------------ building
+    def build(self) -> CompiledFunction:
+        body = self.block(self.func.body, in_loop=False)
+        return CompiledFunction(
+            self.func.name,
+            self.filename,
+            body,
+            self.locals,
+            self.freevars,
+            inspect.signature(self.fn),
+        )
+
+    def block(self, stmts: list[ast.stmt], in_loop: bool) -> list[Stmt]:
+        return [self.stmt(s, in_loop) for s in stmts]
+
+    def stmt(self, node: ast.stmt, in_loop: bool) -> Stmt:
+        reads, writes = _names(node, self.locals)
+        heap_read, heap_write, effects = self._heap(node)
+        common = dict(
+            node=node,
+            line=node.lineno,
+            reads=frozenset(reads),
+            writes=frozenset(writes),
+            jumps=_jumps_out(node),
+            heap_read=heap_read,
+            heap_write=heap_write,
+            effects=effects,
+        )
+        header = getattr(node, "test", None) or getattr(node, "iter", None)
+        if header is not None and isinstance(node, (ast.If, ast.While, ast.For)):
+            common["header_writes"] = frozenset(
+                n.target.id for n in ast.walk(header) if isinstance(n, ast.NamedExpr)
+            )
+        if isinstance(node, ast.If):
+            return Stmt(
+                kind="if",
+                test=self.expression(node.test),
+                body=self.block(node.body, in_loop),
+                orelse=self.block(node.orelse, in_loop),
+                **common,
+            )
+        if isinstance(node, ast.While):
+            return Stmt(
+                kind="while",
+                test=self.expression(node.test),
+                body=self.block(node.body, True),
+                orelse=self.block(node.orelse, in_loop),
+                **common,
+            )
+        if isinstance(node, ast.For):
+            mutated = _mutation_receivers(node.body)
+            iter_name = node.iter.id if isinstance(node.iter, ast.Name) else None
+            return Stmt(
+                kind="for",
+                test=self.expression(node.iter),
+                target=self.assigner(node.target),
+                body=self.block(node.body, True),
+                orelse=self.block(node.orelse, in_loop),
+                mutates_iterable=iter_name is not None and iter_name in mutated,
+                **common,
+            )
+        if isinstance(node, ast.Return):
+            return Stmt(kind="return", test=self.expression(node.value or ast.Constant(None), node), **common)
+        if isinstance(node, ast.Break):
+            return Stmt(kind="break", **common)
+        if isinstance(node, ast.Continue):
+            return Stmt(kind="continue", **common)
+        if isinstance(node, ast.Try):
+            return self.try_unit(node, in_loop, common)
+        if isinstance(node, ast.With):
+            return self.with_unit(node, in_loop, common)
+        return Stmt(kind="simple", run=self.simple(node), **common)
+
+    # statement functions ----------------------------------------------------
+    def _function(self, body: list[ast.stmt], lineno: int, name: str = "__stmt", params: tuple[str, ...] = ("__c",)) -> Callable:
+        fdef = ast.FunctionDef(
+            name=name,
+            args=ast.arguments(
+                posonlyargs=[], args=[ast.arg(p) for p in params], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]
+            ),
+            body=body or [ast.Pass()],
+            decorator_list=[],
+            returns=None,
+            type_params=[],
+        )
+        module = ast.Module(body=[fdef], type_ignores=[])
+        for node in ast.walk(fdef):
+            if not hasattr(node, "lineno"):
+                node.lineno = lineno
+                node.col_offset = 0
+                node.end_lineno = lineno
+                node.end_col_offset = 0
+        ast.fix_missing_locations(module)
+        namespace: dict[str, Any] = {}
+        exec(compile(module, self.filename, "exec"), self.globals, namespace)  # noqa: S102
+        return namespace[name]
+
+    def expression(self, expr: ast.expr, where: ast.AST | None = None) -> Callable:
+        rewritten = _Rewriter(self).visit(expr)
+        lineno = getattr(where or expr, "lineno", self.func.lineno)
+        ret = ast.Return(value=rewritten, lineno=lineno, col_offset=0)
+        return self._function([ret], lineno, "__expr")
+
+    def assigner(self, target: ast.expr) -> Callable:
+        """A function ``(__c, value)`` that assigns ``value`` to ``target``."""
+        value = ast.Name("__v", ast.Load())
+        body = self.assign(target, value)
+        return self._function(body, target.lineno, "__assign", ("__c", "__v"))
+
+    def assign(self, target: ast.expr, value: ast.expr) -> list[ast.stmt]:
+        """Statements storing ``value`` (an expression evaluated once) into ``target``."""
+        rw = _Rewriter(self)
+        if isinstance(target, ast.Name):
+            return [_expr_stmt(_c_call("store", ast.Constant(target.id), value))]
+        if isinstance(target, (ast.Tuple, ast.List)):
+            starred = [i for i, e in enumerate(target.elts) if isinstance(e, ast.Starred)]
+            items = _c_call(
+                "unpack", value, ast.Constant(len(target.elts)), ast.Constant(starred[0] if starred else -1)
+            )
+            tmp = _fresh("__u")
+            out: list[ast.stmt] = [ast.Assign(targets=[ast.Name(tmp, ast.Store())], value=items)]
+            for i, elt in enumerate(target.elts):
+                if isinstance(elt, ast.Starred):
+                    elt = elt.value
+                item = ast.Subscript(ast.Name(tmp, ast.Load()), ast.Constant(i), ast.Load())
+                out.extend(self.assign(elt, item))
+            return out
+        if isinstance(target, ast.Attribute):
+            return [_expr_stmt(_c_call("setattr", rw.visit(target.value), ast.Constant(target.attr), value))]
+        if isinstance(target, ast.Subscript):
+            return [_expr_stmt(_c_call("setitem", rw.visit(target.value), rw.visit(target.slice), value))]
+        if isinstance(target, ast.Starred):
+            return self.assign(target.value, value)
+        self.refuse(target, f"cannot assign to {type(target).__name__} in @plait.parallel")
+        return []
+
+    def simple(self, node: ast.stmt) -> Callable:
+        rw = _Rewriter(self)
+        body: list[ast.stmt]
+        if isinstance(node, ast.Assign):
+            tmp = _fresh("__a")
+            body = [ast.Assign(targets=[ast.Name(tmp, ast.Store())], value=rw.visit(node.value))]
+            for target in node.targets:
+                body.extend(self.assign(target, ast.Name(tmp, ast.Load())))
+        elif isinstance(node, ast.AnnAssign):
+            body = self.assign(node.target, rw.visit(node.value)) if node.value is not None else [ast.Pass()]
+        elif isinstance(node, ast.AugAssign):
+            op = _OPS[type(node.op)]
+            target = node.target
+            if isinstance(target, ast.Name):
+                current = rw.visit(ast.Name(target.id, ast.Load()))
+                new = _c_call("binop", ast.Constant(op + "="), current, rw.visit(node.value))
+                body = self.assign(target, new)
+            else:
+                obj, key = _fresh("__o"), _fresh("__k")
+                body = [ast.Assign([ast.Name(obj, ast.Store())], rw.visit(target.value))]
+                if isinstance(target, ast.Subscript):
+                    body.append(ast.Assign([ast.Name(key, ast.Store())], rw.visit(target.slice)))
+                    current = _c_call("getitem", ast.Name(obj, ast.Load()), ast.Name(key, ast.Load()))
+                    new = _c_call("binop", ast.Constant(op + "="), current, rw.visit(node.value))
+                    body.append(_expr_stmt(_c_call("setitem", ast.Name(obj, ast.Load()), ast.Name(key, ast.Load()), new)))
+                else:
+                    current = _c_call("getattr", ast.Name(obj, ast.Load()), ast.Constant(target.attr))
+                    new = _c_call("binop", ast.Constant(op + "="), current, rw.visit(node.value))
+                    body.append(_expr_stmt(_c_call("setattr", ast.Name(obj, ast.Load()), ast.Constant(target.attr), new)))
+        elif isinstance(node, ast.Expr):
+            body = [_expr_stmt(_c_call("discard", rw.visit(node.value)))]
+        elif isinstance(node, ast.Pass):
+            body = [ast.Pass()]
+        elif isinstance(node, ast.Assert):
+            msg = rw.visit(node.msg) if node.msg is not None else ast.Constant(None)
+            body = [_expr_stmt(_c_call("assert_", rw.visit(node.test), _lambda(msg)))]
+        elif isinstance(node, ast.Delete):
+            body = []
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    body.append(_expr_stmt(_c_call("delete", ast.Constant(target.id))))
+                elif isinstance(target, ast.Subscript):
+                    body.append(_expr_stmt(_c_call("delitem", rw.visit(target.value), rw.visit(target.slice))))
+                elif isinstance(target, ast.Attribute):
+                    body.append(_expr_stmt(_c_call("delattr", rw.visit(target.value), ast.Constant(target.attr))))
+                else:
+                    self.refuse(target, "cannot delete this target in @plait.parallel")
+        elif isinstance(node, ast.Raise):
+            exc = _c_call("resolve", rw.visit(node.exc)) if node.exc is not None else None
+            cause = _c_call("resolve", rw.visit(node.cause)) if node.cause is not None else None
+            body = [_expr_stmt(_c_call("effect_barrier")), ast.Raise(exc=exc, cause=cause)]
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            body = [_expr_stmt(_c_call("effect_barrier")), node]
+            for alias in node.names:
+                bound = (alias.asname or alias.name).split(".")[0]
+                body.append(_expr_stmt(_c_call("store", ast.Constant(bound), ast.Name(bound, ast.Load()))))
+        else:
+            self.refuse(node, f"{type(node).__name__} statements are not supported in @plait.parallel")
+            body = []
+        return self._function(body, node.lineno)
+
+    def try_unit(self, node: ast.Try, in_loop: bool, common: dict) -> Stmt:
+        """A try statement runs natively; its blocks run through the issuer, sequentially."""
+        blocks = [self.block(node.body, in_loop)]
+        rw = _Rewriter(self)
+
+        def run_block(i: int) -> ast.stmt:
+            return _expr_stmt(_c_call("run_block", ast.Constant(i)))
+
+        handlers = []
+        for h in node.handlers:
+            blocks.append(self.block(h.body, in_loop))
+            hbody: list[ast.stmt] = []
+            name = h.name
+            exc_var = _fresh("__e")
+            if name:
+                hbody.append(_expr_stmt(_c_call("store", ast.Constant(name), ast.Name(exc_var, ast.Load()))))
+            hbody.append(run_block(len(blocks) - 1))
+            if name:
+                hbody = [ast.Try(body=hbody, handlers=[], orelse=[], finalbody=[_expr_stmt(_c_call("delete", ast.Constant(name)))])]
+            handlers.append(
+                ast.ExceptHandler(type=rw.visit(h.type) if h.type is not None else None, name=exc_var, body=hbody)
+            )
+        orelse: list[ast.stmt] = []
+        if node.orelse:
+            blocks.append(self.block(node.orelse, in_loop))
+            orelse = [run_block(len(blocks) - 1)]
+        final: list[ast.stmt] = []
+        if node.finalbody:
+            blocks.append(self.block(node.finalbody, in_loop))
+            final = [run_block(len(blocks) - 1)]
+        mark = _fresh("__m")
+        body: list[ast.stmt] = [
+            ast.Assign([ast.Name(mark, ast.Store())], _c_call("mark")),
+            ast.Try(
+                body=[run_block(0), _expr_stmt(_c_call("settle", ast.Name(mark, ast.Load())))],
+                handlers=handlers,
+                orelse=orelse,
+                finalbody=final,
+            ),
+        ]
+        if not handlers and not final:
+            body = body[1:]
+        return Stmt(kind="try", run=self._function(body, node.lineno), blocks=blocks, **common)
+
+    def with_unit(self, node: ast.With, in_loop: bool, common: dict) -> Stmt:
+        rw = _Rewriter(self)
+        items = []
+        pre: list[ast.stmt] = [_expr_stmt(_c_call("effect_barrier"))]
+        inner: list[ast.stmt] = []
+        for item in node.items:
+            var = _fresh("__w")
+            items.append(ast.withitem(_c_call("resolve", rw.visit(item.context_expr)), ast.Name(var, ast.Store()) if item.optional_vars else None))
+            if item.optional_vars is not None:
+                inner.extend(self.assign(item.optional_vars, ast.Name(var, ast.Load())))
+        inner.append(_expr_stmt(_c_call("run_block", ast.Constant(0))))
+        body = pre + [ast.With(items=items, body=inner)]
+        return Stmt(kind="with", run=self._function(body, node.lineno), blocks=[self.block(node.body, in_loop)], **common)
+
+    # ----------------------------------------------------------- heap use
+    def _heap(self, node: ast.stmt) -> tuple[bool, bool, bool]:
+        heap_read = heap_write = effects = False
+        for sub in ast.walk(node):
+            if isinstance(sub, (ast.Attribute, ast.Subscript)):
+                if isinstance(sub.ctx, ast.Load):
+                    heap_read = True
+                else:
+                    heap_write = True
+            elif isinstance(sub, ast.Call):
+                kind = self.callee_kind(sub.func)
+                if kind == "method":
+                    heap_read = heap_write = True
+                    if sub.func.attr not in MUTATORS:  # type: ignore[attr-defined]
+                        effects = True
+                elif kind == "other":
+                    heap_read = heap_write = effects = True
+                elif kind == "builtin":
+                    heap_read = True
+            elif isinstance(sub, (ast.Raise, ast.Import, ast.ImportFrom, ast.With, ast.Delete)):
+                effects = heap_write = heap_read = True
+            elif isinstance(sub, (ast.For, ast.comprehension)):
+                heap_read = True
+        return heap_read, heap_write, effects
+
+    def callee_kind(self, func: ast.expr) -> str:
+        from plait.parallel.function import ParallelFunction
+        from plait.runtime.task import TaskCall, TaskFunction
+
+        if isinstance(func, ast.Attribute):
+            if isinstance(func.value, ast.Name) and func.value.id not in self.locals:
+                target = self.globals.get(func.value.id)
+                if inspect.ismodule(target):
+                    obj = getattr(target, func.attr, None)
+                    if isinstance(obj, (TaskFunction, ParallelFunction)):
+                        return "task"
+                    return "other"
+            if func.attr == "options":
+                return "task"
+            return "method"
+        if isinstance(func, ast.Call) and isinstance(func.func, ast.Attribute) and func.func.attr == "options":
+            return "task"
+        if isinstance(func, ast.Name) and func.id not in self.locals and func.id not in self.freevars:
+            target = self.globals.get(func.id, getattr(builtins, func.id, None))
+            if isinstance(target, (TaskFunction, TaskCall, ParallelFunction)):
+                return "task"
+            if target in STRUCTURAL or target in PURE:
+                return "builtin"
+        if isinstance(func, ast.Name) and func.id in self.freevars:
+            cell = self.fn.__closure__[self.freevars.index(func.id)]  # type: ignore[index]
+            try:
+                target = cell.cell_contents
+            except ValueError:
+                return "other"
+            if isinstance(target, (TaskFunction, TaskCall, ParallelFunction)):
+                return "task"
+        return "other"
+
+
+class _Rewriter(ast.NodeTransformer):
+    """Rewrites an expression so every operation goes through ``__c``."""
+
+    def __init__(self, compiler: _Compiler) -> None:
+        self.compiler = compiler
+        self.scopes: list[set[str]] = []  # names bound by enclosing comprehensions/lambdas
+
+    def _shadowed(self, name: str) -> bool:
+        return any(name in scope for scope in self.scopes)
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if isinstance(node.ctx, ast.Load) and not self._shadowed(node.id):
+            if node.id in self.compiler.locals:
+                return ast.copy_location(_c_call("load", ast.Constant(node.id)), node)
+            if node.id in self.compiler.freevars:
+                return ast.copy_location(_c_call("free", ast.Constant(node.id)), node)
+        return node
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> ast.AST:
+        value = self.visit(node.value)
+        return ast.copy_location(_c_call("store_value", ast.Constant(node.target.id), value), node)
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        args = ast.Tuple([self.visit(a) for a in node.args], ast.Load())
+        kwargs = ast.Dict(
+            keys=[ast.Constant(k.arg) if k.arg is not None else None for k in node.keywords],
+            values=[self.visit(k.value) for k in node.keywords],
+        )
+        if isinstance(node.func, ast.Attribute) and self.compiler.callee_kind(node.func) == "method":
+            call = _c_call("method", self.visit(node.func.value), ast.Constant(node.func.attr), args, kwargs)
+        else:
+            call = _c_call("call", self.visit(node.func), args, kwargs)
+        return ast.copy_location(call, node)
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        call = _c_call("binop", ast.Constant(_OPS[type(node.op)]), self.visit(node.left), self.visit(node.right))
+        return ast.copy_location(call, node)
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.AST:
+        name = {ast.Not: "not", ast.USub: "neg", ast.UAdd: "pos", ast.Invert: "invert"}[type(node.op)]
+        return ast.copy_location(_c_call("unary", ast.Constant(name), self.visit(node.operand)), node)
+
+    def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        rest = [
+            ast.Tuple([ast.Constant(_CMP[type(op)]), _lambda(self.visit(comp))], ast.Load())
+            for op, comp in zip(node.ops, node.comparators, strict=True)
+        ]
+        return ast.copy_location(_c_call("compare", self.visit(node.left), *rest), node)
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> ast.AST:
+        name = "and_" if isinstance(node.op, ast.And) else "or_"
+        first, *rest = node.values
+        return ast.copy_location(_c_call(name, self.visit(first), *[_lambda(self.visit(v)) for v in rest]), node)
+
+    def visit_IfExp(self, node: ast.IfExp) -> ast.AST:
+        call = _c_call("ifexp", self.visit(node.test), _lambda(self.visit(node.body)), _lambda(self.visit(node.orelse)))
+        return ast.copy_location(call, node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        if isinstance(node.ctx, ast.Load):
+            return ast.copy_location(_c_call("getattr", self.visit(node.value), ast.Constant(node.attr)), node)
+        return self.generic_visit(node)
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        if isinstance(node.ctx, ast.Load):
+            return ast.copy_location(_c_call("getitem", self.visit(node.value), self.visit(node.slice)), node)
+        return self.generic_visit(node)
+
+    def visit_Slice(self, node: ast.Slice) -> ast.AST:
+        parts = [self.visit(p) if p is not None else ast.Constant(None) for p in (node.lower, node.upper, node.step)]
+        return ast.copy_location(ast.Call(ast.Name("slice", ast.Load()), parts, []), node)
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> ast.AST:
+        parts = []
+        for value in node.values:
+            if isinstance(value, ast.FormattedValue):
+                spec = self.visit(value.format_spec) if value.format_spec is not None else ast.Constant("")
+                parts.append(_c_call("format", self.visit(value.value), ast.Constant(value.conversion), spec))
+            else:
+                parts.append(value)
+        return ast.copy_location(_c_call("join", *parts), node)
+
+    def _comprehension(self, node: Any, elements: list[str]) -> ast.AST:
+        bound: set[str] = set()
+        generators = []
+        for gen in node.generators:
+            iter_ = self.visit(gen.iter)
+            self.scopes.append(bound)
+            for name in ast.walk(gen.target):
+                if isinstance(name, ast.Name):
+                    bound.add(name.id)
+            ifs = [_c_call("truth", self.visit(cond)) for cond in gen.ifs]
+            self.scopes.pop()
+            generators.append(ast.comprehension(gen.target, _c_call("iterate", iter_), ifs, gen.is_async))
+        self.scopes.append(bound)
+        for attr in elements:
+            setattr(node, attr, self.visit(getattr(node, attr)))
+        self.scopes.pop()
+        node.generators = generators
+        return node
+
+    def visit_ListComp(self, node: ast.ListComp) -> ast.AST:
+        return self._comprehension(node, ["elt"])
+
+    def visit_SetComp(self, node: ast.SetComp) -> ast.AST:
+        new = self._comprehension(node, ["elt"])
+        return ast.copy_location(_c_call("call", ast.Name("set", ast.Load()), ast.Tuple([ast.ListComp(new.elt, new.generators)], ast.Load()), ast.Dict([], [])), node)
+
+    def visit_GeneratorExp(self, node: ast.GeneratorExp) -> ast.AST:
+        new = self._comprehension(node, ["elt"])
+        return ast.copy_location(ast.ListComp(new.elt, new.generators), node)  # eager: tasks start now
+
+    def visit_DictComp(self, node: ast.DictComp) -> ast.AST:
+        return self._comprehension(node, ["key", "value"])
+
+    def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
+        params = {a.arg for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs}
+        if node.args.vararg:
+            params.add(node.args.vararg.arg)
+        if node.args.kwarg:
+            params.add(node.args.kwarg.arg)
+        captured = []
+        for sub in ast.walk(node.body):
+            if (
+                isinstance(sub, ast.Name)
+                and sub.id in self.compiler.locals
+                and sub.id not in params
+                and not self._shadowed(sub.id)
+                and sub.id not in captured
+            ):
+                if self.compiler.assign_counts.get(sub.id, 0) > 1:
+                    self.compiler.refuse(
+                        node,
+                        f"this lambda reads {sub.id!r}, which is assigned more than once: under "
+                        "@plait.parallel it would see the value at its definition; pass it as a default "
+                        f"argument (lambda ..., {sub.id}={sub.id}: ...)",
+                    )
+                captured.append(sub.id)
+        if not captured:
+            return node  # a plain lambda: it only ever sees the values it is called with
+        # bind the locals it reads now, as the cells of a plain closure (so it pickles)
+        outer = ast.Lambda(
+            ast.arguments(
+                posonlyargs=[],
+                args=[ast.arg(name) for name in captured],
+                vararg=None,
+                kwonlyargs=[],
+                kw_defaults=[],
+                kwarg=None,
+                defaults=[],
+            ),
+            node,
+        )
+        loads = [_c_call("load", ast.Constant(name)) for name in captured]
+        return ast.copy_location(ast.Call(outer, loads, []), node)
+
+    def visit_Dict(self, node: ast.Dict) -> ast.AST:
+        if all(k is None or isinstance(k, ast.Constant) for k in node.keys):
+            return self.generic_visit(node)
+        keys = ast.List([self.visit(k) if k is not None else ast.Constant(None) for k in node.keys], ast.Load())
+        values = ast.List([self.visit(v) for v in node.values], ast.Load())
+        return ast.copy_location(_c_call("dict_display", keys, values), node)
+
+    def visit_Set(self, node: ast.Set) -> ast.AST:
+        elts = ast.List([self.visit(e) for e in node.elts], ast.Load())
+        return ast.copy_location(_c_call("call", ast.Name("set", ast.Load()), ast.Tuple([elts], ast.Load()), ast.Dict([], [])), node)
+
+
+# ------------------------------------------------------------------ helpers
+_OPS = {
+    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%",
+    ast.Pow: "**", ast.LShift: "<<", ast.RShift: ">>", ast.BitOr: "|", ast.BitXor: "^",
+    ast.BitAnd: "&", ast.MatMult: "@",
+}  # fmt: skip
+_CMP = {
+    ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
+    ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in",
+}  # fmt: skip
+_counter = [0]
+
+
+def _fresh(prefix: str) -> str:
+    _counter[0] += 1
+    return f"{prefix}{_counter[0]}"
+
+
+def _c_call(method: str, *args: ast.expr) -> ast.Call:
+    return ast.Call(ast.Attribute(ast.Name("__c", ast.Load()), method, ast.Load()), list(args), [])
+
+
+def _expr_stmt(value: ast.expr) -> ast.Expr:
+    return ast.Expr(value)
+
+
+def _lambda(body: ast.expr) -> ast.Lambda:
+    return ast.Lambda(
+        ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]),
+        body,
+    )
+
+
+def _walk_own_scope(func: ast.FunctionDef):
+    """Nodes of the function body, not descending into nested functions or classes."""
+    stack: list[ast.AST] = list(func.body)
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def _names(node: ast.AST, local_names: frozenset[str] | set[str]) -> tuple[set[str], set[str]]:
+    """Locals a statement reads and writes (comprehension and lambda variables excluded)."""
+    reads: set[str] = set()
+    writes: set[str] = set()
+    bound: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.comprehension):
+            for n in ast.walk(sub.target):
+                if isinstance(n, ast.Name):
+                    bound.add(n.id)
+        elif isinstance(sub, ast.Lambda):
+            for a in sub.args.args + sub.args.kwonlyargs + sub.args.posonlyargs:
+                bound.add(a.arg)
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and sub.id in local_names:
+            if isinstance(sub.ctx, ast.Load):
+                reads.add(sub.id)
+            else:
+                writes.add(sub.id)
+        elif isinstance(sub, ast.AugAssign) and isinstance(sub.target, ast.Name):
+            reads.add(sub.target.id)
+        elif isinstance(sub, ast.NamedExpr):
+            writes.add(sub.target.id)
+        elif isinstance(sub, (ast.Import, ast.ImportFrom)):
+            for alias in sub.names:
+                writes.add((alias.asname or alias.name).split(".")[0])
+        elif isinstance(sub, ast.ExceptHandler) and sub.name:
+            writes.add(sub.name)
+    writes -= bound - local_names
+    reads -= bound - local_names
+    # a compound statement may leave a variable unassigned: readers then see the old version
+    return reads | writes, writes
+
+
+def _jumps_out(node: ast.stmt) -> bool:
+    """Does a break/continue/return inside leave this statement?"""
+
+    def visit(n: ast.AST, loop_depth: int) -> bool:
+        if isinstance(n, ast.Return):
+            return True
+        if isinstance(n, (ast.Break, ast.Continue)):
+            return loop_depth == 0
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            return False
+        inner = loop_depth + 1 if isinstance(n, (ast.For, ast.While)) and n is not node else loop_depth
+        if isinstance(n, (ast.For, ast.While)) and n is node:
+            # the statement's own break/continue stay inside; its else: clause does not
+            return any(visit(c, 1) for c in n.body) or any(visit(c, 0) for c in n.orelse)
+        return any(visit(c, inner) for c in ast.iter_child_nodes(n))
+
+    return visit(node, 0)
+
+
+def _mutation_receivers(body: list[ast.stmt]) -> set[str]:
+    names = set()
+    for stmt in body:
+        for sub in ast.walk(stmt):
+            if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and isinstance(sub.func.value, ast.Name):
+                names.add(sub.func.value.id)
+            elif isinstance(sub, (ast.Subscript, ast.Attribute)) and not isinstance(sub.ctx, ast.Load):
+                if isinstance(sub.value, ast.Name):
+                    names.add(sub.value.id)
+    return names

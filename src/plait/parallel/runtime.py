@@ -1,0 +1,1161 @@
+"""Running a compiled ``@parallel`` function as a dataflow of statements.
+
+The issuer walks the function's statements in program order, as the
+sequential program would, and *issues* each one: it binds the variable
+versions the statement reads and reserves new versions (slots) for the ones
+it writes, the way an out-of-order processor renames registers. Then it runs
+the statement at once. Task calls return futures, and operators, attribute
+reads and subscripts on futures become small tasks, so most statements finish
+immediately with futures in their slots.
+
+A statement that needs a value that is not there yet (an ``if`` on a
+result, a call of an ordinary function with a future argument, a variable
+whose writer is still waiting) *detaches*: a new thread takes over the
+issuer's explicit continuation and goes on issuing the statements after it,
+while the old thread waits and finishes the statement. A later statement that
+reads a variable the detached one writes waits on that slot; everything else
+runs ahead and launches its tasks. A compound statement whose header waits is
+run as a *unit* on a private copy of the variables and publishes its final
+versions when done. Statements that may jump out (``break``, ``continue``,
+``return`` leaving them) never detach: the issuer waits there.
+
+Side effects keep program order through barriers at the moment they happen:
+reading a mutable object waits for earlier detached statements that may
+write objects; writing one also waits for earlier readers; a call of an
+ordinary function (``print``, I/O, methods) waits until every earlier
+statement has finished and every earlier task has succeeded. Exceptions are
+reported in program order: the invocation raises the earliest failure, and
+statements after a failure are abandoned before they perform any effect.
+"""
+
+from __future__ import annotations
+
+import operator
+import threading
+import types
+from collections.abc import Callable
+from typing import Any
+
+from plait.errors import PlaitError
+from plait.parallel.compiler import MUTATORS, PURE, STRUCTURAL, CompiledFunction, Stmt
+from plait.runtime.future import PENDING, Future
+from plait.runtime.options import task_options
+from plait.runtime.task import TaskFunction
+
+UNBOUND = object()
+MAX_DETACHED = 512  # threads waiting on behalf of one invocation before lookahead pauses
+_local = threading.local()
+
+
+class _Abort(BaseException):
+    """An earlier statement failed: this one is abandoned (never seen by users)."""
+
+
+class _Jump(BaseException):
+    def __init__(self, kind: str, value: Any = None) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.value = value
+
+
+def _apply(fn: Callable, args: tuple, kwargs: dict) -> Any:
+    return fn(*args, **kwargs)
+
+
+apply_task = TaskFunction(_apply, task_options("lifted", name="lifted"))
+_OPTIONS: dict[str, Any] = {}
+
+
+def _lift_options(name: str) -> Any:
+    opts = _OPTIONS.get(name)
+    if opts is None:
+        opts = _OPTIONS[name] = task_options(name, apply_task.task_options, name=name)
+    return opts
+
+
+_BINOPS = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+    "//": operator.floordiv, "%": operator.mod, "**": operator.pow, "<<": operator.lshift,
+    ">>": operator.rshift, "|": operator.or_, "^": operator.xor, "&": operator.and_, "@": operator.matmul,
+    "+=": operator.iadd, "-=": operator.isub, "*=": operator.imul, "/=": operator.itruediv,
+    "//=": operator.ifloordiv, "%=": operator.imod, "**=": operator.ipow, "<<=": operator.ilshift,
+    ">>=": operator.irshift, "|=": operator.ior, "^=": operator.ixor, "&=": operator.iand,
+    "@=": operator.imatmul,
+}  # fmt: skip
+_CMPS = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+    ">=": operator.ge, "in": lambda a, b: a in b, "not in": lambda a, b: a not in b,
+}  # fmt: skip
+_UNARY = {"neg": operator.neg, "pos": operator.pos, "invert": operator.invert}
+_IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), range, frozenset)
+
+
+def is_before(a: tuple, b: tuple) -> bool:
+    """Statement ``a`` comes before ``b`` in program order (and does not contain it)."""
+    return a < b and b[: len(a)] != a
+
+
+# ---------------------------------------------------------------- waitables
+class Slot:
+    """One version of a local variable."""
+
+    __slots__ = ("value", "state", "event")
+
+    def __init__(self, value: Any = None, ready: bool = False) -> None:
+        self.value = value
+        self.state = 1 if ready else 0  # 0 pending, 1 ready, 2 abandoned
+        self.event: threading.Event | None = None if ready else threading.Event()
+
+    def ready(self) -> bool:
+        return self.state != 0
+
+    def wait(self) -> None:
+        if self.event is not None:
+            self.event.wait()
+
+    def set(self, value: Any) -> None:
+        self.value = value
+        self.state = 1
+        if self.event is not None:
+            self.event.set()
+
+    def abandon(self) -> None:
+        self.state = 2
+        if self.event is not None:
+            self.event.set()
+
+    def follow(self, other: Slot | None) -> None:
+        """Take ``other``'s value (now, or when it is ready)."""
+        if other is None:
+            self.set(UNBOUND)
+        elif other.state == 1:
+            self.set(other.value)
+        elif other.state == 2:
+            self.abandon()
+        else:
+            threading.Thread(target=self._follow_later, args=(other,), daemon=True).start()
+
+    def _follow_later(self, other: Slot) -> None:
+        other.wait()
+        if other.state == 1:
+            self.set(other.value)
+        else:
+            self.abandon()
+
+
+class _FuturesDone:
+    __slots__ = ("futures",)
+
+    def __init__(self, futures: list[Future]) -> None:
+        self.futures = futures
+
+    def ready(self) -> bool:
+        return all(f._state != PENDING for f in self.futures)
+
+    def wait(self) -> None:
+        if self.futures:
+            self.futures[0]._engine.wait_for(self.futures, len(self.futures), None)
+
+
+class _Condition:
+    __slots__ = ("inv", "predicate")
+
+    def __init__(self, inv: Invocation, predicate: Callable[[], bool]) -> None:
+        self.inv = inv
+        self.predicate = predicate
+
+    def ready(self) -> bool:
+        with self.inv.cond:
+            return not self.predicate()
+
+    def wait(self) -> None:
+        with self.inv.cond:
+            while self.predicate():
+                self.inv.cond.wait()
+
+
+# --------------------------------------------------------------- invocation
+class Invocation:
+    """One call of a ``@parallel`` function: its statements, futures and outcome."""
+
+    def __init__(
+        self, compiled: CompiledFunction, fn: Callable, args: dict[str, Any], lookahead: bool, parent: Ctx | None
+    ) -> None:
+        self.compiled = compiled
+        self.fn = fn
+        self.lookahead = lookahead
+        self.parent = parent
+        self.cond = threading.Condition()
+        self.detached: dict[tuple, Stmt] = {}  # statements (and units) still running off the issuer
+        self.failures: list[tuple[tuple, BaseException]] = []
+        self.futures: list[tuple[tuple, Future]] = []
+        self.delivered: set[int] = set()  # futures whose exception user code already saw
+        self.threads = 0
+        self.result: Any = None
+        self.done = threading.Event()
+        self.outcome: tuple[bool, Any] | None = None
+        env = {name: Slot(value, True) for name, value in args.items()}
+        self.issuer = Issuer(self, env, (), lookahead, [Block(compiled.body)])
+        self.issuer.on_done = self._finish
+
+    # waitable
+    def ready(self) -> bool:
+        return self.done.is_set()
+
+    def wait(self) -> None:
+        self.done.wait()
+
+    def start(self) -> None:
+        """Run in a new thread; the caller gets this invocation as a pending value."""
+        _spawn(self.run)
+
+    def run(self) -> None:
+        try:
+            self.issuer.run()
+        except BaseException as exc:  # noqa: BLE001 - a fault of the runtime itself
+            self.outcome = (False, exc)
+            self.done.set()
+
+    def _finish(self) -> None:
+        with self.cond:
+            while self.detached:
+                self.cond.wait()
+        futures = [f for _, f in self.futures]
+        if futures:
+            futures[0]._engine.wait_for(futures, len(futures), None)
+        failures = [(seq, 0, exc) for seq, exc in self.failures if not isinstance(exc, _Abort)]
+        failures += [
+            (seq, -1, f._exc)
+            for seq, f in self.futures
+            if f._state != 1 and f._exc is not None and id(f) not in self.delivered
+        ]
+        if failures:
+            failures.sort(key=lambda t: (t[0], t[1]))
+            self.outcome = (False, failures[0][2])
+        elif any(isinstance(exc, _Abort) for _, exc in self.failures):
+            self.outcome = (False, PlaitError("a @parallel statement was abandoned without a cause"))
+        else:
+            try:
+                self.outcome = (True, resolve_deep(self.result, None))
+            except BaseException as exc:  # noqa: BLE001
+                self.outcome = (False, exc)
+        self.done.set()
+
+    def value(self) -> Any:
+        self.done.wait()
+        assert self.outcome is not None
+        ok, value = self.outcome
+        if ok:
+            return value
+        raise value
+
+    # bookkeeping used by statements
+    def add_detached(self, seq: tuple, stmt: Stmt) -> None:
+        with self.cond:
+            self.detached[seq] = stmt
+            self.threads += 1
+
+    def finish_detached(self, seq: tuple) -> None:
+        with self.cond:
+            self.detached.pop(seq, None)
+            self.threads -= 1
+            self.cond.notify_all()
+
+    def fail(self, seq: tuple, exc: BaseException) -> None:
+        with self.cond:
+            self.failures.append((seq, exc))
+            self.cond.notify_all()
+
+    def failed_before(self, seq: tuple) -> bool:
+        return any(is_before(s, seq) for s, _ in self.failures)
+
+
+# ------------------------------------------------------------------ issuer
+class Block:
+    __slots__ = ("stmts", "i")
+
+    def __init__(self, stmts: list[Stmt]) -> None:
+        self.stmts = stmts
+        self.i = 0
+
+
+class Loop:
+    __slots__ = ("stmt", "iterator", "broken")
+
+    def __init__(self, stmt: Stmt, iterator: Any) -> None:
+        self.stmt = stmt
+        self.iterator = iterator  # None for while loops
+        self.broken = False
+
+
+class Publish:
+    """End of a unit: its final versions become the ones reserved outside."""
+
+    __slots__ = ("reserved", "seq")
+
+    def __init__(self, reserved: dict[str, Slot], seq: tuple) -> None:
+        self.reserved = reserved
+        self.seq = seq
+
+
+class Issuer:
+    """Issues statements in program order from an explicit continuation stack."""
+
+    def __init__(
+        self,
+        inv: Invocation,
+        env: dict[str, Slot],
+        prefix: tuple,
+        lookahead: bool,
+        stack: list,
+        parent: Ctx | None = None,
+        collector: list | None = None,
+    ) -> None:
+        self.inv = inv
+        self.env = env
+        self.prefix = prefix
+        self.counter = 0
+        self.lookahead = lookahead
+        self.stack = stack
+        self.parent = parent  # the try/with statement running this (sequential) issuer
+        self.collector = collector  # futures created inside a try body
+        self.owner: threading.Thread | None = None
+        self.on_done: Callable[[], None] | None = None
+
+    def next_seq(self) -> tuple:
+        self.counter += 1
+        return self.prefix + (self.counter,)
+
+    def run(self) -> None:
+        me = threading.current_thread()
+        self.owner = me
+        stack = self.stack
+        while stack and self.owner is me:
+            self.step()
+        if self.owner is me and self.on_done is not None:
+            self.on_done()
+
+    def detach(self) -> None:
+        """Hand the continuation to a new thread; the current one finishes its statement."""
+        self.owner = None
+        _spawn(self.run)
+
+    def step(self) -> None:
+        frame = self.stack[-1]
+        if type(frame) is Block:
+            if frame.i >= len(frame.stmts):
+                self.stack.pop()
+                return
+            stmt = frame.stmts[frame.i]
+            frame.i += 1
+            getattr(self, "_" + stmt.kind)(stmt)
+        elif type(frame) is Loop:
+            self._next_iteration(frame)
+        else:
+            self.stack.pop()
+            self._publish(frame)
+
+    def _publish(self, frame: Publish) -> None:
+        for name, slot in frame.reserved.items():
+            slot.follow(self.env.get(name))
+        self.inv.finish_detached(frame.seq)
+
+    # simple statements -----------------------------------------------------
+    def _new_ctx(self, stmt: Stmt, seq: tuple, reserve: frozenset[str]) -> Ctx:
+        env = self.env
+        bound = {name: env.get(name) for name in stmt.reads}
+        reserved = {}
+        for name in reserve:
+            slot = Slot()
+            reserved[name] = slot
+            env[name] = slot
+        return Ctx(self, stmt, seq, bound, reserved)
+
+    def _simple(self, stmt: Stmt) -> None:
+        ctx = self._new_ctx(stmt, self.next_seq(), stmt.writes)
+        ctx.execute(stmt.run)
+
+    def _try(self, stmt: Stmt) -> None:
+        ctx = self._new_ctx(stmt, self.next_seq(), stmt.writes)
+        ctx.private = dict(ctx.bound)
+        try:
+            ctx.execute(stmt.run)
+        except _Jump as jump:  # break/continue/return inside the try or with block
+            self._jump(jump.kind, jump.value)
+
+    _with = _try
+
+    def _return(self, stmt: Stmt) -> None:
+        ctx = self._new_ctx(stmt, self.next_seq(), frozenset())
+        ctx.can_detach = False
+        value = ctx.execute(stmt.test, returns=True)
+        if ctx.ok:
+            self._jump("return", value)
+
+    def _break(self, stmt: Stmt) -> None:
+        self._jump("break")
+
+    def _continue(self, stmt: Stmt) -> None:
+        self._jump("continue")
+
+    def _jump(self, kind: str, value: Any = None) -> None:
+        stack = self.stack
+        if kind == "return":
+            stack.clear()
+            if self.parent is not None:
+                raise _Jump(kind, value)
+            self.inv.result = value
+            return
+        while stack:
+            frame = stack[-1]
+            if type(frame) is Loop:
+                if kind == "break":
+                    frame.broken = True
+                    stack.pop()
+                return
+            if type(frame) is Publish:  # a unit never holds a jump that leaves it
+                raise AssertionError("jump out of a unit")
+            stack.pop()
+        raise _Jump(kind)  # leaves a try/with block: the statement running us handles it
+
+    # compound statements ----------------------------------------------------
+    def _header(self, stmt: Stmt, seq: tuple) -> Ctx:
+        ctx = self._new_ctx(stmt, seq, stmt.header_writes)
+        ctx.can_detach = self.lookahead and not stmt.jumps and self.parent is None
+        ctx.compound = True
+        return ctx
+
+    def _if(self, stmt: Stmt) -> None:
+        seq = self.next_seq()
+        ctx = self._header(stmt, seq)
+        cond = ctx.execute(lambda c: c.truth(stmt.test(c)), returns=True)
+        if not ctx.ok:
+            return
+        branch = Block(stmt.body if cond else stmt.orelse)
+        if ctx.unit is None:
+            self.stack.append(branch)
+        else:
+            ctx.unit.stack.append(branch)
+            ctx.unit.run()
+
+    def _for(self, stmt: Stmt) -> None:
+        seq = self.next_seq()
+        ctx = self._header(stmt, seq)
+        iterator = ctx.execute(lambda c: c.loop_iterator(stmt.test(c), stmt), returns=True)
+        if not ctx.ok:
+            return
+        loop = Loop(stmt, iterator)
+        if ctx.unit is None:
+            self.stack.append(loop)
+        else:
+            ctx.unit.stack.append(loop)
+            ctx.unit.run()
+
+    def _while(self, stmt: Stmt) -> None:
+        self.stack.append(Loop(stmt, None))
+
+    def _next_iteration(self, loop: Loop) -> None:
+        stmt = loop.stmt
+        seq = self.next_seq()
+        if loop.iterator is None:  # while: evaluate the test for this round
+            ctx = self._header(stmt, seq)
+            go = ctx.execute(lambda c: c.truth(stmt.test(c)), returns=True)
+            if not ctx.ok:
+                return
+            if ctx.unit is not None:  # the rest of the loop runs as a unit in this thread
+                unit = ctx.unit
+                if go:
+                    unit.stack.append(Block(stmt.body))
+                else:
+                    unit.stack.pop()
+                    unit.stack.append(Block(stmt.orelse))
+                unit.run()
+                return
+            if go:
+                self.stack.append(Block(stmt.body))
+            else:
+                self.stack.pop()
+                self.stack.append(Block(stmt.orelse))
+            return
+        iterator = loop.iterator
+        lazy = type(iterator) is _SequencedIterator
+
+        def advance(c: Ctx) -> bool:
+            if lazy:
+                c.effect_barrier()  # a generator's own effects keep their place
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return False
+            stmt.target(c, item)
+            return True
+
+        ctx = self._new_ctx(stmt, seq, _target_names(stmt))
+        more = ctx.execute(advance, returns=True)
+        if not ctx.ok:
+            return
+        if more:
+            self.stack.append(Block(stmt.body))
+        else:
+            self.stack.pop()
+            if not loop.broken:
+                self.stack.append(Block(stmt.orelse))
+
+    def make_unit(self, ctx: Ctx) -> Issuer:
+        """Turn the compound statement whose header waits into a unit run by this thread."""
+        stmt = ctx.stmt
+        private = dict(ctx.bound)
+        private.update(ctx.reserved)  # a walrus in the header: filled when the header completes
+        reserved = {}
+        for name in stmt.writes:
+            slot = Slot()
+            reserved[name] = slot
+            self.env[name] = slot
+        unit = Issuer(self.inv, private, ctx.seq, True, [Publish(reserved, ctx.seq)])
+        stack = self.stack
+        if stack and type(stack[-1]) is Loop and stack[-1].stmt is stmt:
+            unit.stack.append(stack.pop())  # the rest of a while loop goes with the unit
+        return unit
+
+    def abort_rest(self) -> None:
+        """Abandon what is left to issue here; units on the way give up their slots."""
+        stack = self.stack
+        while stack:
+            frame = stack.pop()
+            if type(frame) is Publish:
+                for slot in frame.reserved.values():
+                    slot.abandon()
+                self.inv.finish_detached(frame.seq)
+
+
+def _target_names(stmt: Stmt) -> frozenset[str]:
+    import ast
+
+    return frozenset(
+        n.id for n in ast.walk(stmt.node.target) if isinstance(n, ast.Name)  # type: ignore[attr-defined]
+    )
+
+
+def _spawn(target: Callable) -> None:
+    thread = threading.Thread(target=target, name="plait-parallel", daemon=True)
+    thread.start()
+
+
+# ---------------------------------------------------------------- contexts
+class Ctx:
+    """What a running statement sees as ``__c``: its variable versions and the hooks."""
+
+    def __init__(self, issuer: Issuer, stmt: Stmt, seq: tuple, bound: dict, reserved: dict) -> None:
+        self.issuer = issuer
+        self.inv = issuer.inv
+        self.stmt = stmt
+        self.seq = seq
+        self.bound = bound
+        self.reserved = reserved
+        self.values: dict[str, Any] = {}
+        self.private: dict[str, Slot] | None = None  # try/with: the versions its blocks make
+        self.can_detach = issuer.lookahead and not stmt.jumps and issuer.parent is None
+        self.detached = False
+        self.compound = False
+        self.unit: Issuer | None = None
+        self.ok = True
+        self.children: list[Invocation] = []
+
+    # execution -------------------------------------------------------------
+    def execute(self, fn: Callable, returns: bool = False) -> Any:
+        try:
+            if self.inv.failed_before(self.seq):
+                raise _Abort()
+            result = fn(self)
+        except _Jump:
+            self._complete()
+            raise
+        except BaseException as exc:  # noqa: BLE001 - recorded in program order
+            self.ok = False
+            self._fail(exc)
+            return None
+        self._complete()
+        return result if returns else None
+
+    def _complete(self) -> None:
+        pending_children = [c for c in self.children if not c.ready()]
+        if pending_children and not self.detached:
+            # the nested calls' effects belong to this statement: later statements'
+            # barriers wait for them, but its variables are published now
+            self.detached = True
+            self.inv.add_detached(self.seq, self.stmt)
+        for name, slot in self.reserved.items():
+            if name in self.values:
+                slot.set(self.values[name])
+            elif self.private is not None and name in self.private:
+                slot.follow(self.private[name])
+            else:
+                slot.follow(self.bound.get(name))
+        if self.detached and self.unit is None:
+            if pending_children:
+                _spawn(lambda: self._finish_after(pending_children))
+            else:
+                self.inv.finish_detached(self.seq)
+
+    def _finish_after(self, children: list[Invocation]) -> None:
+        for child in children:
+            child.wait()
+        self.inv.finish_detached(self.seq)
+
+    def _fail(self, exc: BaseException) -> None:
+        issuer = self.issuer
+        if issuer.parent is not None and not isinstance(exc, _Abort):
+            # inside try/with, which runs sequentially: undo the reservations and let
+            # the native statement see the exception, as Python would
+            for name in self.reserved:
+                previous = self.bound.get(name)
+                if previous is None:
+                    issuer.env.pop(name, None)
+                else:
+                    issuer.env[name] = previous
+            raise exc
+        for slot in self.reserved.values():
+            slot.abandon()
+        self.inv.fail(self.seq, exc)
+        if self.unit is not None:
+            self.unit.abort_rest()
+        elif self.detached:
+            self.inv.finish_detached(self.seq)
+        elif issuer.owner is threading.current_thread():
+            issuer.abort_rest()  # nothing after a failure runs
+
+    # blocking ----------------------------------------------------------------
+    def block_on(self, waitable: Any) -> None:
+        if waitable.ready():
+            return
+        if self.can_detach and not self.detached and self.inv.threads < MAX_DETACHED:
+            issuer = self.issuer
+            if issuer.owner is threading.current_thread():
+                self.detached = True
+                if self.compound:
+                    self.unit = issuer.make_unit(self)
+                self.inv.add_detached(self.seq, self.stmt)
+                issuer.detach()
+        elif self.issuer.parent is not None and not self.detached:
+            self.issuer.parent.block_on(_Never())  # let the enclosing try/with detach
+        waitable.wait()
+
+    # variables -------------------------------------------------------------
+    def load(self, name: str) -> Any:
+        values = self.values
+        if name in values:
+            value = values[name]
+        else:
+            if self.private is not None and name in self.private:
+                slot = self.private[name]
+            else:
+                slot = self.bound.get(name)
+            if slot is None:
+                raise UnboundLocalError(f"local variable {name!r} referenced before assignment")
+            if slot.state != 1:
+                self.block_on(slot)
+                if slot.state != 1:
+                    raise _Abort()
+            value = slot.value
+        if value is UNBOUND:
+            raise UnboundLocalError(f"local variable {name!r} referenced before assignment")
+        return value
+
+    def store(self, name: str, value: Any) -> None:
+        if self.private is not None:
+            slot = Slot(value, True)
+            self.private[name] = slot
+        else:
+            self.values[name] = value
+
+    def store_value(self, name: str, value: Any) -> Any:
+        self.store(name, value)
+        return value
+
+    def delete(self, name: str) -> None:
+        self.load(name)  # NameError semantics: deleting an unbound local fails
+        self.store(name, UNBOUND)
+
+    def free(self, name: str) -> Any:
+        compiled = self.inv.compiled
+        cell = self.inv.fn.__closure__[compiled.freevars.index(name)]
+        return cell.cell_contents
+
+    # values -----------------------------------------------------------------
+    def resolve(self, value: Any) -> Any:
+        """The concrete value: waits for a future or a nested @parallel call."""
+        t = type(value)
+        if t is Future:
+            if value._state == PENDING:
+                self.block_on(_FuturesDone([value]))
+            if value._exc is not None:
+                self.inv.delivered.add(id(value))
+            return value.result()
+        if t is Invocation:
+            if not value.ready():
+                self.block_on(value)
+            return value.value()
+        return value
+
+    def resolve_all(self, value: Any) -> Any:
+        pending = []
+        _collect(value, pending)
+        if pending:
+            futures = [p for p in pending if type(p) is Future]
+            if futures:
+                self.block_on(_FuturesDone(futures))
+            for p in pending:
+                if type(p) is Invocation and not p.ready():
+                    self.block_on(p)
+            return resolve_deep(value, self)
+        return value
+
+    def resolve_invocations(self, value: Any) -> Any:
+        """Replace nested @parallel results inside ``value`` by their values (futures stay)."""
+        t = type(value)
+        if t is Invocation:
+            return self.resolve(value)
+        if t in (list, tuple, set, frozenset):
+            return t(self.resolve_invocations(v) for v in value)
+        if t is dict:
+            return {self.resolve_invocations(k): self.resolve_invocations(v) for k, v in value.items()}
+        return value
+
+    def truth(self, value: Any) -> bool:
+        value = self.resolve(value)
+        if not isinstance(value, _IMMUTABLE):
+            self.heap_read()
+        return bool(value)
+
+    def lift(self, name: str, fn: Callable, args: tuple, kwargs: dict | None = None) -> Future:
+        args = tuple(self.resolve(a) if type(a) is Invocation else a for a in args)
+        engine = _engine()
+        future = engine.submit(apply_task, (fn, args, kwargs or {}), {}, _lift_options(name))
+        self.record(future)
+        return future
+
+    def record(self, future: Future) -> None:
+        with self.inv.cond:
+            self.inv.futures.append((self.seq, future))
+        collector = self.issuer.collector
+        if collector is not None:
+            collector.append(future)
+        parent = self.issuer.parent
+        while parent is not None:
+            if parent.issuer.collector is not None:
+                parent.issuer.collector.append(future)
+            parent = parent.issuer.parent
+
+    # barriers ---------------------------------------------------------------
+    def _earlier(self, test: Callable[[Stmt], bool]) -> Callable[[], bool]:
+        seq = self.seq
+        detached = self.inv.detached
+
+        def predicate() -> bool:
+            return any(is_before(s, seq) and test(stmt) for s, stmt in detached.items())
+
+        return predicate
+
+    def _barrier(self, test: Callable[[Stmt], bool]) -> None:
+        inv = self.inv
+        if inv.detached:
+            predicate = self._earlier(test)
+            self.block_on(_Condition(inv, predicate))
+        if inv.failures and inv.failed_before(self.seq):
+            raise _Abort()
+        if inv.parent is not None:
+            inv.parent._barrier(test)
+
+    def heap_read(self) -> None:
+        self._barrier(lambda s: s.heap_write or s.effects)
+
+    def heap_write(self) -> None:
+        self._barrier(lambda s: s.heap_read or s.heap_write or s.effects)
+        collected = self._try_futures()
+        if collected:
+            # inside try: a task call made before this write would have raised first
+            self._raise_failed(collected)
+
+    def _try_futures(self) -> list[Future]:
+        """Futures created so far in the try bodies around this statement."""
+        futures: list[Future] = []
+        issuer: Issuer | None = self.issuer
+        while issuer is not None:
+            if issuer.collector is not None:
+                futures.extend(issuer.collector)
+            issuer = issuer.parent.issuer if issuer.parent is not None else None
+        return futures
+
+    def _raise_failed(self, futures: list[Future]) -> None:
+        pending = [f for f in futures if f._state == PENDING]
+        if pending:
+            self.block_on(_FuturesDone(pending))
+        for f in futures:
+            if f._exc is not None:
+                self.inv.delivered.add(id(f))
+                raise f._exc
+
+    def effect_barrier(self) -> None:
+        self._barrier(lambda s: True)
+        seq = self.seq
+        with self.inv.cond:
+            earlier = [f for s, f in self.inv.futures if is_before(s, seq) and f._state != 1]
+        if earlier:
+            self.block_on(_FuturesDone(earlier))
+            for f in earlier:
+                if f._exc is not None:
+                    self.inv.delivered.add(id(f))
+                    raise f._exc  # sequentially, that call raised before this effect
+        if self.inv.parent is not None:
+            self.inv.parent.effect_barrier()
+
+    # hooks used by the rewritten code ----------------------------------------
+    def call(self, fn: Any, args: tuple, kwargs: dict) -> Any:
+        from plait.parallel.function import ParallelFunction
+        from plait.runtime.task import TaskCall
+
+        if isinstance(fn, (TaskFunction, TaskCall)):
+            if _has_invocation(args) or _has_invocation(kwargs):
+                args, kwargs = self.resolve_invocations((args, kwargs))
+            if _has_mutable(args) or _has_mutable(kwargs):
+                self.heap_read()  # the call pickles them now
+            future = fn(*args, **kwargs)
+            self.record(future)
+            return future
+        if isinstance(fn, ParallelFunction):
+            child = fn.invoke(args, kwargs, parent=self)
+            self.children.append(child)
+            return child
+        if fn in STRUCTURAL:
+            if fn is range or any(type(a) in (Future, Invocation) for a in args):
+                args = tuple(self.resolve(a) for a in args)
+            if _has_mutable(args):
+                self.heap_read()
+            return fn(*args, **kwargs)
+        if fn in PURE:
+            if _has_pending(args) or _has_pending(kwargs):
+                return self.lift(getattr(fn, "__name__", "builtin"), fn, args, kwargs)
+            if _has_mutable(args):
+                self.heap_read()
+            return fn(*args, **kwargs)
+        if fn is _plait_get():
+            return self.resolve_all(args[0])
+        fn = self.resolve(fn)
+        args = self.resolve_all(args)
+        kwargs = self.resolve_all(kwargs)
+        self.effect_barrier()
+        return fn(*args, **kwargs)
+
+    def method(self, obj: Any, name: str, args: tuple, kwargs: dict) -> Any:
+        obj = self.resolve(obj)
+        if name in MUTATORS and type(obj) in _CONTAINERS:
+            self.heap_write()
+            return getattr(obj, name)(*args, **kwargs)
+        if isinstance(obj, _IMMUTABLE) or type(obj) is tuple:
+            args = self.resolve_all(args)
+            return getattr(obj, name)(*args, **self.resolve_all(kwargs))
+        if isinstance(obj, types.ModuleType):
+            return self.call(getattr(obj, name), args, kwargs)
+        args = self.resolve_all(args)
+        kwargs = self.resolve_all(kwargs)
+        self.effect_barrier()
+        return getattr(obj, name)(*args, **kwargs)
+
+    def binop(self, op: str, a: Any, b: Any) -> Any:
+        if type(a) is Invocation:
+            a = self.resolve(a)
+        if type(b) is Invocation:
+            b = self.resolve(b)
+        fn = _BINOPS[op]
+        if type(a) is Future or type(b) is Future:
+            return self.lift(op.rstrip("="), _BINOPS[op.rstrip("=")], (a, b))
+        if _has_pending(a) or _has_pending(b):
+            if op.rstrip("=") in ("+", "*") and type(a) in (list, tuple) and type(b) in (list, tuple, int):
+                self.heap_read()
+                return fn(a, b)
+            return self.lift(op.rstrip("="), _BINOPS[op.rstrip("=")], (a, b))
+        if not isinstance(a, _IMMUTABLE) or not isinstance(b, _IMMUTABLE):
+            if op.endswith("=") and not isinstance(a, _IMMUTABLE):
+                self.heap_write()
+            else:
+                self.heap_read()
+        return fn(a, b)
+
+    def unary(self, op: str, a: Any) -> Any:
+        if op == "not":
+            return not self.truth(a)
+        a = self.resolve(a) if type(a) is Invocation else a
+        if type(a) is Future:
+            return self.lift(op, _UNARY[op], (a,))
+        return _UNARY[op](a)
+
+    def compare(self, left: Any, *rest: tuple[str, Callable]) -> Any:
+        result: Any = True
+        for op, thunk in rest:
+            right = thunk()
+            if op in ("is", "is not"):
+                lv, rv = self.resolve(left), self.resolve(right)
+                result = (lv is rv) if op == "is" else (lv is not rv)
+            else:
+                left = self.resolve(left) if type(left) is Invocation else left
+                right = self.resolve(right) if type(right) is Invocation else right
+                if _has_pending(left) or _has_pending(right):
+                    result = self.lift(op, _CMPS[op], (left, right))
+                else:
+                    if not isinstance(left, _IMMUTABLE) or not isinstance(right, _IMMUTABLE):
+                        self.heap_read()
+                    result = _CMPS[op](left, right)
+            if len(rest) > 1 and not self.truth(result):
+                return result
+            left = right
+        return result
+
+    def and_(self, first: Any, *thunks: Callable) -> Any:
+        value = first
+        for thunk in thunks:
+            if not self.truth(value):
+                return value
+            value = thunk()
+        return value
+
+    def or_(self, first: Any, *thunks: Callable) -> Any:
+        value = first
+        for thunk in thunks:
+            if self.truth(value):
+                return value
+            value = thunk()
+        return value
+
+    def ifexp(self, test: Any, body: Callable, orelse: Callable) -> Any:
+        return body() if self.truth(test) else orelse()
+
+    def getattr(self, obj: Any, name: str) -> Any:
+        if type(obj) is Invocation:
+            obj = self.resolve(obj)
+        if type(obj) is Future:
+            return self.lift(f".{name}", getattr, (obj, name))
+        if not isinstance(obj, _IMMUTABLE) and type(obj).__name__ != "module":
+            self.heap_read()
+        return getattr(obj, name)
+
+    def getitem(self, obj: Any, key: Any) -> Any:
+        if type(obj) is Invocation:
+            obj = self.resolve(obj)
+        if type(obj) is Future:
+            return self.lift("[]", operator.getitem, (obj, key))
+        key = self.resolve_all(key)
+        if not isinstance(obj, _IMMUTABLE):
+            self.heap_read()
+        return obj[key]
+
+    def setattr(self, obj: Any, name: str, value: Any) -> None:
+        obj = self.resolve(obj)
+        self.heap_write()
+        setattr(obj, name, value)
+
+    def setitem(self, obj: Any, key: Any, value: Any) -> None:
+        obj = self.resolve(obj)
+        key = self.resolve_all(key)
+        self.heap_write()
+        obj[key] = value
+
+    def delitem(self, obj: Any, key: Any) -> None:
+        obj = self.resolve(obj)
+        key = self.resolve_all(key)
+        self.heap_write()
+        del obj[key]
+
+    def delattr(self, obj: Any, name: str) -> None:
+        obj = self.resolve(obj)
+        self.heap_write()
+        delattr(obj, name)
+
+    def iterate(self, value: Any) -> Any:
+        value = self.resolve(value)
+        if not isinstance(value, _IMMUTABLE):
+            self.heap_read()
+        return value
+
+    def loop_iterator(self, value: Any, stmt: Stmt) -> Any:
+        value = self.iterate(value)
+        if type(value) in _CONTAINERS or type(value) in (tuple, str, bytes, range):
+            if stmt.mutates_iterable:
+                return iter(value)
+            return iter(list(value))  # a snapshot: later statements may run ahead of this loop
+        return _SequencedIterator(iter(value))
+
+    def unpack(self, value: Any, count: int, star: int) -> list:
+        value = self.resolve(value)
+        if not isinstance(value, _IMMUTABLE) and type(value) is not tuple:
+            self.heap_read()
+        items = list(value)
+        if star < 0:
+            if len(items) != count:
+                if len(items) > count:
+                    raise ValueError(f"too many values to unpack (expected {count})")
+                raise ValueError(f"not enough values to unpack (expected {count}, got {len(items)})")
+            return items
+        after = count - star - 1
+        if len(items) < count - 1:
+            raise ValueError(f"not enough values to unpack (expected at least {count - 1}, got {len(items)})")
+        return items[:star] + [items[star : len(items) - after]] + items[len(items) - after :]
+
+    def format(self, value: Any, conversion: int, spec: str) -> str:
+        value = self.resolve_all(value)
+        if conversion == ord("r"):
+            value = repr(value)
+        elif conversion == ord("s"):
+            value = str(value)
+        elif conversion == ord("a"):
+            value = ascii(value)
+        return format(value, spec)
+
+    def join(self, *parts: str) -> str:
+        return "".join(parts)
+
+    def dict_display(self, keys: list, values: list) -> dict:
+        return {self.resolve(k): v for k, v in zip(keys, values, strict=True)}
+
+    def discard(self, value: Any) -> None:
+        return None
+
+    def assert_(self, test: Any, message: Callable) -> None:
+        if not self.truth(test):
+            msg = message()
+            raise AssertionError(self.resolve_all(msg)) if msg is not None else AssertionError()
+
+    # try/with ----------------------------------------------------------------
+    def mark(self) -> list:
+        self._collector: list = []
+        return self._collector
+
+    def run_block(self, index: int) -> None:
+        # only the try body (block 0) collects: handlers, else and finally do not
+        collector = getattr(self, "_collector", None) if index == 0 else None
+        assert self.private is not None
+        issuer = Issuer(
+            self.inv,
+            self.private,
+            self.seq + (index, self._next_run()),
+            False,
+            [Block(self.stmt.blocks[index])],
+            parent=self,
+            collector=collector,
+        )
+        issuer.run()
+
+    def _next_run(self) -> int:
+        self._runs = getattr(self, "_runs", 0) + 1
+        return self._runs
+
+    def settle(self, collector: list) -> None:
+        """End of a try body: its task calls must have succeeded, as they would have sequentially."""
+        self._raise_failed(list(collector))
+
+
+class _Never:
+    """A waitable that is never ready: used only to trigger a detach."""
+
+    def ready(self) -> bool:
+        return False
+
+    def wait(self) -> None:
+        return None
+
+
+class _SequencedIterator:
+    """A lazy iterable (a generator, a file): advanced in program order, after a barrier."""
+
+    def __init__(self, iterator: Any) -> None:
+        self.iterator = iterator
+
+    def __iter__(self) -> _SequencedIterator:
+        return self
+
+    def __next__(self) -> Any:
+        return next(self.iterator)
+
+
+_CONTAINERS = (list, dict, set, bytearray)
+
+
+def _plait_get() -> Any:
+    from plait.runtime.api import get
+
+    return get
+
+
+def _engine() -> Any:
+    from plait.runtime.context import current_engine
+
+    return current_engine()
+
+
+def _collect(value: Any, out: list) -> None:
+    t = type(value)
+    if t is Future or t is Invocation:
+        out.append(value)
+    elif t in (list, tuple, set, frozenset):
+        for v in value:
+            _collect(v, out)
+    elif t is dict:
+        for k, v in value.items():
+            _collect(k, out)
+            _collect(v, out)
+
+
+def _has_pending(value: Any) -> bool:
+    t = type(value)
+    if t is Future or t is Invocation:
+        return True
+    if t in (list, tuple, set, frozenset):
+        return any(_has_pending(v) for v in value)
+    if t is dict:
+        return any(_has_pending(k) or _has_pending(v) for k, v in value.items())
+    return False
+
+
+def _has_invocation(value: Any) -> bool:
+    t = type(value)
+    if t is Invocation:
+        return True
+    if t in (list, tuple, set, frozenset):
+        return any(_has_invocation(v) for v in value)
+    if t is dict:
+        return any(_has_invocation(v) for v in value.values())
+    return False
+
+
+def _has_mutable(value: Any) -> bool:
+    if type(value) in (tuple,):
+        return any(_has_mutable(v) for v in value)
+    if type(value) is dict:
+        return any(_has_mutable(v) for v in value.values())
+    return not isinstance(value, _IMMUTABLE) and type(value) not in (Future, Invocation)
+
+
+def resolve_deep(value: Any, ctx: Ctx | None) -> Any:
+    """``value`` with every future inside replaced by its value (containers rebuilt)."""
+    t = type(value)
+    if t is Future:
+        if ctx is not None and value._state == PENDING:
+            ctx.block_on(_FuturesDone([value]))
+        return value.result()
+    if t is Invocation:
+        if ctx is not None and not value.ready():
+            ctx.block_on(value)
+        return value.value()
+    if t is list:
+        if not _has_pending(value):
+            return value
+        futures = [v for v in value if type(v) is Future]
+        if futures and ctx is None:
+            futures[0]._engine.wait_for(futures, len(futures), None)
+        return [resolve_deep(v, ctx) for v in value]
+    if t is tuple:
+        return tuple(resolve_deep(v, ctx) for v in value) if _has_pending(value) else value
+    if t is dict:
+        return {resolve_deep(k, ctx): resolve_deep(v, ctx) for k, v in value.items()} if _has_pending(value) else value
+    if t in (set, frozenset):
+        return t(resolve_deep(v, ctx) for v in value) if _has_pending(value) else value
+    return value

@@ -1,0 +1,153 @@
+"""@plait.parallel keeps sequential meaning: values, printed output and exceptions."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+
+import pytest
+
+import plait
+from plait.parallel.check import ParallelCheckError, sequential
+from tests import parallel_corpus as corpus
+
+
+def _outcome(fn, args, kwargs):
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            value = fn(*args, **kwargs)
+    except Exception as exc:
+        return ("raised", type(exc).__name__, str(exc)), out.getvalue()
+    return ("returned", value), out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "program,args,kwargs",
+    corpus.PROGRAMS,
+    ids=[f"{p.__name__}{args}" for p, args, _ in corpus.PROGRAMS],
+)
+def test_equivalent_to_sequential(engine, program, args, kwargs):
+    expected = sequential(program.fn, args, kwargs)
+    want = (("returned", expected[1]) if expected[0] else ("raised", type(expected[1]).__name__, str(expected[1])), expected[2])
+    assert _outcome(program, args, kwargs) == want
+
+
+def test_check_mode_passes_and_reports(engine):
+    checked = plait.parallel(corpus.accumulate.fn, check=True)
+    assert checked(5) == 20
+
+    calls = []
+
+    def impure(x):
+        calls.append(x)
+        return len(calls)
+
+    # check mode compares the two runs: a function with hidden state differs between them
+    flaky = plait.parallel(_counter_program, check=True)
+    _COUNTER.clear()
+    with pytest.raises(ParallelCheckError, match="differs|returned"):
+        flaky(3)
+
+
+_COUNTER: list = []
+
+
+def _bump():
+    _COUNTER.append(1)
+    return len(_COUNTER)
+
+
+def _counter_program(n):
+    total = 0
+    for _ in range(n):
+        total += _bump()
+    return total
+
+
+def test_lookahead_launches_independent_work_before_a_blocked_if():
+    @plait.task
+    def stamp(delay):
+        start = time.time()
+        time.sleep(delay)
+        return start
+
+    @plait.parallel
+    def program():
+        first = stamp(0.5)
+        if first > 0:  # waits for the slow task
+            flag = True
+        later = stamp(0)  # does not depend on the if: starts at once
+        return first, later, flag
+
+    with plait.init(workers=3):
+        plait.get([stamp(0) for _ in range(3)])  # workers warm
+        first, later, flag = program()
+    assert flag is True
+    assert later < first + 0.4  # launched while the if still waited
+
+
+def test_loop_iterations_overlap():
+    @plait.task
+    def span(i):
+        start = time.time()
+        time.sleep(0.3)
+        return start, time.time()
+
+    @plait.parallel
+    def program(n):
+        spans = []
+        for i in range(n):
+            s = span(i)
+            if s[0] > 0:  # each iteration waits on its own result only
+                spans.append(s)
+        return spans
+
+    with plait.init(workers=4):
+        plait.get([span(i) for i in range(4)])
+        spans = program(4)
+    latest_start = max(s for s, _ in spans)
+    earliest_end = min(e for _, e in spans)
+    assert latest_start < earliest_end  # all four ran at the same time
+
+
+def test_called_from_task_and_from_ordinary_code(engine):
+    @plait.task
+    def outer(n):
+        return corpus.accumulate(n)
+
+    assert outer(4).result() == corpus.accumulate(4) == 12
+
+
+REFUSALS = {
+    "generator": ("def f(x):\n    yield x\n", "yield"),
+    "async": ("async def f(x):\n    return x\n", "async"),
+    "global": ("G = 1\ndef f(x):\n    global G\n    G = x\n", "global"),
+    "nested def": ("def f(x):\n    def g():\n        return 1\n    return g()\n", "module level"),
+    "match": ("def f(x):\n    match x:\n        case 1:\n            return 1\n", "match"),
+    "locals": ("def f(x):\n    return locals()\n", "frame"),
+    "lambda over reassigned": ("def f(x):\n    y = 1\n    g = lambda: y\n    y = 2\n    return g()\n", "assigned more than once"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSALS))
+def test_refusals_name_the_line(tmp_path, name, monkeypatch):
+    source, fragment = REFUSALS[name]
+    module = tmp_path / f"refused_{name.replace(' ', '_')}.py"
+    module.write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    namespace: dict = {}
+    exec(compile(source, str(module), "exec"), namespace)
+    with pytest.raises(plait.ParallelSyntaxError) as info:
+        plait.parallel(namespace["f"])
+    message = str(info.value)
+    assert fragment in message
+    assert str(module) in message and ":" in message
+
+
+def test_source_not_available():
+    namespace: dict = {}
+    exec("def f(x):\n    return x\n", namespace)
+    with pytest.raises(plait.ParallelSyntaxError, match="source"):
+        plait.parallel(namespace["f"])
