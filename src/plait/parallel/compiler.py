@@ -402,14 +402,13 @@ class _Compiler:
         body: list[ast.stmt] = [
             ast.Assign([ast.Name(mark, ast.Store())], _c_call("mark")),
             ast.Try(
-                body=[run_block(0), _expr_stmt(_c_call("settle", ast.Name(mark, ast.Load())))],
+                body=[_expr_stmt(_c_call("guard", ast.Name(mark, ast.Load())))],
                 handlers=handlers,
                 orelse=orelse,
                 finalbody=final,
             ),
         ]
-        if not handlers and not final:
-            body = body[1:]
+
         return Stmt(kind="try", run=self._function(body, node.lineno), blocks=blocks, **common)
 
     def with_unit(self, node: ast.With, in_loop: bool, common: dict) -> Stmt:

@@ -51,6 +51,15 @@ class _Abort(BaseException):
     """An earlier statement failed: this one is abandoned (never seen by users)."""
 
 
+class _Unwind(BaseException):
+    """A task call inside a try body failed: unwind to that try statement, past inner ones."""
+
+    def __init__(self, exc: BaseException, collector: Collector) -> None:
+        super().__init__("unwind")
+        self.exc = exc
+        self.collector = collector
+
+
 class _Jump(BaseException):
     def __init__(self, kind: str, value: Any = None) -> None:
         super().__init__(kind)
@@ -298,6 +307,30 @@ class Publish:
         self.seq = seq
 
 
+class Collector:
+    """The futures created inside one try body, and the variable versions to roll back to."""
+
+    __slots__ = ("entries", "issuer", "snapshots")
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[tuple, Future]] = []
+        self.issuer: Issuer | None = None
+        self.snapshots: list[tuple[tuple, dict]] = []
+
+    def rollback(self, seq: tuple) -> None:
+        """Variables as they were before the statement ``seq`` (or the one containing it)."""
+        chosen = None
+        for snap_seq, snapshot in self.snapshots:
+            if snap_seq <= seq:
+                chosen = snapshot
+            else:
+                break
+        if chosen is not None and self.issuer is not None:
+            env = self.issuer.env
+            env.clear()
+            env.update(chosen)
+
+
 class Issuer:
     """Issues statements in program order from an explicit continuation stack."""
 
@@ -309,7 +342,7 @@ class Issuer:
         lookahead: bool,
         stack: list,
         parent: Ctx | None = None,
-        collector: list | None = None,
+        collector: Collector | None = None,
     ) -> None:
         self.inv = inv
         self.env = env
@@ -363,6 +396,8 @@ class Issuer:
     # simple statements -----------------------------------------------------
     def _new_ctx(self, stmt: Stmt, seq: tuple, reserve: frozenset[str]) -> Ctx:
         env = self.env
+        if self.collector is not None:
+            self.collector.snapshots.append((seq, dict(env)))
         bound = {name: env.get(name) for name in stmt.reads}
         reserved = {}
         for name in reserve:
@@ -607,7 +642,9 @@ class Ctx:
         if issuer.parent is not None and not isinstance(exc, _Abort):
             # inside try/with, which runs sequentially: undo the reservations and let
             # the native statement see the exception, as Python would
-            for name in self.reserved:
+            for name, slot in self.reserved.items():
+                if issuer.env.get(name) is not slot:
+                    continue  # already rolled back further
                 previous = self.bound.get(name)
                 if previous is None:
                     issuer.env.pop(name, None)
@@ -689,13 +726,34 @@ class Ctx:
             if value._state == PENDING:
                 self.block_on(_FuturesDone([value]))
             if value._exc is not None:
-                self.inv.delivered.add(id(value))
+                self.deliver_failure(value)
             return value.result()
         if t is Invocation:
             if not value.ready():
                 self.block_on(value)
+            if value.outcome is not None and not value.outcome[0]:
+                self.deliver_failure(value)
             return value.value()
         return value
+
+    def deliver_failure(self, obj: Any, collectors: list[Collector] | None = None) -> None:
+        """User code is about to see the failure of ``obj``: raise it where the sequential program did.
+
+        A call made inside an enclosing try body raised there: unwind to that try
+        (rolling its variables back). A call made outside every try raised
+        before this statement: abandon this statement; the invocation reports
+        the failure. A future from elsewhere simply raises.
+        """
+        exc = obj._exc if type(obj) is Future else obj.outcome[1]
+        for collector in (collectors or []) + self._collectors_around():
+            for seq, entry in collector.entries:
+                if entry is obj:
+                    self.inv.delivered.update(id(e) for _, e in collector.entries)
+                    collector.rollback(seq)
+                    raise _Unwind(exc, collector)
+        if any(entry is obj for _, entry in self.inv.futures):
+            raise _Abort()
+        raise exc
 
     def resolve_all(self, value: Any) -> Any:
         pending = []
@@ -737,14 +795,11 @@ class Ctx:
     def record(self, future: Future) -> None:
         with self.inv.cond:
             self.inv.futures.append((self.seq, future))
-        collector = self.issuer.collector
-        if collector is not None:
-            collector.append(future)
-        parent = self.issuer.parent
-        while parent is not None:
-            if parent.issuer.collector is not None:
-                parent.issuer.collector.append(future)
-            parent = parent.issuer.parent
+        issuer: Issuer | None = self.issuer
+        while issuer is not None:
+            if issuer.collector is not None:
+                issuer.collector.entries.append((self.seq, future))
+            issuer = issuer.parent.issuer if issuer.parent is not None else None
 
     # barriers ---------------------------------------------------------------
     def _earlier(self, test: Callable[[Stmt], bool]) -> Callable[[], bool]:
@@ -771,41 +826,45 @@ class Ctx:
 
     def heap_write(self) -> None:
         self._barrier(lambda s: s.heap_read or s.heap_write or s.effects)
-        collected = self._try_futures()
-        if collected:
+        collectors = self._collectors_around()
+        if collectors:
             # inside try: a task call made before this write would have raised first
-            self._raise_failed(collected)
+            self._raise_failed(collectors)
 
-    def _try_futures(self) -> list[Future]:
-        """Futures created so far in the try bodies around this statement."""
-        futures: list[Future] = []
+    def _collectors_around(self) -> list[Collector]:
+        """The try bodies this statement runs in, innermost first."""
+        collectors = []
         issuer: Issuer | None = self.issuer
         while issuer is not None:
             if issuer.collector is not None:
-                futures.extend(issuer.collector)
+                collectors.append(issuer.collector)
             issuer = issuer.parent.issuer if issuer.parent is not None else None
-        return futures
+        return collectors
 
-    def _raise_failed(self, futures: list[Future]) -> None:
-        pending = [f for f in futures if f._state == PENDING]
+    def _raise_failed(self, collectors: list[Collector]) -> None:
+        entries = sorted({id(f): (seq, f) for c in collectors for seq, f in c.entries}.values(), key=lambda e: e[0])
+        pending = [f for _, f in entries if f._state == PENDING]
         if pending:
             self.block_on(_FuturesDone(pending))
-        for f in futures:
+        for _, f in entries:
             if f._exc is not None:
-                self.inv.delivered.add(id(f))
-                raise f._exc
+                # sequentially this call raised here: its statement and the later ones
+                # did not happen (their variables roll back), and the try around it catches it
+                self.deliver_failure(f, collectors)
 
     def effect_barrier(self) -> None:
         self._barrier(lambda s: True)
         seq = self.seq
         with self.inv.cond:
-            earlier = [f for s, f in self.inv.futures if is_before(s, seq) and f._state != 1]
+            delivered = self.inv.delivered
+            earlier = [
+                f for s, f in self.inv.futures if is_before(s, seq) and f._state != 1 and id(f) not in delivered
+            ]
         if earlier:
             self.block_on(_FuturesDone(earlier))
             for f in earlier:
                 if f._exc is not None:
-                    self.inv.delivered.add(id(f))
-                    raise f._exc  # sequentially, that call raised before this effect
+                    self.deliver_failure(f)  # sequentially, that call raised before this effect
         if self.inv.parent is not None:
             self.inv.parent.effect_barrier()
 
@@ -1025,8 +1084,8 @@ class Ctx:
             raise AssertionError(self.resolve_all(msg)) if msg is not None else AssertionError()
 
     # try/with ----------------------------------------------------------------
-    def mark(self) -> list:
-        self._collector: list = []
+    def mark(self) -> Collector:
+        self._collector = Collector()
         return self._collector
 
     def run_block(self, index: int) -> None:
@@ -1042,15 +1101,23 @@ class Ctx:
             parent=self,
             collector=collector,
         )
+        if collector is not None:
+            collector.issuer = issuer
         issuer.run()
 
     def _next_run(self) -> int:
         self._runs = getattr(self, "_runs", 0) + 1
         return self._runs
 
-    def settle(self, collector: list) -> None:
-        """End of a try body: its task calls must have succeeded, as they would have sequentially."""
-        self._raise_failed(list(collector))
+    def guard(self, collector: Collector) -> None:
+        """Run a try body; its task calls must have succeeded, as they would have sequentially."""
+        try:
+            self.run_block(0)
+            self._raise_failed([collector])
+        except _Unwind as unwind:
+            if unwind.collector is not collector:
+                raise  # a call in an outer try body failed: that try handles it
+            raise unwind.exc from unwind.exc.__cause__
 
 
 class _Never:
@@ -1137,14 +1204,10 @@ def _has_mutable(value: Any) -> bool:
 def resolve_deep(value: Any, ctx: Ctx | None) -> Any:
     """``value`` with every future inside replaced by its value (containers rebuilt)."""
     t = type(value)
-    if t is Future:
-        if ctx is not None and value._state == PENDING:
-            ctx.block_on(_FuturesDone([value]))
-        return value.result()
-    if t is Invocation:
-        if ctx is not None and not value.ready():
-            ctx.block_on(value)
-        return value.value()
+    if t is Future or t is Invocation:
+        if ctx is not None:
+            return ctx.resolve(value)
+        return value.result() if t is Future else value.value()
     if t is list:
         if not _has_pending(value):
             return value

@@ -17,6 +17,8 @@ from plait.runtime.options import EngineConfig
 ENGINES = {
     "inline": "plait.engines.inline:InlineEngine",
     "local": "plait.engines.local.engine:LocalEngine",
+    "ray": "plait.engines.ray:RayEngine",
+    "dask": "plait.engines.dask:DaskEngine",
 }
 _atexit_registered = False
 

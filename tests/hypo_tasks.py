@@ -1,0 +1,15 @@
+"""Tasks used by the generated programs of test_parallel_property.py."""
+
+import plait
+
+
+@plait.task
+def work(x):
+    return x + 1
+
+
+@plait.task
+def boom(x):
+    if x % 5 == 0:
+        raise ValueError(f"boom {x}")
+    return x * 2
