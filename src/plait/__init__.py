@@ -32,7 +32,7 @@ from plait.runtime.api import (
     timeline,
     wait,
 )
-from plait.parallel import ParallelSyntaxError, parallel
+from plait.parallel import ParallelSyntaxError, TraceError, parallel, trace
 from plait.runtime.future import Future
 from plait.runtime.task import task
 
@@ -53,6 +53,7 @@ __all__ = [
     "SerializationError",
     "TaskError",
     "TaskTimeoutError",
+    "TraceError",
     "WorkerCrashedError",
     "actor",
     "as_completed",
@@ -67,6 +68,7 @@ __all__ = [
     "status",
     "task",
     "timeline",
+    "trace",
     "wait",
 ]
 

@@ -2,5 +2,6 @@
 
 from plait.parallel.compiler import ParallelSyntaxError
 from plait.parallel.function import ParallelFunction, parallel
+from plait.parallel.tracing import TraceError, trace
 
-__all__ = ["ParallelFunction", "ParallelSyntaxError", "parallel"]
+__all__ = ["ParallelFunction", "ParallelSyntaxError", "TraceError", "parallel", "trace"]

@@ -229,6 +229,11 @@ class Invocation:
         with self.cond:
             while self.detached:
                 self.cond.wait()
+        if getattr(_engine(), "tracing", False):
+            failures = [exc for _, exc in self.failures if not isinstance(exc, _Abort)]
+            self.outcome = (False, failures[0]) if failures else (True, self.result)
+            self.done.set()
+            return
         futures = [f for _, f in self.futures]
         if futures:
             futures[0]._engine.wait_for(futures, len(futures), None)
@@ -854,6 +859,8 @@ class Ctx:
 
     def effect_barrier(self) -> None:
         self._barrier(lambda s: True)
+        if getattr(_engine(), "tracing", False):
+            return  # tracing runs ordinary code as it comes; task results are symbolic
         seq = self.seq
         with self.inv.cond:
             delivered = self.inv.delivered

@@ -25,8 +25,15 @@ class _SequentialReference(threading.local):
 sequential_reference = _SequentialReference()
 
 
+class _Override(threading.local):
+    engine: Any = None
+
+
+override = _Override()  # a per-thread engine (tracing uses it)
+
+
 def current_engine() -> Any:
-    engine = _engine
+    engine = override.engine or _engine
     if engine is not None:
         return engine
     with _lock:

@@ -18,11 +18,15 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run a Python script on a plait engine")
     run.add_argument("script", help="path of the script to run")
-    run.add_argument("--engine", choices=["local", "inline"], help="engine to use (default: local)")
+    run.add_argument("--engine", choices=["local", "inline", "ray", "dask"], help="engine to use (default: local)")
     run.add_argument("--workers", type=int, help="worker processes for the local engine")
     run.add_argument("--trace", metavar="OUT.json", help="write a Chrome/Perfetto timeline at exit")
     run.add_argument("--progress", action="store_true", help="show progress bars for get/wait")
     run.epilog = "arguments after -- go to the script: plait run sweep.py --workers 4 -- --size 10"
+    graph = commands.add_parser("graph", help="capture a @parallel function's graph without running tasks")
+    graph.add_argument("target", help="script.py:function")
+    graph.add_argument("values", nargs="*", help="arguments, as Python literals (1, 'a', [1, 2])")
+    graph.add_argument("-o", "--output", help="out.json, out.svg, out.html or out.dot (default: print it)")
     argv = list(sys.argv[1:] if argv is None else argv)
     script_args: list[str] = []
     if "--" in argv:
@@ -33,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if options.command == "run":
         return _run(options)
+    if options.command == "graph":
+        return _graph(options)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
@@ -59,6 +65,49 @@ def _run(options: argparse.Namespace) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         plait.shutdown()
+    return 0
+
+
+def _graph(options: argparse.Namespace) -> int:
+    import ast
+
+    script, _, name = options.target.rpartition(":")
+    if not script or not name:
+        print("plait graph: give the function as script.py:function", file=sys.stderr)
+        return 2
+    if not os.path.isfile(script):
+        print(f"plait graph: no such script: {script}", file=sys.stderr)
+        return 2
+    try:
+        values = [ast.literal_eval(v) for v in options.values]
+    except (ValueError, SyntaxError) as exc:
+        print(f"plait graph: arguments must be Python literals ({exc})", file=sys.stderr)
+        return 2
+    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+    namespace = runpy.run_path(script, run_name="__plait_graph__")
+    if name not in namespace:
+        print(f"plait graph: {script} defines no {name!r}", file=sys.stderr)
+        return 2
+    import plait
+
+    graph = plait.trace(namespace[name])(*values)
+    out = options.output
+    if not out:
+        print(graph)
+    elif out.endswith(".json"):
+        graph.save(out)
+    elif out.endswith(".svg"):
+        with open(out, "w") as f:
+            f.write(graph.to_svg())
+    elif out.endswith(".html"):
+        with open(out, "w") as f:
+            f.write(graph.to_html())
+    elif out.endswith(".dot"):
+        with open(out, "w") as f:
+            f.write(graph.to_dot())
+    else:
+        print("plait graph: -o must end in .json, .svg, .html or .dot", file=sys.stderr)
+        return 2
     return 0
 
 
