@@ -19,6 +19,7 @@ from plait.errors import (
     TaskTimeoutError,
     WorkerCrashedError,
 )
+from plait.parallel import ParallelSyntaxError, TraceError, parallel, trace
 from plait.runtime.actor import ActorHandle, actor
 from plait.runtime.api import (
     as_completed,
@@ -32,7 +33,6 @@ from plait.runtime.api import (
     timeline,
     wait,
 )
-from plait.parallel import ParallelSyntaxError, TraceError, parallel, trace
 from plait.runtime.future import Future
 from plait.runtime.task import task
 
@@ -75,6 +75,10 @@ __all__ = [
 
 def __getattr__(name: str):
     # the graph IR loads on first use, keeping `import plait` light
+    if name == "graph":
+        import plait.graph
+
+        return plait.graph
     if name in ("Graph", "run"):
         import plait.graph
 

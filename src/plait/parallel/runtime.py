@@ -893,12 +893,16 @@ class Ctx:
             self.children.append(child)
             return child
         if fn in STRUCTURAL:
-            if fn is range or any(type(a) in (Future, Invocation) for a in args):
+            if any(type(a) is Invocation for a in args):
                 args = tuple(self.resolve(a) for a in args)
+            if any(type(a) is Future and a._state == PENDING for a in args):
+                return self.lift(fn.__name__, fn, args, kwargs)  # len(f), list(f), range(f)
+            args = tuple(self.resolve(a) if type(a) is Future else a for a in args)
             if _has_mutable(args):
                 self.heap_read()
             return fn(*args, **kwargs)
         if fn in PURE:
+            args = tuple(_materialize(a) for a in args)
             if _has_pending(args) or _has_pending(kwargs):
                 return self.lift(getattr(fn, "__name__", "builtin"), fn, args, kwargs)
             if _has_mutable(args):
@@ -1187,6 +1191,14 @@ def _has_pending(value: Any) -> bool:
     if t is dict:
         return any(_has_pending(k) or _has_pending(v) for k, v in value.items())
     return False
+
+
+_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
+
+
+def _materialize(value: Any) -> Any:
+    """Dict views become lists, so the futures inside them are seen (and can be lifted)."""
+    return list(value) if isinstance(value, _VIEWS) else value
 
 
 def _has_invocation(value: Any) -> bool:

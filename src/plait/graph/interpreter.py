@@ -1,0 +1,443 @@
+"""Running a graph: the ``Interpreter`` and ``run``.
+
+The interpreter is a small dataflow scheduler in the calling thread. A node
+runs as soon as the nodes it reads have values:
+
+- ``task`` nodes are submitted to the engine at once, with futures among their
+  arguments, so independent tasks run in parallel and a task is queued before
+  its inputs are finished;
+- ``op`` and ``call`` nodes wait (without blocking anything else) until the
+  futures in their arguments are done, then run here on the values; effectful
+  ``call`` nodes (and ``if``/``while`` nodes holding one) also wait for the
+  effectful calls before them, so they run in program order;
+- ``if`` waits for its condition, then runs the branch taken as a subgraph
+  whose inputs may still be futures; ``while`` runs its condition subgraph,
+  waits for the condition, runs the body, and so on;
+- ``output``: ``run`` returns the output with every future replaced by its
+  value, once every task it submitted has finished (``resolve=False`` on an
+  ``Interpreter`` returns at once, futures kept).
+
+The first failure ends the run at once: a failed task raises its own
+exception, an ``op``/``call`` its error, each with a note naming the graph
+node and its line. Tasks already submitted are left to finish.
+
+Customize by subclassing ``Interpreter`` and overriding one of the methods
+named after the opcodes (``input``, ``const``, ``task``, ``op``, ``call``),
+``truth`` (how a condition is read) or ``run_node`` (every simple node).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from typing import Any
+
+from plait.graph.ir import (
+    CALL,
+    CONST,
+    IF,
+    INPUT,
+    NO_DEFAULT,
+    OP,
+    OUTPUT,
+    TASK,
+    WHILE,
+    Graph,
+    GraphError,
+    Node,
+    map_arg,
+)
+from plait.runtime import context
+from plait.runtime.future import CANCELLED, FAILED, Future
+
+_ATOMIC = (int, float, str, bytes, bool, type(None))
+
+
+def _futures_in(value: Any, out: list[Future]) -> None:
+    t = type(value)
+    if t is Future:
+        out.append(value)
+    elif t in _ATOMIC:
+        return
+    elif t is list or t is tuple or t is set or t is frozenset or isinstance(value, tuple):
+        for v in value:
+            _futures_in(v, out)
+    elif t is dict:
+        for v in value.values():
+            _futures_in(v, out)
+
+
+def resolve(value: Any) -> Any:
+    """``value`` with every future inside (lists, tuples, dicts, sets) replaced by its result.
+
+    Containers with no future inside are returned as they are (same object),
+    so values that the driver mutates stay shared as in plain Python.
+    """
+    t = type(value)
+    if t is Future:
+        return value.result()
+    if t in _ATOMIC:
+        return value
+    if t is list or t is tuple or t is set or t is frozenset:
+        items = [resolve(v) for v in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        return t(items)
+    if isinstance(value, tuple) and hasattr(t, "_fields"):
+        items = [resolve(v) for v in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        return t(*items)
+    if t is dict:
+        new = {k: resolve(v) for k, v in value.items()}
+        return value if all(new[k] is v for k, v in value.items()) else new
+    return value
+
+
+class _Frame:
+    """One running instance of a graph (the top graph, or a subgraph run)."""
+
+    __slots__ = (
+        "graph", "env", "pending", "remaining", "inputs", "output", "on_done", "effects", "order", "turn", "parked",
+    )  # fmt: skip
+
+    def __init__(self, graph: Graph, inputs: dict[Node, Any], on_done: Callable[[Any], None]) -> None:
+        self.graph = graph
+        self.env: dict[Node, Any] = {}
+        self.pending: dict[Node, int] = {}
+        self.remaining = len(graph._nodes)
+        self.inputs = inputs
+        self.output: Any = None
+        self.on_done = on_done
+        # nodes that must run in program order: effectful calls, and if/while holding one
+        self.order = [n for n in graph._nodes if _ordered(n)]
+        self.effects = {n: i for i, n in enumerate(self.order)}
+        self.turn = 0
+        self.parked: dict[Node, Callable[[], None]] = {}
+
+
+def _ordered(node: Node) -> bool:
+    if node.op == CALL:
+        return node.effectful
+    return any(_ordered(n) for g in node.subgraphs.values() for n in g._nodes)
+
+
+class Interpreter:
+    """Runs a graph on an engine; ``Interpreter(graph).run(*args, **kwargs)``.
+
+    ``engine``: None (the current engine, or a temporary default one when plait
+    is not initialized), an engine name such as ``"inline"`` or ``"local"``
+    (the current engine if it is that one, else a temporary one started and
+    stopped around the run, and current while it lasts), or an engine object.
+    ``check`` runs ``check_serializable(graph, remote_only=True)`` before
+    anything is submitted. ``resolve=False`` returns the output with futures
+    in it instead of values.
+    """
+
+    def __init__(self, graph: Graph, *, engine: Any = None, check: bool = True, resolve: bool = True) -> None:
+        self.graph = graph
+        self.engine_spec = engine
+        self.check = check
+        self.resolve_output = resolve
+        self.engine: Any = None
+
+    # ------------------------------------------------------------ the methods to override
+    def run_node(self, node: Node, args: tuple, kwargs: dict) -> Any:
+        """Run one simple node (input, const, task, op, call): dispatch on the opcode."""
+        return getattr(self, node.op)(node, args, kwargs)
+
+    def input(self, node: Node, args: tuple, kwargs: dict) -> Any:
+        """``args`` is ``(the value bound to the input,)``."""
+        return args[0]
+
+    def const(self, node: Node, args: tuple, kwargs: dict) -> Any:
+        return node.target
+
+    def task(self, node: Node, args: tuple, kwargs: dict) -> Any:
+        """Submit the call; ``args``/``kwargs`` may hold futures (they become dependencies)."""
+        return self.engine.submit(node.target, args, kwargs, node.options or node.target.task_options)
+
+    def op(self, node: Node, args: tuple, kwargs: dict) -> Any:
+        """Apply a pure operation to values (every future already resolved)."""
+        return node.target(*args, **kwargs)
+
+    def call(self, node: Node, args: tuple, kwargs: dict) -> Any:
+        """Call a plain function on values (every future already resolved)."""
+        return node.target(*args, **kwargs)
+
+    def truth(self, node: Node, value: Any) -> bool:
+        """Read the condition of an ``if`` or ``while`` node (a value, not a future)."""
+        return bool(value)
+
+    # ------------------------------------------------------------ running
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        values = bind(self.graph, args, kwargs)
+        if self.check:
+            from plait.graph.passes import check_serializable
+
+            check_serializable(self.graph, remote_only=True)
+        with engine_scope(self.engine_spec) as engine:
+            self.engine = engine
+            try:
+                return self._execute(values)
+            finally:
+                self.engine = None
+
+    def _execute(self, inputs: dict[Node, Any]) -> Any:
+        self._ready: deque[Callable[[], None]] = deque()
+        self._done: queue.SimpleQueue = queue.SimpleQueue()
+        self._waits = 0
+        self._tasks_left = 0
+        result: list[Any] = []
+
+        def finish(value: Any) -> None:
+            if self.resolve_output:
+                self._when_ready(value, lambda: result.append(resolve(value)))
+            else:
+                result.append(value)
+
+        self._start(self.graph, inputs, finish)
+        while True:
+            if self._ready:
+                self._ready.popleft()()
+                continue
+            if result and (self._tasks_left == 0 or not self.resolve_output):
+                return result[0]
+            if not self._waits and not self._tasks_left:
+                raise GraphError(f"running graph {self.graph.name!r} stalled: nothing is ready or awaited")
+            item = self._done.get()
+            if type(item) is tuple:  # a task finished: fail fast if it failed
+                self._tasks_left -= 1
+                future, node = item
+                if future._state in (FAILED, CANCELLED):
+                    try:
+                        future.result()
+                    except BaseException as exc:
+                        _note(exc, node)
+                        raise
+                continue
+            item[0] -= 1
+            if item[0] == 0:
+                self._waits -= 1
+                self._ready.append(item[1])
+
+    def _start(self, graph: Graph, inputs: dict[Node, Any], on_done: Callable[[Any], None]) -> None:
+        frame = _Frame(graph, inputs, on_done)
+        if not graph._nodes:
+            self._ready.append(partial(on_done, None))
+            return
+        for node in graph._nodes:
+            count = len(node._inputs)
+            frame.pending[node] = count
+            if count == 0:
+                self._ready.append(partial(self._visit, frame, node))
+
+    def _when_ready(self, value: Any, then: Callable[[], None]) -> None:
+        """Run ``then`` (from the loop) once every future inside ``value`` is done."""
+        futures: list[Future] = []
+        _futures_in(value, futures)
+        futures = [f for f in futures if not f.done()]
+        if not futures:
+            self._ready.append(then)
+            return
+        rec = [len(futures), then]
+        self._waits += 1
+        put = self._done.put
+        for f in futures:
+            f.add_done_callback(lambda _f, rec=rec: put(rec))
+
+    def _set(self, frame: _Frame, node: Node, value: Any) -> None:
+        frame.env[node] = value
+        frame.remaining -= 1
+        for user in node._users:
+            left = frame.pending[user] - 1
+            frame.pending[user] = left
+            if left == 0:
+                self._ready.append(partial(self._visit, frame, user))
+        if node in frame.effects:
+            frame.turn += 1
+            if frame.turn < len(frame.order):
+                parked = frame.parked.pop(frame.order[frame.turn], None)
+                if parked is not None:
+                    self._ready.append(parked)
+        if frame.remaining == 0:
+            frame.on_done(frame.output)
+
+    def _visit(self, frame: _Frame, node: Node) -> None:
+        position = frame.effects.get(node)
+        if position is not None and position != frame.turn:
+            frame.parked[node] = partial(self._visit, frame, node)
+            return
+        try:
+            self._dispatch(frame, node)
+        except Exception as exc:
+            _note(exc, node)
+            raise
+
+    def _dispatch(self, frame: _Frame, node: Node) -> None:
+        op = node.op
+        env = frame.env.__getitem__
+        if op == TASK:
+            args, kwargs = map_arg(node.args, env), map_arg(node.kwargs, env)
+            value = self.run_node(node, args, kwargs)
+            if type(value) is Future:
+                self._tasks_left += 1
+                put = self._done.put
+                value.add_done_callback(lambda f, node=node: put((f, node)))
+            self._set(frame, node, value)
+        elif op in (OP, CALL):
+            args, kwargs = map_arg(node.args, env), map_arg(node.kwargs, env)
+            self._when_ready((args, kwargs), partial(self._apply, frame, node, args, kwargs))
+        elif op == INPUT:
+            self._set(frame, node, self.run_node(node, (frame.inputs[node],), {}))
+        elif op == CONST:
+            self._set(frame, node, self.run_node(node, (), {}))
+        elif op == IF:
+            cond = map_arg(node.args[0], env)
+            values = [map_arg(a, env) for a in node.args[1:]]
+            self._when_ready(cond, partial(self._branch, frame, node, cond, values))
+        elif op == WHILE:
+            self._loop(frame, node, [map_arg(a, env) for a in node.args])
+        elif op == OUTPUT:
+            frame.output = map_arg(node.args[0], env) if node.args else None
+            self._set(frame, node, frame.output)
+        else:  # pragma: no cover - lint rejects unknown opcodes
+            raise GraphError(f"unknown opcode {op!r}")
+
+    def _apply(self, frame: _Frame, node: Node, args: tuple, kwargs: dict) -> None:
+        try:
+            value = self.run_node(node, resolve(args), resolve(kwargs))
+        except Exception as exc:
+            _note(exc, node)
+            raise
+        self._set(frame, node, value)
+
+    def _branch(self, frame: _Frame, node: Node, cond: Any, values: list) -> None:
+        try:
+            taken = self.truth(node, resolve(cond))
+        except Exception as exc:
+            _note(exc, node)
+            raise
+        sub = node.subgraphs["then" if taken else "orelse"]
+        self._start(sub, dict(zip(sub.inputs, values, strict=True)), partial(self._set, frame, node))
+
+    def _loop(self, frame: _Frame, node: Node, carried: list) -> None:
+        cond_graph, body = node.subgraphs["cond"], node.subgraphs["body"]
+
+        def test(cond: Any) -> None:
+            self._when_ready(cond, partial(decide, cond))
+
+        def decide(cond: Any) -> None:
+            try:
+                go_on = self.truth(node, resolve(cond))
+            except Exception as exc:
+                _note(exc, node)
+                raise
+            if go_on:
+                self._start(body, dict(zip(body.inputs, carried, strict=True)), again)
+            else:
+                self._set(frame, node, tuple(carried))
+
+        def again(out: Any) -> None:
+            if type(out) not in (list, tuple) or len(out) != len(carried):
+                raise GraphError(f"the body of %{node.name} must output {len(carried)} values, got {out!r}")
+            self._loop(frame, node, list(out))
+
+        self._start(cond_graph, dict(zip(cond_graph.inputs, carried, strict=True)), test)
+
+
+def _note(exc: BaseException, node: Node) -> None:
+    where = f"while running graph node %{node.name}"
+    line = node.meta.get("line")
+    if line is not None:
+        file = node.meta.get("file")
+        where += f" (line {line} of {file})" if file else f" (line {line})"
+    notes = getattr(exc, "__notes__", None) or []
+    if not any(n.startswith("while running graph node") for n in notes):
+        exc.add_note(where)
+
+
+def bind(graph: Graph, args: tuple, kwargs: dict) -> dict[Node, Any]:
+    """Bind call arguments to the graph's inputs, as Python binds a function's parameters."""
+    inputs = graph.inputs
+    if len(args) > len(inputs):
+        raise TypeError(f"graph {graph.name!r} takes {len(inputs)} arguments but {len(args)} were given")
+    values: dict[Node, Any] = dict(zip(inputs, args, strict=False))
+    by_name = {n.target: n for n in inputs}
+    for key, value in kwargs.items():
+        node = by_name.get(key)
+        if node is None:
+            raise TypeError(f"graph {graph.name!r} got an unexpected keyword argument {key!r}")
+        if node in values:
+            raise TypeError(f"graph {graph.name!r} got multiple values for argument {key!r}")
+        values[node] = value
+    missing = []
+    for node in inputs:
+        if node not in values:
+            if node.default is NO_DEFAULT:
+                missing.append(node.target)
+            else:
+                values[node] = node.default
+    if missing:
+        raise TypeError(f"graph {graph.name!r} is missing argument(s): {', '.join(missing)}")
+    return values
+
+
+@contextmanager
+def engine_scope(spec: Any) -> Iterator[Any]:
+    """The engine to run on: the current one, or a temporary one (see ``Interpreter``)."""
+    from plait.runtime import api
+
+    current = context.engine_or_none()
+    if spec is None:
+        if current is not None:
+            yield current
+            return
+        name = os.environ.get("PLAIT_ENGINE") or None
+    elif isinstance(spec, str):
+        if current is not None and getattr(current, "name", None) == spec:
+            yield current
+            return
+        name = spec
+    else:
+        yield getattr(spec, "engine", spec)  # an engine, or the Session plait.init returned
+        return
+    if current is None:
+        session = api.init(engine=name)
+        try:
+            yield session.engine
+        finally:
+            if context.engine_or_none() is session.engine:
+                api.shutdown()
+        return
+    # another engine is current: run on a temporary one, current while the run lasts
+    context.set_engine(None)
+    try:
+        session = api.init(engine=name)
+    except BaseException:
+        context.set_engine(current)
+        raise
+    try:
+        yield session.engine
+    finally:
+        try:
+            if context.engine_or_none() is session.engine:
+                api.shutdown()
+        finally:
+            context.set_engine(current)
+
+
+def run(graph: Graph, *args: Any, engine: Any = None, **kwargs: Any) -> Any:
+    """Run ``graph`` on ``args``/``kwargs`` and return its output, futures resolved.
+
+    ``engine``: None (the current engine; a temporary default one when plait
+    is not initialized), an engine name (``"inline"``, ``"local"``...: a
+    temporary engine when it is not the current one), or an engine object.
+    The graph's functions and constants bound for workers are checked for
+    picklability before anything is submitted.
+    """
+    return Interpreter(graph, engine=engine).run(*args, **kwargs)
