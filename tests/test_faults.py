@@ -132,3 +132,13 @@ def test_timeout_stops_the_worker_and_engine_goes_on(local):
         hang().result(timeout=30)
     assert leaf(1).result(timeout=30) == 1
     assert set(current_engine().worker_pids()) != before
+
+
+def test_workers_that_cannot_start_fail_tasks_instead_of_looping(tmp_path, monkeypatch):
+    # a sitecustomize that breaks every new Python process started with this path
+    (tmp_path / "sitecustomize.py").write_text("import os\nif os.environ.get('PLAIT_BREAK_WORKERS'):\n    raise SystemExit(7)\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("PLAIT_BREAK_WORKERS", "1")
+    with plait.init(workers=2):
+        with pytest.raises(plait.PlaitError, match="keep dying before they start"):
+            leaf(1).result(timeout=60)

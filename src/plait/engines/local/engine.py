@@ -134,6 +134,7 @@ class _Worker:
         "borrowed",
         "killed",
         "idle_since",
+        "started",
     )
 
     def __init__(self, index: int, proc: subprocess.Popen, conn: Connection) -> None:
@@ -149,6 +150,7 @@ class _Worker:
         self.borrowed: dict[int, int] = {}
         self.killed = False  # stopped on purpose: its running task is not charged a retry
         self.idle_since = time.monotonic()
+        self.started = False  # said hello: before that, no task can have started here
 
 
 class _Actor:
@@ -222,6 +224,8 @@ class LocalEngine:
         self._notify: list[tuple[Future, int, Any]] = []
         self._spans: deque[tuple[str, int, float, float]] = deque(maxlen=100_000)
         self._worker_seq = itertools.count(1)
+        self._failed_starts = 0
+        self._broken: bytes | None = None  # set when workers cannot start at all
         self._starving = False  # some shape could not get resources in the last round
         self._starved = False
         self._closing = False
@@ -367,7 +371,10 @@ class LocalEngine:
 
     def _on_message(self, worker: _Worker, msg: tuple) -> None:
         op = msg[0]
-        if op == "done":
+        if op == "hello":
+            worker.started = True
+            self._failed_starts = 0
+        elif op == "done":
             self._on_done(worker, *msg[1:])
         elif op == "submit":
             _, tid, key, payload, size, deps = msg
@@ -543,6 +550,9 @@ class LocalEngine:
 
     # ------------------------------------------------------------- placement
     def _schedule(self, eager: bool) -> None:
+        if self._broken is not None:
+            self._fail_unplaced()
+            return
         self._starved = False
         pipeline = eager and not self._starving
         for shape, queue in self.ready.items():
@@ -976,7 +986,15 @@ class LocalEngine:
             self.pool.release(lease)
         tasks = list(worker.inflight)
         worker.inflight.clear()
-        if tasks and not worker.killed:
+        if not worker.started and code > 0:  # it failed by itself, before running anything
+            self._failed_starts += 1
+            if self._failed_starts >= 5:
+                for task in tasks:
+                    task.state = READY
+                    task.worker = None
+                self._give_up(f"worker processes keep dying before they start ({how})")
+                return
+        if tasks and not worker.killed and worker.started:
             running = tasks.pop(0)
             self._deadlines.pop(running.id, None)
             if running.retries_left > 0:
@@ -997,6 +1015,18 @@ class LocalEngine:
         alive = sum(1 for w in self.workers.values() if w.alive and w.actor is None)
         if alive < self.num_workers and not self._closing:
             self._spawn()
+
+    def _give_up(self, why: str) -> None:
+        """Workers cannot start at all: fail what is queued rather than retry forever."""
+        log.error("plait: %s", why)
+        error = PlaitError(f"{why}; check that plait imports in a fresh Python process")
+        self._broken = ser.dumps_exception(error, "plait", "")
+        self._fail_unplaced()
+
+    def _fail_unplaced(self) -> None:
+        for task in list(self.tasks.values()):
+            if task.state != ASSIGNED:
+                self._finish(task, False, self._broken)
 
     # ================================================================= actors
     def create_actor(self, cls: Any, args: tuple, kwargs: dict, options: Any) -> ActorHandle:

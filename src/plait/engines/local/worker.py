@@ -66,6 +66,7 @@ class WorkerRuntime:
 
     # ------------------------------------------------------------ main loop
     def serve(self) -> None:
+        self.channel.send([("hello",)])  # the driver now knows a task could have started here
         queue = self.queue
         while self.running:
             if not queue:
