@@ -77,6 +77,7 @@ class Stmt:
     blocks: list[list[Stmt]] = field(default_factory=list)  # try/with sub-blocks
     mutates_iterable: bool = False
     header_writes: frozenset[str] = frozenset()  # names a walrus in the header binds
+    target_writes: frozenset[str] = frozenset()  # for: the loop variable(s)
 
 
 @dataclass
@@ -230,6 +231,7 @@ class _Compiler:
                 body=self.block(node.body, True),
                 orelse=self.block(node.orelse, in_loop),
                 mutates_iterable=iter_name is not None and iter_name in mutated,
+                target_writes=frozenset(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)),
                 **common,
             )
         if isinstance(node, ast.Return):

@@ -105,33 +105,44 @@ def is_before(a: tuple, b: tuple) -> bool:
 
 
 # ---------------------------------------------------------------- waitables
+_slot_lock = threading.Lock()
+
+
 class Slot:
-    """One version of a local variable."""
+    """One version of a local variable. Its event is made only if someone has to wait."""
 
     __slots__ = ("value", "state", "event")
 
     def __init__(self, value: Any = None, ready: bool = False) -> None:
         self.value = value
         self.state = 1 if ready else 0  # 0 pending, 1 ready, 2 abandoned
-        self.event: threading.Event | None = None if ready else threading.Event()
+        self.event: threading.Event | None = None
 
     def ready(self) -> bool:
         return self.state != 0
 
     def wait(self) -> None:
-        if self.event is not None:
-            self.event.wait()
+        with _slot_lock:
+            if self.state != 0:
+                return
+            if self.event is None:
+                self.event = threading.Event()
+            event = self.event
+        event.wait()
+
+    def _settle(self, state: int) -> None:
+        with _slot_lock:
+            self.state = state
+            event = self.event
+        if event is not None:
+            event.set()
 
     def set(self, value: Any) -> None:
         self.value = value
-        self.state = 1
-        if self.event is not None:
-            self.event.set()
+        self._settle(1)
 
     def abandon(self) -> None:
-        self.state = 2
-        if self.event is not None:
-            self.event.set()
+        self._settle(2)
 
     def follow(self, other: Slot | None) -> None:
         """Take ``other``'s value (now, or when it is ready)."""
@@ -530,7 +541,7 @@ class Issuer:
             stmt.target(c, item)
             return True
 
-        ctx = self._new_ctx(stmt, seq, _target_names(stmt))
+        ctx = self._new_ctx(stmt, seq, stmt.target_writes)
         more = ctx.execute(advance, returns=True)
         if not ctx.ok:
             return
@@ -566,14 +577,6 @@ class Issuer:
                 for slot in frame.reserved.values():
                     slot.abandon()
                 self.inv.finish_detached(frame.seq)
-
-
-def _target_names(stmt: Stmt) -> frozenset[str]:
-    import ast
-
-    return frozenset(
-        n.id for n in ast.walk(stmt.node.target) if isinstance(n, ast.Name)  # type: ignore[attr-defined]
-    )
 
 
 def _spawn(target: Callable) -> None:
@@ -851,8 +854,9 @@ class Ctx:
         pending = [f for _, f in entries if f._state == PENDING]
         if pending:
             self.block_on(_FuturesDone(pending))
+        delivered = self.inv.delivered
         for _, f in entries:
-            if f._exc is not None:
+            if f._exc is not None and id(f) not in delivered:
                 # sequentially this call raised here: its statement and the later ones
                 # did not happen (their variables roll back), and the try around it catches it
                 self.deliver_failure(f, collectors)
