@@ -151,3 +151,46 @@ def test_source_not_available():
     exec("def f(x):\n    return x\n", namespace)
     with pytest.raises(plait.ParallelSyntaxError, match="source"):
         plait.parallel(namespace["f"])
+
+
+def test_parallel_in_a_script_run_as_main(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "sweep.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import plait
+
+            @plait.task
+            def square(x):
+                return x * x
+
+            @plait.parallel
+            def sweep(n):
+                total = 0
+                big = []
+                for i in range(n):
+                    s = square(i)
+                    total += s
+                    if s > 10:
+                        big.append(i)
+                print("big", big)
+                return total
+
+            if __name__ == "__main__":
+                print("total", sweep(6))
+            """
+        )
+    )
+    for engine_name in ("local", "inline"):
+        result = subprocess.run(
+            [sys.executable, "-m", "plait", "run", str(script), "--engine", engine_name, "--workers", "2"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == ["big [4, 5]", "total 55"]
