@@ -388,7 +388,7 @@ class _Compiler:
                 hbody.append(_expr_stmt(_c_call("store", ast.Constant(name), ast.Name(exc_var, ast.Load()))))
             hbody.append(run_block(len(blocks) - 1))
             if name:
-                hbody = [ast.Try(body=hbody, handlers=[], orelse=[], finalbody=[_expr_stmt(_c_call("delete", ast.Constant(name)))])]
+                hbody = [ast.Try(body=hbody, handlers=[], orelse=[], finalbody=[_expr_stmt(_c_call("unbind", ast.Constant(name)))])]
             handlers.append(
                 ast.ExceptHandler(type=rw.visit(h.type) if h.type is not None else None, name=exc_var, body=hbody)
             )

@@ -721,6 +721,10 @@ class Ctx:
         self.load(name)  # NameError semantics: deleting an unbound local fails
         self.store(name, UNBOUND)
 
+    def unbind(self, name: str) -> None:
+        """The end of ``except ... as name``: Python unbinds the name, bound or not."""
+        self.store(name, UNBOUND)
+
     def free(self, name: str) -> Any:
         compiled = self.inv.compiled
         cell = self.inv.fn.__closure__[compiled.freevars.index(name)]
