@@ -696,14 +696,14 @@ class Ctx:
             else:
                 slot = self.bound.get(name)
             if slot is None:
-                raise UnboundLocalError(f"local variable {name!r} referenced before assignment")
+                raise UnboundLocalError(f"cannot access local variable {name!r} where it is not associated with a value")
             if slot.state != 1:
                 self.block_on(slot)
                 if slot.state != 1:
                     raise _Abort()
             value = slot.value
         if value is UNBOUND:
-            raise UnboundLocalError(f"local variable {name!r} referenced before assignment")
+            raise UnboundLocalError(f"cannot access local variable {name!r} where it is not associated with a value")
         return value
 
     def store(self, name: str, value: Any) -> None:
