@@ -192,7 +192,8 @@ def test_str_reads_like_code():
     h.add_call(abs, (h.inputs[0],), effectful=False)
     text = str(h)
     assert "task light(%x) [num_cpus=0.5, retries=1; effectful]" in text
-    assert "%print = call print(%x)\n" in text + "\n"
+    name = print.__name__  # a Ray session in the same process replaces print
+    assert f"%{name} = call {name}(%x)\n" in text + "\n"
     assert "call abs(%x) [pure]" in text
 
 

@@ -124,6 +124,7 @@ def local_engine():
         yield
 
 
+@pytest.mark.timeout(900)
 @settings(max_examples=int(os.environ.get("PLAIT_HYPOTHESIS_EXAMPLES", "60")), deadline=None, suppress_health_check=list(HealthCheck))
 @given(source=programs(), args=st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(0, 6)))
 def test_random_programs_match_sequential(local_engine, tmp_path_factory, source, args):
