@@ -101,7 +101,9 @@ class _Task:
         "timeout",
     )
 
-    def __init__(self, tid: int, kind: int, what: Any, name: str, options: Any, args: Any, shape: Any) -> None:
+    def __init__(
+        self, tid: int, kind: int, what: Any, name: str, options: Any, args: Any, shape: Any
+    ) -> None:
         self.id = tid
         self.kind = kind
         self.what = what  # function id, method name, or pickled actor class
@@ -154,9 +156,23 @@ class _Worker:
 
 
 class _Actor:
-    __slots__ = ("id", "name", "options", "blob", "args", "deps", "restarts_left", "worker", "queue", "dead", "grant")
+    __slots__ = (
+        "id",
+        "name",
+        "options",
+        "blob",
+        "args",
+        "deps",
+        "restarts_left",
+        "worker",
+        "queue",
+        "dead",
+        "grant",
+    )
 
-    def __init__(self, aid: int, name: str, options: Any, blob: bytes, args: Any, deps: tuple[int, ...]) -> None:
+    def __init__(
+        self, aid: int, name: str, options: Any, blob: bytes, args: Any, deps: tuple[int, ...]
+    ) -> None:
         self.id = aid
         self.name = name
         self.options = options
@@ -175,7 +191,9 @@ class _RemoteWait:
 
     __slots__ = ("worker", "req", "ids", "needed", "deadline", "active")
 
-    def __init__(self, worker: _Worker, req: int, ids: list[int], needed: int, deadline: float | None) -> None:
+    def __init__(
+        self, worker: _Worker, req: int, ids: list[int], needed: int, deadline: float | None
+    ) -> None:
         self.worker = worker
         self.req = req
         self.ids = ids
@@ -504,7 +522,9 @@ class LocalEngine:
             task.deps = deps
             for dep in deps:
                 if dep not in self.refs:
-                    error = LookupError(f"task {task.name!r} was given a future whose value was already freed")
+                    error = LookupError(
+                        f"task {task.name!r} was given a future whose value was already freed"
+                    )
                     failed = ser.dumps_exception(error, task.name, "")
                     continue
                 self.refs[dep] += 1
@@ -633,9 +653,7 @@ class LocalEngine:
                 functions.append((task.what, self._function_blobs[task.what]))
                 worker.functions.add(task.what)
             deps = {d: results[d][1] for d in task.deps} if task.deps else None
-            items.append(
-                (task.kind, task.id, task.what, task.args, deps, gpus, task.timeout is not None)
-            )
+            items.append((task.kind, task.id, task.what, task.args, deps, gpus, task.timeout is not None))
         return functions, items
 
     def _release_lease_if_idle(self, worker: _Worker) -> None:
@@ -661,10 +679,19 @@ class LocalEngine:
                 worker.conn.close()  # end of stream: the worker exits
                 del self.workers[worker.index]
                 self._retired.append(worker.proc)
+                self._running_at_death(worker)  # removes its running slot
 
     # ------------------------------------------------------------- completion
     def _on_done(
-        self, worker: _Worker, tid: int, ok: bool, payload: Any, size: int, contained: list, start: float, end: float
+        self,
+        worker: _Worker,
+        tid: int,
+        ok: bool,
+        payload: Any,
+        size: int,
+        contained: list,
+        start: float,
+        end: float,
     ) -> None:
         task = self.tasks.get(tid)
         if task is None or task.state != ASSIGNED or task.worker is not worker:
@@ -832,7 +859,9 @@ class LocalEngine:
                     task.future = future
                 return future
         ok, payload = result
-        fut_mod.complete([(future, FINISHED, payload) if ok else (future, FAILED, ser.loads_exception(payload))])
+        fut_mod.complete(
+            [(future, FINISHED, payload) if ok else (future, FAILED, ser.loads_exception(payload))]
+        )
         return future
 
     def _adopt_ref(self, object_id: int) -> Future:
@@ -855,7 +884,13 @@ class LocalEngine:
 
     # ----------------------------------------------------- workers waiting
     def _on_remote_wait(
-        self, worker: _Worker, req: int, ids: list[int], needed: int, timeout: float | None, returned: list[int]
+        self,
+        worker: _Worker,
+        req: int,
+        ids: list[int],
+        needed: int,
+        timeout: float | None,
+        returned: list[int],
     ) -> None:
         if returned:
             self._requeue([t for t in (self.tasks.get(tid) for tid in returned) if t is not None], worker)
@@ -976,7 +1011,9 @@ class LocalEngine:
             if actor.worker is worker:
                 actor.worker = None
                 if actor.dead is None:
-                    self._actor_gone(actor, ActorDiedError(f"actor {actor.name!r} died ({how})"), restart=True)
+                    self._actor_gone(
+                        actor, ActorDiedError(f"actor {actor.name!r} died ({how})"), restart=True
+                    )
             return
         log.warning("plait worker %d (pid %d) died (%s)", worker.index, worker.proc.pid, how)
         lease = worker.lease
@@ -994,8 +1031,10 @@ class LocalEngine:
                     task.worker = None
                 self._give_up(f"worker processes keep dying before they start ({how})")
                 return
-        if tasks and not worker.killed and worker.started:
-            running = tasks.pop(0)
+        running_id = self._running_at_death(worker)
+        running = next((t for t in tasks if t.id == running_id), None)
+        if running is not None and not worker.killed:
+            tasks.remove(running)
             self._deadlines.pop(running.id, None)
             if running.retries_left > 0:
                 running.retries_left -= 1
@@ -1015,6 +1054,17 @@ class LocalEngine:
         alive = sum(1 for w in self.workers.values() if w.alive and w.actor is None)
         if alive < self.num_workers and not self._closing:
             self._spawn()
+
+    def _running_at_death(self, worker: _Worker) -> int:
+        """The task the dead worker was running, from its shared running slot (0: idle)."""
+        path = f"{self.store.dirs.shm}/workers/w{worker.index}"
+        try:
+            with open(path, "rb") as f:
+                running = int.from_bytes(f.read(8), "little")
+            os.unlink(path)
+        except OSError:
+            return 0
+        return running
 
     def _give_up(self, why: str) -> None:
         """Workers cannot start at all: fail what is queued rather than retry forever."""
@@ -1113,7 +1163,9 @@ class LocalEngine:
             task.future = future if task.state != DONE else None
             if task.state == DONE:
                 ok, result = self.results[tid]
-                self._notify.append((future, FINISHED, result) if ok else (future, FAILED, ser.loads_exception(result)))
+                self._notify.append(
+                    (future, FINISHED, result) if ok else (future, FAILED, ser.loads_exception(result))
+                )
             notify, self._notify = self._notify, []
         fut_mod.run_callbacks(fut_mod.complete(notify))
         return future

@@ -173,6 +173,7 @@ class ObjectStore:
         spill = tempfile.mkdtemp(prefix="plait-spill-", dir=spill_dir)
         os.chmod(shm, 0o700)
         os.chmod(spill, 0o700)
+        os.mkdir(f"{shm}/workers", 0o700)  # each worker's running slot (see worker.running_slot)
         self.dirs = StoreDirs(shm, spill)
         if limit is None:
             try:

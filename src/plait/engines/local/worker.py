@@ -62,13 +62,14 @@ class WorkerRuntime:
         self.actor_name = ""
         self.hosts_actor = False
         self.cuda_default = os.environ.get("CUDA_VISIBLE_DEVICES")
-        self.running = True
+        self.running = running_slot(dirs, index)  # the id of the task being run, for the driver
+        self.serving = True
 
     # ------------------------------------------------------------ main loop
     def serve(self) -> None:
         self.channel.send([("hello",)])  # the driver now knows a task could have started here
         queue = self.queue
-        while self.running:
+        while self.serving:
             if not queue:
                 self.flush()
                 frame = self.channel.recv()
@@ -95,7 +96,7 @@ class WorkerRuntime:
             elif op == "reply":
                 replies[msg[1]] = msg[2]
             elif op == "stop":
-                self.running = False
+                self.serving = False
         return replies
 
     def _define(self, functions: list[tuple[int, bytes]]) -> None:
@@ -113,6 +114,22 @@ class WorkerRuntime:
             self.channel.send(out)
 
     def execute(self, item: tuple) -> tuple[bool, Any]:
+        previous = self.now_running
+        self.now_running = item[1]
+        try:
+            return self._execute(item)
+        finally:
+            self.now_running = previous
+
+    @property
+    def now_running(self) -> int:
+        return int.from_bytes(self.running[:8], "little")
+
+    @now_running.setter
+    def now_running(self, tid: int) -> None:
+        self.running[:8] = tid.to_bytes(8, "little")
+
+    def _execute(self, item: tuple) -> tuple[bool, Any]:
         kind, tid, what, args, deps, gpus, timed = item
         if timed:
             self.outbox.append(("start", tid))
@@ -228,7 +245,9 @@ class WorkerRuntime:
             if remaining != 0 and not self.hosts_actor and self.queue:
                 returned = [item[1] for item in self.queue]
                 self.queue.clear()
-            kind, *answer = self._request(("wait", None, [f._id for f in pending], needed, remaining, returned))
+            kind, *answer = self._request(
+                ("wait", None, [f._id for f in pending], needed, remaining, returned)
+            )
             by_id: dict[int, list[Future]] = {}
             for f in pending:
                 by_id.setdefault(f._id, []).append(f)
@@ -307,6 +326,22 @@ class WorkerRuntime:
 
     def shutdown(self) -> None:
         return None
+
+
+def running_slot(dirs: StoreDirs, index: int) -> Any:
+    """8 bytes of shared memory holding the id of the task this worker is running (0: none).
+
+    A worker that dies leaves its last value there, so the driver charges a retry
+    to the task that really was running, not to one merely queued behind it.
+    """
+    import mmap
+
+    fd = os.open(f"{dirs.shm}/workers/w{index}", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        os.ftruncate(fd, 8)
+        return mmap.mmap(fd, 8)
+    finally:
+        os.close(fd)
 
 
 def _dumps_function(fn: Any) -> bytes:
