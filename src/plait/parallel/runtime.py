@@ -324,27 +324,12 @@ class Publish:
 
 
 class Collector:
-    """The futures created inside one try body, and the variable versions to roll back to."""
+    """The futures created inside one try body, with the issuer of the statement that made each."""
 
-    __slots__ = ("entries", "issuer", "snapshots")
+    __slots__ = ("entries",)
 
     def __init__(self) -> None:
-        self.entries: list[tuple[tuple, Future]] = []
-        self.issuer: Issuer | None = None
-        self.snapshots: list[tuple[tuple, dict]] = []
-
-    def rollback(self, seq: tuple) -> None:
-        """Variables as they were before the statement ``seq`` (or the one containing it)."""
-        chosen = None
-        for snap_seq, snapshot in self.snapshots:
-            if snap_seq <= seq:
-                chosen = snapshot
-            else:
-                break
-        if chosen is not None and self.issuer is not None:
-            env = self.issuer.env
-            env.clear()
-            env.update(chosen)
+        self.entries: list[tuple[tuple, Future, Issuer]] = []
 
 
 class Issuer:
@@ -370,6 +355,18 @@ class Issuer:
         self.collector = collector  # futures created inside a try body
         self.owner: threading.Thread | None = None
         self.on_done: Callable[[], None] | None = None
+        # sequential issuers (try/with blocks) remember the variables before each
+        # statement, to roll back to when a task call in it turns out to have raised
+        self.snapshots: dict[tuple, dict] | None = {} if parent is not None else None
+        # except/else/finally and with blocks: each statement's task calls must succeed
+        # before the next statement, so a failure raises right there, as in Python
+        self.strict = False
+
+    def rollback(self, seq: tuple) -> None:
+        snapshot = self.snapshots.get(seq) if self.snapshots is not None else None
+        if snapshot is not None:
+            self.env.clear()
+            self.env.update(snapshot)
 
     def next_seq(self) -> tuple:
         self.counter += 1
@@ -412,8 +409,8 @@ class Issuer:
     # simple statements -----------------------------------------------------
     def _new_ctx(self, stmt: Stmt, seq: tuple, reserve: frozenset[str]) -> Ctx:
         env = self.env
-        if self.collector is not None:
-            self.collector.snapshots.append((seq, dict(env)))
+        if self.snapshots is not None:
+            self.snapshots[seq] = dict(env)
         bound = {name: env.get(name) for name in stmt.reads}
         reserved = {}
         for name in reserve:
@@ -603,6 +600,7 @@ class Ctx:
         self.unit: Issuer | None = None
         self.ok = True
         self.children: list[Invocation] = []
+        self.created: list[Future] = []
 
     # execution -------------------------------------------------------------
     def execute(self, fn: Callable, returns: bool = False) -> Any:
@@ -610,6 +608,8 @@ class Ctx:
             if self.inv.failed_before(self.seq):
                 raise _Abort()
             result = fn(self)
+            if self.created and self.issuer.strict:
+                self._raise_own_failure()
         except _Jump:
             self._complete()
             raise
@@ -653,6 +653,10 @@ class Ctx:
             for name, slot in self.reserved.items():
                 if issuer.env.get(name) is not slot:
                     continue  # already rolled back further
+                if self.private is not None and name in self.private:
+                    # a try/with left by an exception keeps what its blocks assigned
+                    slot.follow(self.private[name])
+                    continue
                 previous = self.bound.get(name)
                 if previous is None:
                     issuer.env.pop(name, None)
@@ -758,10 +762,10 @@ class Ctx:
         """
         exc = obj._exc if type(obj) is Future else obj.outcome[1]
         for collector in (collectors or []) + self._collectors_around():
-            for seq, entry in collector.entries:
+            for seq, entry, issuer in collector.entries:
                 if entry is obj:
-                    self.inv.delivered.update(id(e) for _, e in collector.entries)
-                    collector.rollback(seq)
+                    self.inv.delivered.update(id(e) for _, e, _ in collector.entries)
+                    issuer.rollback(seq)
                     raise _Unwind(exc, collector)
         if any(entry is obj for _, entry in self.inv.futures):
             raise _Abort()
@@ -804,13 +808,23 @@ class Ctx:
         self.record(future)
         return future
 
+    def _raise_own_failure(self) -> None:
+        pending = [f for f in self.created if f._state == PENDING]
+        if pending:
+            self.block_on(_FuturesDone(pending))
+        for f in self.created:
+            if f._exc is not None:
+                self.inv.delivered.update(id(g) for g in self.created)
+                raise f._exc
+
     def record(self, future: Future) -> None:
+        self.created.append(future)
         with self.inv.cond:
             self.inv.futures.append((self.seq, future))
         issuer: Issuer | None = self.issuer
         while issuer is not None:
             if issuer.collector is not None:
-                issuer.collector.entries.append((self.seq, future))
+                issuer.collector.entries.append((self.seq, future, self.issuer))
             issuer = issuer.parent.issuer if issuer.parent is not None else None
 
     # barriers ---------------------------------------------------------------
@@ -854,7 +868,7 @@ class Ctx:
         return collectors
 
     def _raise_failed(self, collectors: list[Collector]) -> None:
-        entries = sorted({id(f): (seq, f) for c in collectors for seq, f in c.entries}.values(), key=lambda e: e[0])
+        entries = sorted({id(f): (seq, f) for c in collectors for seq, f, _ in c.entries}.values(), key=lambda e: e[0])
         pending = [f for _, f in entries if f._state == PENDING]
         if pending:
             self.block_on(_FuturesDone(pending))
@@ -1120,8 +1134,7 @@ class Ctx:
             parent=self,
             collector=collector,
         )
-        if collector is not None:
-            collector.issuer = issuer
+        issuer.strict = collector is None
         issuer.run()
 
     def _next_run(self) -> int:
