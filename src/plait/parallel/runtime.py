@@ -762,11 +762,20 @@ class Ctx:
         """
         exc = obj._exc if type(obj) is Future else obj.outcome[1]
         for collector in (collectors or []) + self._collectors_around():
-            for seq, entry, issuer in collector.entries:
-                if entry is obj:
-                    self.inv.delivered.update(id(e) for _, e, _ in collector.entries)
-                    issuer.rollback(seq)
-                    raise _Unwind(exc, collector)
+            if any(entry is obj for _, entry, _ in collector.entries):
+                # the earliest failing call of that try body is the one that raised
+                entries = sorted(collector.entries, key=lambda e: e[0])
+                pending = [f for _, f, _ in entries if f._state == PENDING]
+                if pending:
+                    self.block_on(_FuturesDone(pending))
+                delivered = self.inv.delivered
+                for seq, entry, issuer in entries:
+                    if entry._exc is not None and id(entry) not in delivered:
+                        delivered.update(id(e) for _, e, _ in entries)
+                        issuer.rollback(seq)
+                        raise _Unwind(entry._exc, collector)
+                delivered.update(id(e) for _, e, _ in entries)
+                raise _Unwind(exc, collector)
         if any(entry is obj for _, entry in self.inv.futures):
             raise _Abort()
         raise exc
