@@ -1153,7 +1153,11 @@ class Ctx:
     def guard(self, collector: Collector) -> None:
         """Run a try body; its task calls must have succeeded, as they would have sequentially."""
         try:
-            self.run_block(0)
+            try:
+                self.run_block(0)
+            except _Jump:
+                self._raise_failed([collector])  # leaving by break/continue/return: the calls came first
+                raise
             self._raise_failed([collector])
         except _Unwind as unwind:
             if unwind.collector is not collector:
