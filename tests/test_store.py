@@ -54,13 +54,47 @@ def test_store_files_are_freed_when_futures_go(local):
         assert big.result().sum() == 500_000
         del big
     def objects():
-        return [name for name in os.listdir(shm_dir) if name != "workers"]
+        return [name for name in os.listdir(shm_dir) if name not in ("workers", "pool")]
 
     deadline = time.monotonic() + 5
     while objects() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert objects() == []
     assert engine.stats()["bytes_in_memory"] == 0
+
+
+def _pool(engine):
+    return os.listdir(os.path.join(engine.store.dirs.shm, "pool"))
+
+
+def _wait_for(predicate, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_freed_files_are_recycled_for_the_next_large_value(local):
+    engine = current_engine()
+    ref = plait.put(np.ones(1_000_000))
+    assert checksum(ref).result()[0] == 1_000_000
+    del ref  # nobody maps it any more: its file goes to the pool
+    assert _wait_for(lambda: len(_pool(engine)) == 1)
+    again = plait.put(np.full(1_000_000, 2.0))  # same size: takes the pooled file
+    assert _pool(engine) == []
+    assert checksum(again).result()[0] == 2_000_000
+
+
+def test_a_value_still_mapped_is_never_overwritten(local):
+    engine = current_engine()
+    held = make(1_000_000, 1.0).result()  # a zero-copy view of the store file
+    assert _wait_for(lambda: engine.stats()["results"] == 0)  # its future is gone, the value freed
+    for i in range(4):
+        produced = make(1_000_000, float(i + 10))
+        assert produced.result()[0] == i + 10
+        del produced
+    assert float(held.sum()) == 1_000_000  # untouched: the mapped file was unlinked, not reused
+    assert all(int(name.split("-")[0]) >= 8_000_000 for name in _pool(engine))
 
 
 def test_spill_to_disk_and_back():

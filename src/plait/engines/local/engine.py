@@ -137,6 +137,7 @@ class _Worker:
         "killed",
         "idle_since",
         "started",
+        "maps",
     )
 
     def __init__(self, index: int, proc: subprocess.Popen, conn: Connection) -> None:
@@ -153,6 +154,7 @@ class _Worker:
         self.killed = False  # stopped on purpose: its running task is not charged a retry
         self.idle_since = time.monotonic()
         self.started = False  # said hello: before that, no task can have started here
+        self.maps: dict[int, int] = {}  # store files this process has mapped
 
 
 class _Actor:
@@ -239,6 +241,8 @@ class LocalEngine:
         self._worker_functions: dict[tuple[int, int], int] = {}
         self._feasible: set[Any] = set()
         self._released: deque[int] = deque()
+        self._map_deltas: deque[tuple[int, int]] = deque()
+        self.maps: dict[int, int] = {}  # store files mapped, by object id, over all processes
         self._notify: list[tuple[Future, int, Any]] = []
         self._spans: deque[tuple[str, int, float, float]] = deque(maxlen=100_000)
         self._worker_seq = itertools.count(1)
@@ -389,7 +393,9 @@ class LocalEngine:
 
     def _on_message(self, worker: _Worker, msg: tuple) -> None:
         op = msg[0]
-        if op == "hello":
+        if op == "maps":
+            self._count_maps(msg[1], worker)
+        elif op == "hello":
             worker.started = True
             self._failed_starts = 0
         elif op == "done":
@@ -745,7 +751,7 @@ class LocalEngine:
             self.tasks.pop(tid, None)
             self._store_result(tid, ok, payload, size, list(contained))
             if type(task.args) is int:
-                self.store.freed(task.args)
+                self.store.freed(task.args, recyclable=task.args not in self.maps)
             if task.kind == ACTOR_INIT:
                 if not ok:
                     failed_inits.append((task.actor, payload))
@@ -801,11 +807,14 @@ class LocalEngine:
         del self.refs[oid]
         ok, payload = self.results.pop(oid)
         if ok and type(payload) is int:
-            self.store.freed(oid)
+            self.store.freed(oid, recyclable=oid not in self.maps)
         for c in self.contained.pop(oid, ()):
             self._decref(c)
 
     def _drain_released(self) -> None:
+        deltas = self._map_deltas
+        while deltas:
+            self._count_maps((deltas.popleft(),))
         released = self._released
         while released:
             self._decref(released.popleft())
@@ -813,6 +822,9 @@ class LocalEngine:
     # ------------------------------------------------------------ the futures
     def put(self, value: Any) -> Future:
         data, buffers, refs = ser.dumps(value)
+        if buffers:
+            with self._lock:  # values just dropped may free a file this one can reuse
+                self._drain_released()
         oid = next(self._ids)
         payload, size = encode(self.store.dirs, oid, data, buffers)
         future = Future(self, oid, "put")
@@ -832,7 +844,25 @@ class LocalEngine:
         fut_mod.wait_local(futures, num_returns, timeout)
 
     def value_of(self, future: Future) -> Any:
-        return decode(self.store.dirs, future._payload, self._adopt_ref)
+        return decode(self.store.dirs, future._payload, self._adopt_ref, self._track)
+
+    def _track(self, oid: int, delta: int) -> None:
+        self._map_deltas.append((oid, delta))  # may run in a finalizer, on any thread
+
+    def _count_maps(self, deltas: Any, worker: _Worker | None = None) -> None:
+        maps = self.maps
+        for oid, delta in deltas:
+            count = maps.get(oid, 0) + delta
+            if count:
+                maps[oid] = count
+            else:
+                maps.pop(oid, None)
+            if worker is not None:
+                held = worker.maps.get(oid, 0) + delta
+                if held:
+                    worker.maps[oid] = held
+                else:
+                    worker.maps.pop(oid, None)
 
     def refresh(self, future: Future) -> None:
         return None  # the I/O thread pushes every state change
@@ -999,6 +1029,7 @@ class LocalEngine:
             worker.blocked.active = False
             if worker.blocked in self._timed_waits:
                 self._timed_waits.remove(worker.blocked)
+        self._count_maps([(oid, -count) for oid, count in worker.maps.items()])  # its mappings died with it
         for oid, count in worker.borrowed.items():
             for _ in range(count):
                 self._decref(oid)

@@ -13,6 +13,13 @@ Payloads, as the rest of the engine passes them around:
 - ``tuple[bytes, list[bytes]]``: an inline pickle with out-of-band buffers;
 - ``int``: the id of the store file that holds the value.
 
+Recycling: allocating fresh pages of a tmpfs file costs more than copying
+into them, so the file of a freed object that no process has mapped is kept
+in a small pool (``pool/``) and the next large write of a similar size
+reuses it (claimed by an atomic rename). Every process counts its mappings
+(``track``) and tells the driver; a file still mapped somewhere (a zero-copy
+array a user holds) is only unlinked, never reused, so no live view changes.
+
 Spilling: the driver keeps the bytes held in shared memory under
 ``object_store_memory``; above it, the oldest files move to a disk directory.
 Readers look in shared memory first and then on disk, so a spilled value comes
@@ -27,10 +34,13 @@ import pickle
 import shutil
 import struct
 import tempfile
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 INLINE_MAX = 256 * 1024  # bytes of buffers+pickle kept inline in messages
+POOL_MIN = 1 << 20  # only files this large are worth recycling
+POOL_FILES = 16
 _ALIGN = 64
 
 
@@ -74,10 +84,15 @@ def write_object(dirs: StoreDirs, oid: int, data: bytes, buffers: Sequence[Any])
     """Write one object's file; returns its size. Falls back to disk if /dev/shm is full."""
     raws = [_raw(b) for b in buffers]
     header = struct.pack(f"<QQ{len(raws)}Q", len(data), len(raws), *(r.nbytes for r in raws))
+    total = len(header) + len(data)
+    for raw in raws:
+        total = _aligned(total) + raw.nbytes
     for path in (dirs.shm_path(oid), dirs.spill_path(oid)):
         tmp = path + ".tmp"
         try:
-            fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+            recycled = path == dirs.shm_path(oid) and total >= POOL_MIN and _claim(dirs, total, tmp)
+            flags = os.O_WRONLY if recycled else os.O_CREAT | os.O_WRONLY | os.O_TRUNC
+            fd = os.open(tmp, flags, 0o600)
             try:
                 offset = len(header) + len(data)
                 _write_all(fd, header)
@@ -88,6 +103,8 @@ def write_object(dirs: StoreDirs, oid: int, data: bytes, buffers: Sequence[Any])
                         _write_all(fd, b"\0" * pad)
                     _write_all(fd, raw)
                     offset += pad + raw.nbytes
+                if recycled:
+                    os.ftruncate(fd, offset)
             finally:
                 os.close(fd)
             os.rename(tmp, path)
@@ -102,8 +119,37 @@ def write_object(dirs: StoreDirs, oid: int, data: bytes, buffers: Sequence[Any])
     raise AssertionError("unreachable")
 
 
-def read_object(dirs: StoreDirs, oid: int) -> tuple[memoryview, list[memoryview]]:
-    """Map an object's file: its pickle stream and buffers, without copying."""
+def _pool_entries(dirs: StoreDirs) -> list[tuple[int, str]]:
+    try:
+        names = os.listdir(f"{dirs.shm}/pool")
+    except FileNotFoundError:
+        return []
+    entries = []
+    for name in names:
+        size, _, _ = name.partition("-")
+        if size.isdigit():
+            entries.append((int(size), name))
+    return sorted(entries)
+
+
+def _claim(dirs: StoreDirs, size: int, tmp: str) -> bool:
+    """Take a pooled file of about ``size`` bytes as ``tmp``; False if none fits."""
+    for have, name in _pool_entries(dirs):
+        if size <= have <= 2 * size + POOL_MIN:
+            try:
+                os.rename(f"{dirs.shm}/pool/{name}", tmp)
+                return True
+            except FileNotFoundError:
+                continue  # another process took it first
+    return False
+
+
+def read_object(dirs: StoreDirs, oid: int, track: Any = None) -> tuple[memoryview, list[memoryview]]:
+    """Map an object's file: its pickle stream and buffers, without copying.
+
+    ``track(oid, +1)`` is called now and ``track(oid, -1)`` once nothing uses
+    the mapping any more (from whatever thread collects it).
+    """
     try:
         fd = os.open(dirs.shm_path(oid), os.O_RDONLY)
     except FileNotFoundError:
@@ -119,6 +165,9 @@ def read_object(dirs: StoreDirs, oid: int) -> tuple[memoryview, list[memoryview]
         mapped = mmap.mmap(fd, size, prot=mmap.PROT_READ)
     finally:
         os.close(fd)
+    if track is not None:
+        track(oid, 1)
+        weakref.finalize(mapped, track, oid, -1)
     view = memoryview(mapped)
     data_len, count = struct.unpack_from("<QQ", view, 0)
     sizes = struct.unpack_from(f"<{count}Q", view, 16)
@@ -153,14 +202,14 @@ def encode(dirs: StoreDirs, oid: int, data: bytes, buffers: list[Any]) -> tuple[
     return oid, write_object(dirs, oid, data, buffers)
 
 
-def decode(dirs: StoreDirs, payload: Any, resolve: Any = None) -> Any:
+def decode(dirs: StoreDirs, payload: Any, resolve: Any = None, track: Any = None) -> Any:
     from plait.runtime.serialization import loads
 
     if type(payload) is bytes:
         return loads(payload, (), resolve)
     if type(payload) is tuple:
         return loads(payload[0], payload[1], resolve)
-    data, buffers = read_object(dirs, payload)
+    data, buffers = read_object(dirs, payload, track)
     return loads(data, buffers, resolve)
 
 
@@ -174,6 +223,7 @@ class ObjectStore:
         os.chmod(shm, 0o700)
         os.chmod(spill, 0o700)
         os.mkdir(f"{shm}/workers", 0o700)  # each worker's running slot (see worker.running_slot)
+        os.mkdir(f"{shm}/pool", 0o700)  # freed files kept for reuse
         self.dirs = StoreDirs(shm, spill)
         if limit is None:
             try:
@@ -193,13 +243,26 @@ class ObjectStore:
         if self.bytes_in_memory > self.limit:
             self._spill()
 
-    def freed(self, oid: int) -> None:
+    def freed(self, oid: int, recyclable: bool = False) -> None:
+        """``recyclable``: no process maps the file, so its pages may be reused."""
         size = self.in_memory.pop(oid, None)
         if size is not None:
             self.bytes_in_memory -= size
+            if recyclable and size >= POOL_MIN and self._pool(oid, size):
+                return
         else:
             self.spilled.pop(oid, None)
         delete_object(self.dirs, oid)
+
+    def _pool(self, oid: int, size: int) -> bool:
+        entries = _pool_entries(self.dirs)
+        if len(entries) >= POOL_FILES or sum(s for s, _ in entries) + size > self.limit // 4:
+            return False
+        try:
+            os.rename(self.dirs.shm_path(oid), f"{self.dirs.shm}/pool/{size:016d}-{oid:x}")
+        except FileNotFoundError:
+            return False
+        return True
 
     def _spill(self) -> None:
         target = self.limit * 0.8

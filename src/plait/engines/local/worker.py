@@ -55,6 +55,7 @@ class WorkerRuntime:
         self.results_pending = 0
         self.oldest_result = 0.0
         self.releases: list[int] = []
+        self.map_deltas: deque[tuple[int, int]] = deque()  # store files mapped (+1) and let go (-1)
         self.ids = itertools.count(1)
         self.requests = itertools.count(1)
         self.function_keys: dict[tuple[int, Any], tuple[int, Any]] = {}
@@ -104,7 +105,17 @@ class WorkerRuntime:
             fn = ser.loads(blob)
             self.functions[fid] = (fn, fn.task_options, fn.name)
 
+    def track(self, oid: int, delta: int) -> None:
+        self.map_deltas.append((oid, delta))  # may run in a finalizer: appends only
+
     def flush(self) -> None:
+        deltas = self.map_deltas
+        if deltas:
+            counted = []
+            while deltas:
+                counted.append(deltas.popleft())
+            # first in the frame: a mapping is known before any release that could free it
+            self.outbox.insert(0, ("maps", counted))
         if self.releases:
             released, self.releases = self.releases, []
             self.outbox.append(("release", released))
@@ -138,7 +149,7 @@ class WorkerRuntime:
         dirs = self.dirs
 
         def resolve(oid: int) -> Any:
-            return decode(dirs, dep_payloads[oid], self._adopt_ref)
+            return decode(dirs, dep_payloads[oid], self._adopt_ref, self.track)
 
         if kind == TASK:
             fn, options, name = self.functions[what]
@@ -153,7 +164,7 @@ class WorkerRuntime:
             if kind == ACTOR_INIT:
                 what = ser.loads(what)
                 name = f"{what.name}.__init__"
-            call_args, call_kwargs = decode(dirs, args, resolve)
+            call_args, call_kwargs = decode(dirs, args, resolve, self.track)
             if kind == TASK:
                 if gpus is not None or os.environ.get("CUDA_VISIBLE_DEVICES") != self.cuda_default:
                     self._set_visible_gpus(gpus)
@@ -284,7 +295,7 @@ class WorkerRuntime:
                 return replies[req]
 
     def value_of(self, future: Future) -> Any:
-        return decode(self.dirs, future._payload, self._adopt_ref)
+        return decode(self.dirs, future._payload, self._adopt_ref, self.track)
 
     def refresh(self, future: Future) -> None:
         self.wait_for([future], 1, 0)
