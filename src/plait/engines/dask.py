@@ -1,0 +1,799 @@
+"""The Dask engine: plait tasks run as tasks of a Dask distributed cluster.
+
+``plait.init(engine="dask")`` starts a ``LocalCluster`` of ``workers`` worker
+processes with one thread each and closes it at ``plait.shutdown()``;
+``address="tcp://scheduler:8786"`` connects a new ``Client`` (closed at
+shutdown, the cluster is left alone); ``client=`` (an extra keyword) uses a
+``distributed.Client`` you made, e.g. for a ``dask_jobqueue.SLURMCluster``,
+and leaves it open. Other extra keywords go to ``LocalCluster``.
+
+How plait maps onto Dask:
+
+- a task is ``client.submit(..., pure=False)`` of a small wrapper with a key
+  named after the task; the arguments are pickled by plait at the call (so
+  they are captured then) and futures anywhere inside them are passed as
+  top-level Dask futures, which Dask resolves where the task runs
+  (``_remote.pack_args``);
+- ``num_gpus``, ``num_cpus`` above 1, ``memory`` and custom ``resources``
+  become Dask worker resources; a request the workers do not declare raises
+  ``NotSupported`` (GPUs, CPUs, memory: Dask has no such notion unless the
+  workers declare it) or ``InfeasibleResourcesError`` (a custom resource);
+- exceptions are re-run in place by plait (``retry_exceptions``); a task whose
+  worker dies is re-run by the scheduler up to its
+  ``distributed.scheduler.allowed-failures`` (default 3), then fails with
+  ``WorkerCrashedError``: Dask has no per-task count for crashes;
+- ``timeout=`` interrupts the task's thread at its next Python bytecode and
+  fails it with ``TaskTimeoutError`` (a thread cannot be killed, so a blocking
+  C call finishes first);
+- a task that waits (``get``, ``wait``, ``result``) secedes from its worker's
+  thread pool while it waits and rejoins after, so nested tasks cannot
+  exhaust the pool;
+- an actor is an instance held in one worker process (chosen at creation,
+  least loaded by this engine). A method call is two tasks pinned to that
+  worker: one runs the method and never fails as a Dask task (it returns
+  the outcome), and depends on the same caller's previous call, so calls
+  from one caller run in call order even when an earlier call waits for its
+  inputs and a failed call does not stop the next; the other turns the
+  outcome into the call's result or error, and is the future the caller
+  gets, a Dask future like any other. If the worker leaves the cluster the
+  actor is dead (``ActorDiedError``); ``max_restarts`` above 0 raises
+  ``NotSupported``;
+- a future's state comes from the client (no exchange); when many finish
+  at once, their small values are fetched in one ``gather`` (reading values
+  one by one costs a round trip each on Dask);
+- a future inside a value (``put``, a result) keeps its key alive through a
+  dataset published for the session (Dask does not count such references),
+  removed at ``plait.shutdown()``;
+- timeline: each worker process keeps the spans of the calls it ran;
+  ``timeline_events`` collects them with ``client.run``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+import uuid
+import weakref
+from typing import Any
+
+import distributed
+
+from plait.engines import _remote as rm
+from plait.errors import (
+    ActorDiedError,
+    CancelledError,
+    InfeasibleResourcesError,
+    NotSupported,
+    PlaitError,
+    SerializationError,
+    WorkerCrashedError,
+)
+from plait.runtime import context
+from plait.runtime import serialization as ser
+from plait.runtime.actor import ActorHandle
+from plait.runtime.future import CANCELLED, FAILED, FINISHED, PENDING, Future
+from plait.runtime.invoke import format_remote
+from plait.runtime.options import EngineConfig
+from plait.runtime.resources import detect_cpus
+
+RESOURCE_REFRESH_S = 5.0
+PREFETCH_MIN = 4  # settling this many finished futures at once fetches their small values together
+PREFETCH_MAX_BYTES = 64 * 1024
+ACTOR_CHECK_S = 1.0
+
+rm.install_reducer()
+
+
+class _ActorInfo:
+    __slots__ = ("name", "address", "last", "dead")
+
+    def __init__(self, name: str, address: str, last: Any = None, dead: str | None = None) -> None:
+        self.name = name
+        self.address = address
+        self.last = last  # this caller's latest call (or the creation): the next call depends on it
+        self.dead = dead
+
+
+class DaskEngine(rm.ClusterEngine):
+    name = "dask"
+    WAIT_SLICE = ACTOR_CHECK_S
+
+    def __init__(self, config: EngineConfig, *, _in_worker: bool = False) -> None:
+        super().__init__()
+        self.config = config
+        self.token = uuid.uuid4().hex[:16]
+        self.in_worker = _in_worker
+        self._client: Any = None
+        self._own_client = False
+        self._cluster: Any = None
+        if not _in_worker:
+            extra = dict(config.extra)
+            client = extra.pop("client", None)
+            if client is not None:
+                if extra:
+                    raise TypeError(
+                        f"plait.init(engine='dask', client=...) takes no other options: {sorted(extra)}"
+                    )
+                self._client = client
+            elif config.address:
+                if extra:
+                    raise TypeError(
+                        f"plait.init(engine='dask', address=...) takes no other options: {sorted(extra)}"
+                    )
+                self._client = distributed.Client(config.address)
+                self._own_client = True
+            else:
+                self._start_local(config, extra)
+        self._blobs: weakref.WeakKeyDictionary[Any, dict[Any, tuple]] = weakref.WeakKeyDictionary()
+        self._resources: dict[Any, dict[str, float] | None] = {}
+        self._declared: tuple[float, int, dict[str, float]] | None = None
+        self._actors: dict[int, _ActorInfo] = {}
+        self._actor_lock = threading.Lock()
+        self._actor_calls: weakref.WeakKeyDictionary[Future, int] = weakref.WeakKeyDictionary()
+        self._placed: dict[str, int] = {}
+        self._last_actor_check = 0.0
+
+    def _start_local(self, config: EngineConfig, extra: dict[str, Any]) -> None:
+        if config.num_gpus:
+            raise NotSupported(
+                "the dask engine cannot honour plait.init(num_gpus=...) for a cluster it starts: Dask has "
+                "no GPU notion of its own. Start workers that declare GPUs (dask worker --resources GPU=1) "
+                "and pass address= or client="
+            )
+        n = int(config.workers or config.num_cpus or detect_cpus())
+        kwargs: dict[str, Any] = {
+            "n_workers": n,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": None,
+        }
+        if config.resources:
+            kwargs["resources"] = dict(config.resources)
+        if config.memory:
+            kwargs["memory_limit"] = int(config.memory) // n
+        if config.spill_dir:
+            kwargs["local_directory"] = config.spill_dir
+        kwargs.update(extra)
+        self._cluster = distributed.LocalCluster(**kwargs)
+        self._client = distributed.Client(self._cluster)
+        self._own_client = True
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = distributed.get_client()
+        return self._client
+
+    def _df(self, future: Future) -> Any:
+        """The Dask future of ``future``, bound to this engine's client."""
+        df = future._payload
+        if df._client is None:  # rebuilt from a pickle where no client was current
+            client = self.client
+            df.bind_client(client)
+            # a client hears about a key only once it tells the scheduler it wants it
+            # (what Dask's own fire_and_forget and reconnect do)
+            client._send_to_scheduler({"op": "client-desires-keys", "keys": [df.key], "client": client.id})
+        return df
+
+    # ================================================================ tasks
+    def submit(self, fn: Any, args: tuple, kwargs: dict, options: Any) -> Future:
+        name = options.name or fn.name
+        blob, prefix, resources = self._prepared(fn, options, name)
+        call_args, call_kwargs = rm.pack_args(name, args, kwargs, self._native, always_pickle=True)
+        df = self.client.submit(
+            _run_task,
+            blob,
+            self.token,
+            call_kwargs,
+            *call_args,
+            key=f"{prefix}-{uuid.uuid4().hex}",
+            pure=False,
+            resources=resources,
+        )
+        return self._new_future(name, df)
+
+    def _prepared(self, fn: Any, options: Any, name: str) -> tuple[bytes, str, dict[str, float] | None]:
+        """Per (task, options), made once: the pickled function, the key prefix, the resources."""
+        per_fn = self._blobs.get(fn)
+        if per_fn is None:
+            per_fn = self._blobs[fn] = {}
+        entry = per_fn.get(options)
+        if entry is None:
+            import cloudpickle
+
+            resources = self._resources_for(options, f"task {name!r}")
+            try:
+                blob = cloudpickle.dumps((fn, options, name), protocol=5)
+            except Exception as exc:  # noqa: BLE001
+                raise SerializationError(
+                    f"cannot send task {name!r} to the workers: {type(exc).__name__}: {exc}"
+                ) from exc
+            entry = per_fn[options] = (blob, _ident(name), resources)
+        return entry
+
+    def _native(self, future: Future) -> Any:
+        engine = future._engine
+        if not isinstance(engine, DaskEngine):
+            raise TypeError(
+                f"{future!r} belongs to the {getattr(engine, 'name', '?')!r} engine and cannot be "
+                "passed to a task on the dask engine"
+            )
+        if future._payload is None:  # failed before it reached Dask: a task that fails the same way
+            exc = future._exc or PlaitError(f"{future!r} has no value")
+            future._payload = engine.client.submit(
+                _raise, rm.plain_failure(exc, future._name), key=f"failed-{uuid.uuid4().hex}", pure=False
+            )
+        return engine._df(future)
+
+    # resources ---------------------------------------------------------
+    def _resources_for(self, options: Any, what: str) -> dict[str, float] | None:
+        key = options.shape()
+        if key in self._resources:
+            return self._resources[key]
+        need: dict[str, float] = {}
+        if options.num_cpus > 1:
+            need["CPU"] = options.num_cpus
+        if options.num_gpus:
+            need["GPU"] = options.num_gpus
+        if options.memory:
+            need["memory"] = options.memory
+        for k, v in options.resources:
+            if v:
+                need[k] = v
+        if not need:
+            self._resources[key] = None
+            return None
+        workers, declared = self._declared_resources()
+        if workers:
+            self._check_declared(need, declared, what)
+        self._resources[key] = need
+        return need
+
+    def _check_declared(self, need: dict[str, float], declared: dict[str, float], what: str) -> None:
+        option = {"CPU": "num_cpus", "GPU": "num_gpus", "memory": "memory"}
+        for key, amount in need.items():
+            have = declared.get(key)
+            if have is None and key in option:
+                raise NotSupported(
+                    f"the dask engine cannot honour {option[key]}={amount:g} for {what}: no Dask worker "
+                    f"declares a {key!r} resource (start workers with --resources {key}=N)"
+                )
+            if have is None or have + 1e-9 < amount:
+                raise InfeasibleResourcesError(
+                    f"{what} asks for {key}={amount:g} but no Dask worker declares that much "
+                    f"(largest: {key}={have or 0:g}), so it could never run; lower the request, or start "
+                    f"workers with --resources {key}=N"
+                )
+
+    def _declared_resources(self) -> tuple[int, dict[str, float]]:
+        now = time.monotonic()
+        if self._declared is None or now - self._declared[0] > RESOURCE_REFRESH_S:
+            workers = self.client.scheduler_info()["workers"]
+            declared: dict[str, float] = {}
+            for info in workers.values():
+                for k, v in (info.get("resources") or {}).items():
+                    declared[k] = max(declared.get(k, 0), v)
+            self._declared = (now, len(workers), declared)
+        return self._declared[1], self._declared[2]
+
+    # values ------------------------------------------------------------
+    def put(self, value: Any) -> Future:
+        if not ser.is_atomic(value):
+            self.pin_futures_in(value)
+        try:
+            df = self.client.scatter([value], hash=False)[0]
+        except Exception as exc:  # noqa: BLE001 - re-raised with what to do
+            raise SerializationError(
+                f"cannot put a value of type {ser.describe_type(value)}: it cannot be pickled "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+        return self._done_future("put", df)
+
+    def value_of(self, future: Future) -> Any:
+        try:
+            df = self._df(future)
+            if df.status == "finished":
+                return df.result()
+            with self._blocking():
+                return df.result()
+        except Exception as err:  # noqa: BLE001 - turned into the task's own error below
+            error: BaseException = err
+        exc = self._error_of(future, error)
+        self._mark_failed(future, exc)
+        raise exc
+
+    def pin_futures_in(self, value: Any) -> None:
+        """Keep the keys of the futures inside ``value`` alive until this session ends.
+
+        Dask counts references to a key per client, and a value holding a
+        future does not count: the key would go as soon as the client that
+        made it dropped its future (a task's, when the task returns), perhaps
+        before whoever reads the value asks for it. A published dataset holds
+        it instead; ``shutdown`` removes this session's.
+        """
+        try:
+            _, _, found = ser.dumps(value)
+        except Exception:  # noqa: BLE001 - the framework's own pickling will say what is wrong
+            return
+        for f in found:
+            if isinstance(f._engine, DaskEngine) and f._payload is not None:
+                df = f._engine._df(f)
+                with contextlib.suppress(Exception):
+                    self.client.publish_dataset(df, name=f"plait-{self.token}-{df.key}", override=True)
+
+    def reduce_future(self, future: Future) -> Any:
+        if future._payload is None:
+            return future.__reduce__()
+        return (_rebuild_future, (future._payload, future._name))
+
+    # waiting -----------------------------------------------------------
+    @contextlib.contextmanager
+    def _blocking(self) -> Any:
+        """In a task thread: leave the worker's thread pool while blocked, so others run."""
+        if not self.in_worker:
+            yield
+            return
+        from distributed.worker import thread_state
+
+        if getattr(thread_state, "start_time", None) is None:
+            yield
+            return
+        try:
+            distributed.secede()
+        except (KeyError, ValueError):  # already seceded, or not a pool thread
+            yield
+            return
+        try:
+            yield
+        finally:
+            distributed.rejoin()
+
+    def _advance(self, futures: list[Future], need: int, timeout: float | None, left: float | None) -> None:
+        if need >= len(futures) and not any(f in self._actor_calls for f in futures):
+            # waiting for all, and no actor whose worker must be watched: one wait, not
+            # one per slice (each wait costs the client's event loop O(futures))
+            timeout = left
+        self._settle_ready(self._ready(futures, need, timeout))
+
+    def _ready(self, futures: list[Future], need: int, timeout: float | None) -> list[Future]:
+        natives = list({id(f._payload): self._df(f) for f in futures}.values())
+        mode = "ALL_COMPLETED" if need >= len(natives) else "FIRST_COMPLETED"
+        client = self.client
+        with self._blocking(), client.as_current():
+            try:
+                distributed.wait(natives, timeout=timeout, return_when=mode)
+            except (TimeoutError, CancelledError):  # timeouts; cancelled futures count as done
+                pass
+        done = [f for f in futures if f._payload.done()]
+        if len(done) < len(futures) and self._actor_calls:
+            finished = set(map(id, done))
+            self._check_actors([f for f in futures if f._state == PENDING and id(f) not in finished])
+        return done
+
+    def _poll(self, futures: list[Future]) -> list[Future]:
+        return [f for f in futures if self._df(f).done()]
+
+    def _settle_ready(self, futures: list[Future]) -> None:
+        batch: list[tuple[Future, int, Any]] = []
+        finished: list[Future] = []
+        for f in futures:
+            if f._state != PENDING:
+                continue
+            status = f._payload.status
+            if status == "finished":
+                batch.append((f, FINISHED, f._payload))
+                finished.append(f)
+            elif status == "cancelled":
+                batch.append((f, CANCELLED, None))
+            elif status == "error":
+                try:
+                    with self._blocking():
+                        err = f._payload.exception()
+                except Exception as exc:  # noqa: BLE001
+                    err = exc
+                batch.append((f, FAILED, self._error_of(f, err)))
+        if len(finished) >= PREFETCH_MIN:
+            self._prefetch(finished)
+        self._complete(batch)
+
+    def _prefetch(self, futures: list[Future]) -> None:
+        """Bring the small values of many finished futures in one exchange, not one each.
+
+        Reading a value costs a round trip per future on Dask; after a wait for
+        many, their values are usually read next. Values above
+        ``PREFETCH_MAX_BYTES`` stay where they are until read.
+        """
+        try:
+            with self._blocking():
+                sizes = self.client.nbytes([f._payload.key for f in futures], summary=False)
+                small = [
+                    f
+                    for f in futures
+                    if sizes.get(f._payload.key, PREFETCH_MAX_BYTES + 1) <= PREFETCH_MAX_BYTES
+                ]
+                if small:
+                    values = self.client.gather([f._payload for f in small])
+                    for f, value in zip(small, values, strict=True):
+                        f._value = value
+        except Exception:  # noqa: BLE001 - only an optimization: each value is read when asked for
+            return
+
+    def _error_of(self, future: Future, err: BaseException) -> BaseException:
+        actor_id = self._actor_calls.get(future)
+        if actor_id is None or isinstance(err, rm.Failure):
+            return _convert(err, future._name)
+        # an actor call that failed as a Dask task (not in the method): its worker went away
+        self._last_actor_check = 0.0
+        self._check_actors([future])
+        with self._actor_lock:
+            info = self._actors.get(actor_id)
+        why = info.dead if info is not None and info.dead else f"{type(err).__name__}: {err}"
+        died = ActorDiedError(f"actor call {future._name!r} failed: {why}")
+        died.__cause__ = err
+        return died
+
+    def cancel(self, future: Future) -> bool:
+        df = self._df(future)
+        if df.done():
+            self._settle_ready([future])
+            return future._state == CANCELLED
+        self.client.cancel([df])
+        self._cancel_local(future)
+        return True
+
+    # =============================================================== actors
+    def create_actor(self, cls: Any, args: tuple, kwargs: dict, options: Any) -> ActorHandle:
+        name = options.name or cls.name
+        if options.max_restarts:
+            raise NotSupported(
+                f"the dask engine cannot honour max_restarts={options.max_restarts} for actor {name!r}: "
+                "a Dask-hosted actor lives in one worker's memory and is not restarted when that worker "
+                "dies; use the ray or local engine, or rebuild the actor yourself on ActorDiedError"
+            )
+        address = self._place(options, f"actor {name!r}")
+        actor_id = random.getrandbits(62)
+        call_args, call_kwargs = rm.pack_args(name, args, kwargs, self._native, always_pickle=True)
+        df = self.client.submit(
+            _actor_create,
+            actor_id,
+            cls,
+            name,
+            self.token,
+            call_kwargs,
+            *call_args,
+            key=f"{_ident(name)}.__init__-{uuid.uuid4().hex}",
+            workers=[address],
+            allow_other_workers=False,
+            pure=False,
+        )
+        info = _ActorInfo(name, address, last=df)
+        with self._actor_lock:
+            self._actors[actor_id] = info
+        self.client.set_metadata(_meta_key(actor_id), {"address": address, "dead": None})
+        return ActorHandle(actor_id, name, cls.methods)
+
+    def _place(self, options: Any, what: str) -> str:
+        workers = self.client.scheduler_info()["workers"]
+        if not workers:
+            self.client.wait_for_workers(1)
+            workers = self.client.scheduler_info()["workers"]
+        need: dict[str, float] = {}
+        if options.num_cpus > 1:
+            need["CPU"] = options.num_cpus
+        if options.num_gpus:
+            need["GPU"] = options.num_gpus
+        if options.memory:
+            need["memory"] = options.memory
+        need.update({k: v for k, v in options.resources if v})
+        candidates = list(workers)
+        if need:
+            declared: dict[str, float] = {}
+            for info in workers.values():
+                for k, v in (info.get("resources") or {}).items():
+                    declared[k] = max(declared.get(k, 0), v)
+            self._check_declared(need, declared, what)
+            candidates = [
+                a
+                for a, info in workers.items()
+                if all((info.get("resources") or {}).get(k, 0) + 1e-9 >= v for k, v in need.items())
+            ]
+        with self._actor_lock:
+            address = min(candidates, key=lambda a: (self._placed.get(a, 0), random.random()))
+            self._placed[address] = self._placed.get(address, 0) + 1
+        return address
+
+    def _actor_info(self, handle: ActorHandle) -> _ActorInfo:
+        with self._actor_lock:
+            info = self._actors.get(handle._actor_id)
+        if info is not None:
+            return info
+        meta = None
+        with contextlib.suppress(KeyError):
+            meta = self.client.get_metadata(_meta_key(handle._actor_id), None)
+        if not meta:
+            info = _ActorInfo(
+                handle._name, "", dead=f"actor {handle._name!r} is gone (killed, or never created here)"
+            )
+        else:
+            info = _ActorInfo(handle._name, meta["address"], dead=meta.get("dead"))
+        with self._actor_lock:
+            return self._actors.setdefault(handle._actor_id, info)
+
+    def call_actor(self, handle: ActorHandle, method: str, args: tuple, kwargs: dict) -> Future:
+        name = f"{handle._name}.{method}"
+        info = self._actor_info(handle)
+        if info.dead:
+            return self._failed_future(name, ActorDiedError(f"actor call {name!r} failed: {info.dead}"))
+        call_args, call_kwargs = rm.pack_args(name, args, kwargs, self._native, always_pickle=True)
+        key = f"{_ident(name)}-{uuid.uuid4().hex}"
+        pinned = {"workers": [info.address], "allow_other_workers": False, "pure": False}
+        with self._actor_lock:  # the previous call and this one's submission, in one step
+            outcome = self.client.submit(
+                _actor_call,
+                handle._actor_id,
+                method,
+                name,
+                self.token,
+                info.last,
+                call_kwargs,
+                *call_args,
+                key=f"{key}-run",
+                **pinned,
+            )
+            info.last = outcome
+        df = self.client.submit(_actor_outcome, outcome, key=key, **pinned)
+        future = self._new_future(name, df)
+        self._actor_calls[future] = handle._actor_id
+        return future
+
+    def kill_actor(self, handle: ActorHandle) -> None:
+        info = self._actor_info(handle)
+        if info.dead:
+            return
+        info.dead = f"actor {handle._name!r} was killed"
+        self._drop_actor(handle._actor_id, info)
+
+    def _drop_actor(self, actor_id: int, info: _ActorInfo, worker_alive: bool = True) -> None:
+        with contextlib.suppress(Exception):
+            self.client.set_metadata(_meta_key(actor_id), {"address": info.address, "dead": info.dead})
+        if info.address and worker_alive:
+            with contextlib.suppress(Exception):
+                self.client.run(_actor_drop, actor_id, info.dead, workers=[info.address])
+        info.last = None
+
+    def _check_actors(self, futures: list[Future]) -> None:
+        """Fail the waited-for calls of actors whose worker left the cluster."""
+        now = time.monotonic()
+        if now - self._last_actor_check < ACTOR_CHECK_S:
+            return
+        ids = {self._actor_calls.get(f) for f in futures} - {None}
+        if not ids:
+            return
+        self._last_actor_check = now
+        alive = set(self.client.scheduler_info()["workers"])
+        for actor_id in ids:
+            with self._actor_lock:
+                info = self._actors.get(actor_id)
+            if info is None or info.dead or not info.address or info.address in alive:
+                continue
+            info.dead = f"actor {info.name!r} died: its worker {info.address} left the cluster"
+            self._drop_actor(actor_id, info, worker_alive=False)
+        batch = []
+        for f in futures:
+            actor_id = self._actor_calls.get(f)
+            info = self._actors.get(actor_id) if actor_id is not None else None
+            if info is not None and info.dead and f._state == PENDING:
+                batch.append((f, FAILED, ActorDiedError(f"actor call {f._name!r} failed: {info.dead}")))
+                with contextlib.suppress(Exception):
+                    self.client.cancel([f._payload])
+        self._complete(batch)
+
+    # ================================================================ tools
+    def _where(self) -> str:
+        return "the Dask dashboard shows whether it is queued or running"
+
+    def timeline_events(self) -> list[dict[str, Any]]:
+        if self._client is None:
+            return []
+        per_worker = self.client.run(rm.take_spans, self.token)
+        spans = [s for items in per_worker.values() for s in items]
+        spans.sort(key=lambda s: s["start"])
+        return spans[-rm.SPANS_KEPT :]
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._stop_watcher()
+        if self.in_worker:
+            return
+        try:
+            pending = self.pending_futures()
+            if pending:
+                done = set(map(id, self._poll(pending)))
+                error = PlaitError("plait was shut down before this task finished")
+                rest = [f for f in pending if id(f) not in done]
+                with contextlib.suppress(Exception):
+                    self.client.cancel([f._payload for f in rest])
+                self._complete([(f, FAILED, error) for f in rest])
+            if self._cluster is None:  # the cluster goes on: take our actors and spans off it
+                with self._actor_lock:
+                    actors = [(a, i) for a, i in self._actors.items() if not i.dead and i.address]
+                for actor_id, info in actors:
+                    info.dead = f"actor {info.name!r} was stopped by plait.shutdown()"
+                    self._drop_actor(actor_id, info)
+                with contextlib.suppress(Exception):
+                    self.client.run(rm.take_spans, self.token, True)
+                prefix = f"plait-{self.token}-"
+                with contextlib.suppress(Exception):
+                    pinned = [n for n in self.client.list_datasets() if str(n).startswith(prefix)]
+                    if pinned:
+                        self.client.unpublish_dataset(pinned)
+        finally:
+            if self._own_client:
+                with contextlib.suppress(Exception):
+                    self._client.close()
+            if self._cluster is not None:
+                with contextlib.suppress(Exception):
+                    self._cluster.close()
+
+
+# ============================================================ helpers
+def _ident(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "_." else "_" for c in name)
+    return cleaned or "task"
+
+
+def _meta_key(actor_id: int) -> list[str]:
+    return ["plait-actors", f"{actor_id:x}"]
+
+
+def _convert(err: BaseException, name: str) -> BaseException:
+    if isinstance(err, rm.Failure):
+        return err.unwrap()
+    if isinstance(err, distributed.KilledWorker):
+        return WorkerCrashedError(
+            f"the workers running task {name!r} died too often ({err}); the scheduler's "
+            "distributed.scheduler.allowed-failures sets how many crashes a task survives on Dask"
+        )
+    if isinstance(err, (distributed.CancelledError, CancelledError)):
+        return CancelledError(f"task {name!r} was cancelled")
+    return err
+
+
+# ===================================================== in the worker processes
+_worker_engine: DaskEngine | None = None
+_worker_lock = threading.Lock()
+
+
+def _engine_here() -> DaskEngine:
+    global _worker_engine
+    engine = context.engine_or_none()
+    if isinstance(engine, DaskEngine):
+        return engine
+    with _worker_lock:
+        if _worker_engine is None:
+            _worker_engine = DaskEngine(EngineConfig(engine="dask"), _in_worker=True)
+        if context.engine_or_none() is None:
+            context.set_engine(_worker_engine)
+        return _worker_engine
+
+
+def _enter(token: str) -> DaskEngine:
+    engine = _engine_here()
+    if engine.in_worker:
+        engine.token = token
+    return engine
+
+
+def _rebuild_future(df: Any, name: str) -> Future:
+    # bound to a client when first used (it may be unpickled where none is current)
+    return _engine_here()._new_future(name, df)
+
+
+_functions: dict[bytes, tuple[Any, Any, str]] = {}
+
+
+def _load(blob: bytes) -> tuple[Any, Any, str]:
+    entry = _functions.get(blob)
+    if entry is None:
+        import pickle
+
+        if len(_functions) > 1024:
+            _functions.clear()
+        entry = _functions[blob] = pickle.loads(blob)
+    return entry
+
+
+def _run_task(blob: bytes, token: str, kwargs: dict, *args: Any) -> Any:
+    fn, options, name = _load(blob)
+    engine = _enter(token)
+    made = engine.made
+    a, k = rm.unpack_args(args, kwargs)
+    result = rm.run_call(fn.fn, a, k, options, name, token)
+    if engine.made != made and not ser.is_atomic(result):
+        engine.pin_futures_in(result)  # it may return a future it made
+    return result
+
+
+def _raise(failure: rm.Failure) -> None:
+    raise failure
+
+
+class _Dead:
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+
+_instances: dict[int, Any] = {}
+_created: dict[int, threading.Event] = {}
+_instances_lock = threading.Lock()
+
+
+def _creation_event(actor_id: int) -> threading.Event:
+    with _instances_lock:
+        event = _created.get(actor_id)
+        if event is None:
+            event = _created[actor_id] = threading.Event()
+        return event
+
+
+def _actor_create(actor_id: int, cls: Any, name: str, token: str, kwargs: dict, *args: Any) -> None:
+    _enter(token)
+    try:
+        a, k = rm.unpack_args(args, kwargs)
+        instance: Any = cls.cls(*a, **k)
+    except Exception as exc:  # noqa: BLE001 - every call reports it
+        if isinstance(exc, rm.Failure):
+            exc = exc.unwrap()
+        died = ActorDiedError(f"actor {name!r} failed in __init__: {type(exc).__name__}: {exc}")
+        instance = _Dead(ser.dumps_exception(died, name, format_remote(exc, f"actor {name!r} __init__")))
+    with _instances_lock:
+        if not isinstance(_instances.get(actor_id), _Dead):  # killed before it started
+            _instances[actor_id] = instance
+    _creation_event(actor_id).set()
+
+
+def _actor_call(
+    actor_id: int, method: str, name: str, token: str, _previous: Any, kwargs: dict, *args: Any
+) -> tuple[bool, Any]:
+    """Run one call; never fails as a Dask task: returns (True, value) or (False, failure)."""
+    engine = _enter(token)
+    instance = _instances.get(actor_id)
+    if instance is None:  # a call from another caller may arrive before the creation ran
+        with engine._blocking():
+            _creation_event(actor_id).wait(300)
+        instance = _instances.get(actor_id)
+        if instance is None:
+            died = ActorDiedError(
+                f"actor call {name!r} failed: the actor is not on this worker (it restarted)"
+            )
+            return False, rm.plain_failure(died, name)
+    if isinstance(instance, _Dead):
+        return False, rm.Failure(instance.payload, name)
+    made = engine.made
+    try:
+        a, k = rm.unpack_args(args, kwargs)
+        result = rm.call_method(instance, method, a, k, name, token)
+    except rm.Failure as failure:
+        return False, failure
+    if engine.made != made and not ser.is_atomic(result):
+        engine.pin_futures_in(result)
+    return True, result
+
+
+def _actor_outcome(outcome: tuple[bool, Any]) -> Any:
+    ok, value = outcome
+    if not ok:
+        raise value
+    return value
+
+
+def _actor_drop(actor_id: int, reason: str) -> None:
+    died = ActorDiedError(reason)
+    with _instances_lock:
+        _instances[actor_id] = _Dead(ser.dumps_exception(died, "", ""))
+    _creation_event(actor_id).set()

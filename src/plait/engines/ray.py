@@ -1,0 +1,690 @@
+"""The Ray engine: plait tasks and actors run as Ray tasks and actors.
+
+``plait.init(engine="ray", address=None | "auto" | "ray://host:10001" | "host:6379")``.
+If this process is already connected to Ray (``ray.is_initialized()``), the
+engine uses that connection and leaves it open at ``plait.shutdown()``;
+otherwise it calls ``ray.init`` (starting a local Ray when ``address`` is None,
+with ``num_cpus=workers``) and shuts down what it started. Extra keyword
+arguments of ``plait.init`` (``runtime_env=``, ``namespace=``, ...) go to
+``ray.init``.
+
+How plait maps onto Ray:
+
+- a task is a Ray remote function, made once per (task, options): ``num_cpus``,
+  ``num_gpus``, ``memory``, ``resources`` as Ray resources, ``retries`` as
+  ``max_retries`` (re-runs after a worker or node dies). Exceptions are re-run
+  in place by plait (``retry_exceptions``), as on the local engine, so Ray's own
+  ``retry_exceptions`` stays off;
+- a plait ``Future`` holds the Ray ``ObjectRef`` of the value
+  (``future._payload``); futures among the arguments, at any depth, are
+  dependencies (``_remote.pack_args``). Every call has a second, small return
+  value, its *status*: reading it tells whether the call failed without
+  fetching the value (which may be large, on another node), carries the
+  call's span for the timeline, and carries the value itself when it is
+  small, so ``get`` of small results costs one Ray ``get`` of the statuses;
+- a task's exception comes back as itself with its remote traceback; a worker
+  lost after its retries is ``WorkerCrashedError``; ``timeout=`` interrupts the
+  task in its worker (``_remote.Deadline``) and fails it with ``TaskTimeoutError``;
+- an actor is a Ray actor (named ``plait-actor-<id>`` in namespace ``plait`` so
+  a handle passed to a task finds it), ``max_restarts`` as Ray's, calls kept in
+  order by Ray (per caller); a dead or killed actor fails calls with
+  ``ActorDiedError``;
+- inside a Ray worker, ``current_engine()`` is a ``RayEngine`` on the same
+  cluster, so tasks can submit tasks, wait and call actors;
+- timeline: the driver keeps the spans of the calls it settles (from their
+  statuses); a worker that waits for calls of its own writes their spans every
+  quarter second to a file per process under the node's temporary directory,
+  and ``timeline_events`` reads those with one zero-CPU task per node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import marshal
+import os
+import random
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import uuid
+import weakref
+from collections import deque
+from typing import Any
+
+import ray
+import ray.exceptions as rex
+
+from plait.engines import _remote as rm
+from plait.errors import (
+    ActorDiedError,
+    CancelledError,
+    InfeasibleResourcesError,
+    PlaitError,
+    RemoteTraceback,
+    SerializationError,
+    WorkerCrashedError,
+)
+from plait.runtime import context
+from plait.runtime import serialization as ser
+from plait.runtime.actor import ActorHandle
+from plait.runtime.future import FAILED, FINISHED, Future
+from plait.runtime.invoke import format_remote
+from plait.runtime.options import EngineConfig
+
+NAMESPACE = "plait"
+SPAN_FLUSH_S = 0.25
+
+rm.install_reducer()
+
+
+class RayEngine(rm.ClusterEngine):
+    name = "ray"
+    WAIT_SLICE = 5.0
+
+    def __init__(self, config: EngineConfig, *, _in_worker: bool = False) -> None:
+        super().__init__()
+        self.config = config
+        self.token = uuid.uuid4().hex[:16]
+        self.in_worker = _in_worker
+        self.started_ray = False
+        if not _in_worker and not ray.is_initialized():  # else: the connection this process has
+            ray.init(**self._init_kwargs(config))
+            self.started_ray = True
+        self._remotes: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
+        self._actors: dict[int, Any] = {}
+        self._killed: set[int] = set()
+        self._status: dict[int, Any] = {}  # future id -> its task's status ObjectRef, until settled
+        self._spans: deque[tuple[str, float, float, int]] = deque(maxlen=rm.SPANS_KEPT)
+        self._actor_lock = threading.Lock()
+        self._used = False
+
+    @staticmethod
+    def _init_kwargs(config: EngineConfig) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"include_dashboard": False}
+        kwargs.update(config.extra)
+        address = config.address or os.environ.get("RAY_ADDRESS") or None
+        if address:
+            kwargs["address"] = address
+            return kwargs
+        kwargs["address"] = "local"  # a Ray of its own, even if another runs on this machine
+        cpus = config.num_cpus or config.workers
+        if cpus is not None:
+            kwargs["num_cpus"] = cpus
+        if config.num_gpus is not None:
+            kwargs["num_gpus"] = config.num_gpus
+        if config.memory is not None:
+            kwargs.setdefault("_memory", config.memory)
+        if config.resources:
+            kwargs["resources"] = dict(config.resources)
+        if config.object_store_memory is not None:
+            kwargs["object_store_memory"] = config.object_store_memory
+        return kwargs
+
+    # ================================================================ tasks
+    def submit(self, fn: Any, args: tuple, kwargs: dict, options: Any) -> Future:
+        name = options.name or fn.name
+        call_args, call_kwargs = rm.pack_args(name, args, kwargs, _native)
+        # two remote functions per task: the common one takes the arguments as they are
+        # (an extra argument costs Ray a few percent per call), the other the packed form
+        packed = call_args[0] == rm.PACKED
+        remote = self._remote_for(fn, options, name, packed)
+        ref, status = remote.remote(*call_args[1:], **call_kwargs)
+        self._used = True
+        return self._tracked(name, ref, status)
+
+    def _tracked(self, name: str, ref: Any, status: Any) -> Future:
+        future = self._new_future(name, ref)
+        self._status[future._id] = status
+        return future
+
+    def _remote_for(self, fn: Any, options: Any, name: str, packed: bool) -> Any:
+        per_fn = self._remotes.get(fn)
+        if per_fn is None:
+            per_fn = self._remotes[fn] = {}
+        key = (options, self.token, packed)
+        remote = per_fn.get(key)
+        if remote is None:
+            self._check_feasible(options.shape(), f"task {name!r}")
+            runner = _task_runner(fn, options, name, self.token, packed)
+            # Ray names the task after the function (``run`` is renamed for it): a
+            # name= option would cost a few percent per call
+            remote = ray.remote(runner).options(
+                **_resource_options(options),
+                num_returns=2,
+                max_retries=options.retries,
+                retry_exceptions=False,
+            )
+            per_fn[key] = remote
+        return remote
+
+    def _check_feasible(self, shape: tuple, what: str) -> None:
+        # only where the cluster's size is known not to grow: the Ray this engine started
+        if not self.started_ray:
+            return
+        total = ray.cluster_resources()
+        for key, amount in shape:
+            have = total.get(key, 0)
+            if amount > have + 1e-9:
+                raise InfeasibleResourcesError(
+                    f"{what} asks for {key}={amount:g} but this Ray cluster has {key}={have:g} in all, "
+                    "so it could never run; lower the request, or declare more in plait.init(...)"
+                )
+
+    def put(self, value: Any) -> Future:
+        try:
+            ref = ray.put(value)
+        except Exception as exc:  # noqa: BLE001 - re-raised with what to do
+            raise SerializationError(
+                f"cannot put a value of type {ser.describe_type(value)}: it cannot be pickled "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+        self._used = True
+        return self._done_future("put", ref)
+
+    def value_of(self, future: Future) -> Any:
+        try:
+            return ray.get(future._payload)
+        except Exception as err:  # noqa: BLE001 - turned into the task's own error below
+            error = err
+        exc = self._convert(error, future._name)
+        self._mark_failed(future, exc)
+        raise exc
+
+    def _convert(self, err: BaseException, name: str) -> BaseException:
+        if isinstance(err, rex.RayTaskError):
+            cause = getattr(err, "cause", None)
+            if isinstance(cause, rm.Failure):
+                return cause.unwrap()
+            if isinstance(cause, rex.RayError):
+                err = cause
+            elif isinstance(cause, BaseException):
+                cause.__cause__ = RemoteTraceback(str(err))
+                return cause
+        if isinstance(err, rex.RayActorError):
+            text = str(err)
+            if "ray.kill" in text:
+                return ActorDiedError(f"actor call {name!r} failed: the actor was killed")
+            return ActorDiedError(f"actor call {name!r} failed: the actor died ({_first_line(text)})")
+        if isinstance(
+            err, (rex.WorkerCrashedError, rex.NodeDiedError, rex.LocalRayletDiedError, rex.OutOfMemoryError)
+        ):
+            return WorkerCrashedError(
+                f"the worker running task {name!r} died and no retries were left "
+                f"({type(err).__name__}: {_first_line(str(err))}); raise retries= if the crash is transient"
+            )
+        if isinstance(err, rex.TaskCancelledError):
+            return CancelledError(f"task {name!r} was cancelled")
+        if isinstance(err, rex.ObjectLostError):
+            return WorkerCrashedError(
+                f"the value of {name!r} was lost with its node and could not be rebuilt: "
+                f"{_first_line(str(err))}"
+            )
+        return err
+
+    def _advance(self, futures: list[Future], need: int, timeout: float | None, left: float | None) -> None:
+        if need >= len(futures):
+            # waiting for all: one get of their small status objects (as ray.get of a list)
+            statuses = [self._status.get(f._id) for f in futures]
+            if None not in statuses:
+                try:
+                    values = ray.get(statuses, timeout=timeout)
+                except rex.GetTimeoutError:
+                    return  # the caller settles what is done when its own deadline comes
+                except Exception:  # noqa: BLE001 - some failed: sort them out one by one below
+                    timeout = 0
+                else:
+                    self._settle_statuses(futures, values)
+                    return
+        self._settle_ready(self._ready(futures, need, timeout))
+
+    def _settle_ready(self, futures: list[Future]) -> None:
+        tracked: list[Future] = []
+        statuses: list[Any] = []
+        untracked: list[Future] = []
+        for f in futures:
+            status = self._status.get(f._id)
+            if status is None:
+                untracked.append(f)
+            else:
+                tracked.append(f)
+                statuses.append(status)
+        if untracked:  # rebuilt from a value (or settled meanwhile): a failure shows when read
+            self._finish_all(untracked)
+        if not tracked:
+            return
+        try:
+            values = ray.get(statuses, timeout=60)
+        except Exception:  # noqa: BLE001 - one by one, to tell which failed
+            values = []
+            for status in statuses:
+                try:
+                    values.append(ray.get(status, timeout=60))
+                except Exception as err:  # noqa: BLE001
+                    values.append(_Error(err))
+        self._settle_statuses(tracked, values)
+
+    def _settle_statuses(self, futures: list[Future], statuses: list[Any]) -> None:
+        batch: list[tuple[Future, int, Any]] = []
+        spans = []
+        for f, status in zip(futures, statuses, strict=True):
+            self._status.pop(f._id, None)
+            if type(status) is _Error:
+                batch.append((f, FAILED, self._convert(status.error, f._name)))
+                continue
+            if len(status) == 4:  # a small value travelled with the status
+                f._value = status[3]
+            spans.append((f._name, status[0], status[1], status[2]))
+            batch.append((f, FINISHED, f._payload))
+        self._record(spans)
+        self._complete(batch)
+
+    def _record(self, spans: list[tuple[str, float, float, int]]) -> None:
+        if not spans:
+            return
+        if self.in_worker:  # a task's own calls: to this node's span files, read at timeline()
+            for name, start, end, pid in spans:
+                rm.record_span(self.token, name, start, end, pid)
+            _ensure_flusher()
+        else:
+            self._spans.extend(spans)
+
+    def release(self, object_id: int) -> None:
+        self._status.pop(object_id, None)
+
+    def _ready(self, futures: list[Future], need: int, timeout: float | None) -> list[Future]:
+        by_ref: dict[Any, list[Future]] = {}
+        for f in futures:
+            by_ref.setdefault(f._payload, []).append(f)
+        refs = list(by_ref)
+        ready, _ = ray.wait(
+            refs, num_returns=max(1, min(need, len(refs))), timeout=timeout, fetch_local=False
+        )
+        return [f for r in ready for f in by_ref[r]]
+
+    def _poll(self, futures: list[Future]) -> list[Future]:
+        return self._ready(futures, len(futures), 0)
+
+    def cancel(self, future: Future) -> bool:
+        ref = future._payload
+        ready, _ = ray.wait([ref], timeout=0, fetch_local=False)
+        if ready:
+            self._finish_all([future])
+            return False
+        ray.cancel(ref, force=False, recursive=True)
+        self._status.pop(future._id, None)
+        self._cancel_local(future)
+        return True
+
+    def reduce_future(self, future: Future) -> Any:
+        if future._payload is None:
+            return future.__reduce__()
+        return (_rebuild_future, (future._payload, future._name))
+
+    # =============================================================== actors
+    def create_actor(self, cls: Any, args: tuple, kwargs: dict, options: Any) -> ActorHandle:
+        name = options.name or cls.name
+        self._check_feasible(options.shape(), f"actor {name!r}")
+        actor_id = random.getrandbits(62)
+        call_args, call_kwargs = rm.pack_args(name, args, kwargs, _native)
+        ray_opts = _resource_options(options)
+        native = (
+            _host_class()
+            .options(
+                **ray_opts,
+                max_restarts=options.max_restarts,
+                max_task_retries=0,
+                name=_actor_name(actor_id),
+                namespace=NAMESPACE,
+            )
+            .remote(cls, name, self.token, *call_args, **call_kwargs)
+        )
+        with self._actor_lock:
+            self._actors[actor_id] = native
+        self._used = True
+        return ActorHandle(actor_id, name, cls.methods)
+
+    def _native_actor(self, handle: ActorHandle) -> Any:
+        with self._actor_lock:
+            native = self._actors.get(handle._actor_id)
+        if native is not None:
+            return native
+        try:
+            native = ray.get_actor(_actor_name(handle._actor_id), namespace=NAMESPACE)
+        except ValueError:
+            return None
+        with self._actor_lock:
+            self._actors[handle._actor_id] = native
+        return native
+
+    def call_actor(self, handle: ActorHandle, method: str, args: tuple, kwargs: dict) -> Future:
+        name = f"{handle._name}.{method}"
+        if handle._actor_id in self._killed:  # ray.kill is asynchronous: do not let a call slip in
+            error = ActorDiedError(f"actor call {name!r} failed: the actor was killed")
+            return self._tracked(name, *_error_refs(error, name))
+        native = self._native_actor(handle)
+        if native is None:
+            error = ActorDiedError(
+                f"actor call {name!r} failed: the actor is gone (killed, or its creator exited)"
+            )
+            return self._tracked(name, *_error_refs(error, name))
+        call_args, call_kwargs = rm.pack_args(name, args, kwargs, _native)
+        ref, status = native.call.options(num_returns=2).remote(method, *call_args, **call_kwargs)
+        return self._tracked(name, ref, status)
+
+    def kill_actor(self, handle: ActorHandle) -> None:
+        native = self._native_actor(handle)
+        self._killed.add(handle._actor_id)
+        if native is not None:
+            ray.kill(native, no_restart=True)
+
+    # ================================================================ tools
+    def _where(self) -> str:
+        return "Ray's dashboard (ray status, ray list tasks) shows whether it is queued or running"
+
+    def timeline_events(self) -> list[dict[str, Any]]:
+        if not self._used or not ray.is_initialized():
+            return []
+        spans = [{"name": n, "worker": pid, "start": s, "end": e} for n, s, e, pid in list(self._spans)]
+        # spans of calls that tasks made and waited for were recorded in the workers
+        time.sleep(2 * SPAN_FLUSH_S)  # let them write what they recorded
+        spans += self._on_every_node(self.token, False)
+        spans.sort(key=lambda s: s["start"])
+        return spans[-rm.SPANS_KEPT :]
+
+    def _on_every_node(self, token: str, remove: bool) -> list[dict[str, Any]]:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        refs = [
+            _span_reader()
+            .options(
+                num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+            )
+            .remote(token, remove)
+            for node in ray.nodes()
+            if node.get("Alive")
+        ]
+        files: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=60)
+        for ref in ready:
+            with contextlib.suppress(Exception):
+                files.update(ray.get(ref))  # nodes sharing a host see the same files: once each
+        return [span for spans in files.values() for span in spans]
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._stop_watcher()
+        if self.in_worker:
+            return
+        pending = self.pending_futures()
+        if pending and ray.is_initialized():
+            done = set(map(id, self._poll(pending)))
+            error = PlaitError("plait was shut down before this task finished")
+            for f in pending:
+                if id(f) in done:
+                    continue
+                with contextlib.suppress(Exception):
+                    ray.cancel(f._payload, force=False, recursive=True)
+                self._complete([(f, FAILED, error)])
+        if not self.started_ray and ray.is_initialized():
+            with self._actor_lock:
+                actors = list(self._actors.values())
+                self._actors.clear()
+            for native in actors:
+                with contextlib.suppress(Exception):
+                    ray.kill(native, no_restart=True)
+        if self._used and ray.is_initialized():  # the span files this session left on the nodes
+            with contextlib.suppress(Exception):
+                self._on_every_node(self.token, True)
+        if self.started_ray:
+            ray.shutdown()
+
+
+# =========================================================== helpers (driver)
+def _first_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[0] if lines else text
+
+
+def _native(future: Future) -> Any:
+    if not isinstance(future._engine, RayEngine):
+        raise TypeError(
+            f"{future!r} belongs to the {getattr(future._engine, 'name', '?')!r} engine and cannot be "
+            "passed to a task on the ray engine"
+        )
+    if future._payload is None:
+        exc = future._exc or PlaitError(f"{future!r} has no value")
+        return _error_refs(exc, future._name)[0]
+    return future._payload
+
+
+def _resource_options(options: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"num_cpus": options.num_cpus, "num_gpus": options.num_gpus}
+    if options.memory:
+        out["memory"] = int(options.memory)
+    if options.resources:
+        out["resources"] = dict(options.resources)
+    return out
+
+
+def _actor_name(actor_id: int) -> str:
+    return f"plait-actor-{actor_id:x}"
+
+
+def _ident(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "_." else "_" for c in name)
+    return cleaned or "task"
+
+
+_raiser_remote: Any = None
+
+
+def _raise(failure: rm.Failure) -> None:
+    raise failure
+
+
+def _error_refs(exc: BaseException, name: str) -> Any:
+    """A value and status ObjectRef that fail with ``exc``, for a call that failed before reaching Ray."""
+    global _raiser_remote
+    if _raiser_remote is None:
+        _raiser_remote = ray.remote(_raise).options(
+            num_cpus=0, num_returns=2, max_retries=0, name="plait-failed-call"
+        )
+    return _raiser_remote.remote(rm.plain_failure(exc, name))
+
+
+class _Error:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_SMALL = frozenset({int, float, bool, type(None), complex})
+
+
+def _status_of(result: Any) -> tuple:
+    """The second return of every call: its span and worker, and a small value riding along.
+
+    The caller reads it to learn that the call succeeded (when it failed, this
+    object holds the error), so a small value costs no second read, and the
+    span costs no message of its own.
+    """
+    start, end = rm.last_span()
+    t = type(result)
+    if t in _SMALL or ((t is str or t is bytes) and len(result) <= 4096):
+        return (start, end, os.getpid(), result)
+    return (start, end, os.getpid())
+
+
+# ========================================================== in Ray workers
+_worker_engine: RayEngine | None = None
+_worker_lock = threading.Lock()
+
+
+def _engine_here() -> RayEngine:
+    """The engine of this process: the driver's, or one made for this Ray worker."""
+    global _worker_engine
+    engine = context.engine_or_none()
+    if isinstance(engine, RayEngine):
+        return engine
+    with _worker_lock:
+        if _worker_engine is None:
+            _worker_engine = RayEngine(EngineConfig(engine="ray"), _in_worker=True)
+        if context.engine_or_none() is None:
+            context.set_engine(_worker_engine)
+        return _worker_engine
+
+
+def _enter(token: str) -> RayEngine:
+    engine = _engine_here()
+    if engine.in_worker:
+        engine.token = token
+    return engine
+
+
+def _rebuild_future(ref: Any, name: str) -> Future:
+    return _engine_here()._new_future(name, ref)
+
+
+def _task_runner(fn: Any, options: Any, name: str, token: str, packed: bool) -> Any:
+    call = fn.fn
+
+    if packed:
+
+        def run(*args: Any) -> Any:
+            _enter(token)
+            a, k = rm.unpack_packed(args)
+            result = rm.run_call(call, a, k, options, name, None)
+            return result, _status_of(result)
+
+    else:
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            _enter(token)
+            result = rm.run_call(call, args, kwargs, options, name, None)
+            return result, _status_of(result)
+
+    run.__name__ = run.__qualname__ = _ident(name)
+    return run
+
+
+class _ActorHost:
+    """The Ray actor that holds one plait actor's instance."""
+
+    def __init__(self, cls: Any, name: str, token: str, *args: Any, **kwargs: Any) -> None:
+        _enter(token)
+        self._name = name
+        self._token = token
+        self._instance: Any = None
+        self._dead: bytes | None = None
+        try:
+            a, k = rm.unpack_args(args, kwargs)
+            self._instance = cls.cls(*a, **k)
+        except Exception as exc:  # noqa: BLE001 - every later call reports it
+            died = ActorDiedError(f"actor {name!r} failed in __init__: {type(exc).__name__}: {exc}")
+            self._dead = ser.dumps_exception(died, name, format_remote(exc, f"actor {name!r} __init__"))
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        _enter(self._token)
+        name = f"{self._name}.{method}"
+        if self._dead is not None:
+            raise rm.Failure(self._dead, name)
+        a, k = rm.unpack_args(args, kwargs)
+        result = rm.call_method(self._instance, method, a, k, name, None)
+        return result, _status_of(result)
+
+
+_host: Any = None
+
+
+def _host_class() -> Any:
+    global _host
+    if _host is None:
+        _host = ray.remote(_ActorHost)
+    return _host
+
+
+# spans: written to files per process, read per node
+def _span_dir(token: str | None = None) -> str:
+    base = os.path.join(tempfile.gettempdir(), f"plait-spans-{os.getuid()}")
+    return base if token is None else os.path.join(base, token)
+
+
+_flusher: threading.Thread | None = None
+
+
+def _ensure_flusher() -> None:
+    global _flusher
+    if _flusher is None:
+        with _worker_lock:
+            if _flusher is None:
+                _flusher = threading.Thread(target=_flush_loop, name="plait-span-flusher", daemon=True)
+                _flusher.start()
+
+
+def _flush_loop() -> None:
+    pid = os.getpid()
+    while True:
+        time.sleep(SPAN_FLUSH_S)
+        with rm._spans_lock:
+            batches = {t: list(buf) for t, buf in rm._spans.items() if buf}
+            for buf in rm._spans.values():
+                buf.clear()
+        for token, items in batches.items():
+            try:
+                if os.path.exists(_closed_marker(token)):
+                    continue  # the session ended and its files were removed
+                directory = _span_dir(token)
+                os.makedirs(_span_dir(), mode=0o700, exist_ok=True)
+                os.makedirs(directory, mode=0o700, exist_ok=True)
+                with open(os.path.join(directory, f"{pid}.spans"), "ab") as f:
+                    marshal.dump(items, f)  # one record per flush: a list of (name, start, end, pid)
+            except (OSError, ValueError):
+                pass  # the timeline is best effort
+
+
+def _read_spans(token: str, remove: bool) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    directory = _span_dir(token)
+    host = socket.gethostname()
+    files: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for path in glob.glob(os.path.join(directory, "*.spans")):
+        pid = int(os.path.basename(path).split(".")[0])
+        out = files[(host, pid)] = []
+        try:
+            with open(path, "rb") as f:
+                while True:
+                    try:
+                        items = marshal.load(f)
+                    except (EOFError, ValueError, TypeError):
+                        break
+                    out.extend({"name": n, "worker": w, "start": s, "end": e} for n, s, e, w in items)
+        except OSError:
+            continue
+    if remove and os.path.isdir(_span_dir()):
+        shutil.rmtree(directory, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            open(_closed_marker(token), "w").close()  # a late flush must not write them again
+        now = time.time()
+        for marker in glob.glob(_closed_marker("*")):  # markers of sessions long gone
+            with contextlib.suppress(OSError):
+                if now - os.path.getmtime(marker) > 3600:
+                    os.remove(marker)
+    return files
+
+
+def _closed_marker(token: str) -> str:
+    return os.path.join(_span_dir(), f".closed-{token}")
+
+
+_reader: Any = None
+
+
+def _span_reader() -> Any:
+    global _reader
+    if _reader is None:
+        _reader = ray.remote(_read_spans)
+    return _reader
