@@ -541,3 +541,38 @@ class ClusterEngine:
 
     def _where(self) -> str:
         return "the framework's own dashboard shows where it runs"
+
+
+class WorkerEngine:
+    """The engine a cluster worker process talks to: the driver's own, or one made here once.
+
+    Code running in a Ray or Dask worker (nested task calls, ``get``, actor
+    calls) needs ``current_engine()`` to be an engine of the same kind attached
+    to the same cluster; the first task to run in the process makes it.
+    """
+
+    def __init__(self, cls: type, make: Callable[[], Any]) -> None:
+        self.cls = cls
+        self.make = make
+        self.engine: Any = None
+        self.lock = threading.Lock()
+
+    def get(self) -> Any:
+        from plait.runtime import context
+
+        engine = context.engine_or_none()
+        if isinstance(engine, self.cls):
+            return engine
+        with self.lock:
+            if self.engine is None:
+                self.engine = self.make()
+            if context.engine_or_none() is None:
+                context.set_engine(self.engine)
+            return self.engine
+
+    def enter(self, token: str) -> Any:
+        """The engine for a call about to run here; ``token`` tags the spans it records."""
+        engine = self.get()
+        if engine.in_worker:
+            engine.token = token
+        return engine

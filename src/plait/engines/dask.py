@@ -70,7 +70,6 @@ from plait.errors import (
     SerializationError,
     WorkerCrashedError,
 )
-from plait.runtime import context
 from plait.runtime import serialization as ser
 from plait.runtime.actor import ActorHandle
 from plait.runtime.future import CANCELLED, FAILED, FINISHED, PENDING, Future
@@ -663,28 +662,16 @@ def _convert(err: BaseException, name: str) -> BaseException:
 
 
 # ===================================================== in the worker processes
-_worker_engine: DaskEngine | None = None
-_worker_lock = threading.Lock()
+_here = rm.WorkerEngine(DaskEngine, lambda: DaskEngine(EngineConfig(engine="dask"), _in_worker=True))
+_worker_lock = _here.lock
 
 
 def _engine_here() -> DaskEngine:
-    global _worker_engine
-    engine = context.engine_or_none()
-    if isinstance(engine, DaskEngine):
-        return engine
-    with _worker_lock:
-        if _worker_engine is None:
-            _worker_engine = DaskEngine(EngineConfig(engine="dask"), _in_worker=True)
-        if context.engine_or_none() is None:
-            context.set_engine(_worker_engine)
-        return _worker_engine
+    return _here.get()
 
 
 def _enter(token: str) -> DaskEngine:
-    engine = _engine_here()
-    if engine.in_worker:
-        engine.token = token
-    return engine
+    return _here.enter(token)  # a module function: tasks shipped by value refer to it by name
 
 
 def _rebuild_future(df: Any, name: str) -> Future:

@@ -67,7 +67,6 @@ from plait.errors import (
     SerializationError,
     WorkerCrashedError,
 )
-from plait.runtime import context
 from plait.runtime import serialization as ser
 from plait.runtime.actor import ActorHandle
 from plait.runtime.future import FAILED, FINISHED, Future
@@ -521,29 +520,16 @@ def _status_of(result: Any) -> tuple:
 
 
 # ========================================================== in Ray workers
-_worker_engine: RayEngine | None = None
-_worker_lock = threading.Lock()
+_here = rm.WorkerEngine(RayEngine, lambda: RayEngine(EngineConfig(engine="ray"), _in_worker=True))
+_worker_lock = _here.lock
 
 
 def _engine_here() -> RayEngine:
-    """The engine of this process: the driver's, or one made for this Ray worker."""
-    global _worker_engine
-    engine = context.engine_or_none()
-    if isinstance(engine, RayEngine):
-        return engine
-    with _worker_lock:
-        if _worker_engine is None:
-            _worker_engine = RayEngine(EngineConfig(engine="ray"), _in_worker=True)
-        if context.engine_or_none() is None:
-            context.set_engine(_worker_engine)
-        return _worker_engine
+    return _here.get()
 
 
 def _enter(token: str) -> RayEngine:
-    engine = _engine_here()
-    if engine.in_worker:
-        engine.token = token
-    return engine
+    return _here.enter(token)  # a module function: tasks shipped by value refer to it by name
 
 
 def _rebuild_future(ref: Any, name: str) -> Future:
