@@ -18,6 +18,15 @@ if TYPE_CHECKING:
 
 
 class Engine(Protocol):
+    """What an engine implements. Two rules besides the signatures:
+
+    - when ``wait_for`` returns, every finished future among those given is in
+      its final state (``_state`` set; a failed one has ``_exc``), because front
+      ends read that state without calling ``result()``;
+    - an engine holds its pending futures strongly until they finish: a caller
+      may keep a future only through a callback it registered.
+    """
+
     name: str
 
     # tasks and values
