@@ -231,16 +231,7 @@ class DaskEngine(rm.ClusterEngine):
         key = options.shape()
         if key in self._resources:
             return self._resources[key]
-        need: dict[str, float] = {}
-        if options.num_cpus > 1:
-            need["CPU"] = options.num_cpus
-        if options.num_gpus:
-            need["GPU"] = options.num_gpus
-        if options.memory:
-            need["memory"] = options.memory
-        for k, v in options.resources:
-            if v:
-                need[k] = v
+        need = _worker_resources(options)
         if not need:
             self._resources[key] = None
             return None
@@ -478,14 +469,7 @@ class DaskEngine(rm.ClusterEngine):
         if not workers:
             self.client.wait_for_workers(1)
             workers = self.client.scheduler_info()["workers"]
-        need: dict[str, float] = {}
-        if options.num_cpus > 1:
-            need["CPU"] = options.num_cpus
-        if options.num_gpus:
-            need["GPU"] = options.num_gpus
-        if options.memory:
-            need["memory"] = options.memory
-        need.update({k: v for k, v in options.resources if v})
+        need = _worker_resources(options)
         candidates = list(workers)
         if need:
             declared: dict[str, float] = {}
@@ -659,6 +643,19 @@ def _convert(err: BaseException, name: str) -> BaseException:
     if isinstance(err, (distributed.CancelledError, CancelledError)):
         return CancelledError(f"task {name!r} was cancelled")
     return err
+
+
+def _worker_resources(options: Any) -> dict[str, float]:
+    """The Dask worker resources a call of these options needs (one CPU is every task's)."""
+    need: dict[str, float] = {}
+    if options.num_cpus > 1:
+        need["CPU"] = options.num_cpus
+    if options.num_gpus:
+        need["GPU"] = options.num_gpus
+    if options.memory:
+        need["memory"] = options.memory
+    need.update({k: v for k, v in options.resources if v})
+    return need
 
 
 # ===================================================== in the worker processes
