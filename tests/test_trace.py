@@ -92,3 +92,24 @@ def test_plait_graph_command(tmp_path):
         [sys.executable, "-m", "plait", "graph", f"{script}:pipeline", "[1]"], capture_output=True, text=True, timeout=120
     )
     assert "task double(1)" in shown.stdout
+
+
+def test_capture_records_task_api_calls_as_a_graph():
+    with plait.capture() as cap:
+        a = corpus.work(1)
+        b = corpus.work(a)
+        both = corpus.record([a, b])
+    graph = cap.graph({"both": both, "b": b})
+    tasks = [n for n in graph.nodes if n.op == "task"]
+    assert [n.target.name for n in tasks] == ["work", "work", "record"]
+    assert tasks[1].args[0] is tasks[0]  # the future passed on became an edge
+    assert tasks[0].meta["file"].endswith("test_trace.py")
+    with plait.init(engine="inline"):
+        expected = {"both": corpus.record([2, 4]).result(), "b": 4}
+    assert plait.run(graph, engine="local") == expected
+
+
+def test_capture_refuses_to_give_values():
+    with pytest.raises(plait.TraceError, match="capture"):
+        with plait.capture():
+            corpus.work(1).result()

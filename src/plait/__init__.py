@@ -19,7 +19,7 @@ from plait.errors import (
     TaskTimeoutError,
     WorkerCrashedError,
 )
-from plait.parallel import ParallelSyntaxError, TraceError, parallel, trace
+from plait.parallel import ParallelSyntaxError, TraceError, capture, parallel, trace
 from plait.runtime.actor import ActorHandle, actor
 from plait.runtime.api import (
     as_completed,
@@ -57,6 +57,7 @@ __all__ = [
     "WorkerCrashedError",
     "actor",
     "as_completed",
+    "capture",
     "get",
     "init",
     "is_initialized",

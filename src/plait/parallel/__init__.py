@@ -2,6 +2,6 @@
 
 from plait.parallel.compiler import ParallelSyntaxError
 from plait.parallel.function import ParallelFunction, parallel
-from plait.parallel.tracing import TraceError, trace
+from plait.parallel.tracing import TraceError, capture, trace
 
-__all__ = ["ParallelFunction", "ParallelSyntaxError", "TraceError", "parallel", "trace"]
+__all__ = ["ParallelFunction", "ParallelSyntaxError", "TraceError", "capture", "parallel", "trace"]

@@ -16,14 +16,18 @@ handles it at run time.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from plait.errors import NotSupported, PlaitError
 from plait.runtime.future import FINISHED, Future
 from plait.runtime.future import complete as _complete
+
+_PLAIT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 class TraceError(PlaitError):
@@ -39,7 +43,7 @@ class TracingEngine:
     concurrent_clients = False
     tracing = True
 
-    def __init__(self, graph: Any, filename: str) -> None:
+    def __init__(self, graph: Any, filename: str | None) -> None:
         self.graph = graph
         self.filename = filename
         self.nodes: dict[int, Any] = {}
@@ -60,6 +64,12 @@ class TracingEngine:
     def _meta(self) -> dict[str, Any]:
         meta: dict[str, Any] = {}
         frame = sys._getframe(1)
+        if self.filename is None:  # capture(): the first frame outside plait is the caller
+            while frame is not None and frame.f_code.co_filename.startswith(_PLAIT_DIR):
+                frame = frame.f_back
+            if frame is not None:
+                meta = {"line": frame.f_lineno, "file": frame.f_code.co_filename}
+            return meta
         while frame is not None:
             if frame.f_code.co_filename == self.filename:
                 meta.setdefault("line", frame.f_lineno)
@@ -137,6 +147,45 @@ class TracingEngine:
 
     def shutdown(self) -> None:
         return None
+
+
+class Capture:
+    """What ``with plait.capture() as cap:`` gives: task calls so far, as a graph."""
+
+    def __init__(self, engine: TracingEngine) -> None:
+        self.engine = engine
+
+    def graph(self, output: Any) -> Any:
+        """The captured graph with ``output`` (futures from the block, in any structure) as its result."""
+        graph = self.engine.graph
+        graph.set_output(self.engine._map(output))
+        return graph
+
+
+@contextlib.contextmanager
+def capture(name: str = "captured") -> Iterator[Capture]:
+    """Record the task-API calls made in a block as a graph, without running them.
+
+    Inside the block task calls (and ``plait.put``) return symbolic futures;
+    pass them to other task calls as usual. ``cap.graph(output)`` is the
+    ``plait.Graph`` of those calls: the dynamic task API, in the shared IR.
+    Needing a value inside the block (``result()``, ``get``) is an error.
+    """
+    from plait.graph import Graph
+    from plait.runtime import context
+
+    engine = TracingEngine(Graph(name=name), None)
+    previous = context.override.engine
+    context.override.engine = engine
+    try:
+        yield Capture(engine)
+    except _NeedsValue:
+        raise TraceError(
+            "a value was needed inside plait.capture(): the calls are only recorded there; "
+            "run the graph (plait.run) to get values"
+        ) from None
+    finally:
+        context.override.engine = previous
 
 
 def trace(fn: Callable) -> Callable[..., Any]:
