@@ -386,6 +386,23 @@ def passes_futures_to_tasks(n):
     return c
 
 
+def counting(n):
+    for i in range(n):
+        print("yield", i)
+        yield i
+
+
+@plait.parallel
+def loop_over_generator(n):
+    total = 0
+    for x in counting(n):
+        r = work(x)
+        if r > 2:
+            print("big", x)
+        total += r
+    return total
+
+
 PROGRAMS = [
     (accumulate, (10,), {}),
     (append_then_sum, (8,), {}),
@@ -423,4 +440,5 @@ PROGRAMS = [
     (try_finally_and_else, (3,), {}),
     (imports_inside, (8,), {}),
     (passes_futures_to_tasks, (2,), {}),
+    (loop_over_generator, (4,), {}),
 ]

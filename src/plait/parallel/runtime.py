@@ -305,11 +305,12 @@ class Block:
 
 
 class Loop:
-    __slots__ = ("stmt", "iterator", "broken")
+    __slots__ = ("stmt", "iterator", "lazy", "broken")
 
-    def __init__(self, stmt: Stmt, iterator: Any) -> None:
+    def __init__(self, stmt: Stmt, iterator: Any, lazy: bool = False) -> None:
         self.stmt = stmt
         self.iterator = iterator  # None for while loops
+        self.lazy = lazy  # a generator or file: advanced in program order, after a barrier
         self.broken = False
 
 
@@ -489,10 +490,10 @@ class Issuer:
     def _for(self, stmt: Stmt) -> None:
         seq = self.next_seq()
         ctx = self._header(stmt, seq)
-        iterator = ctx.execute(lambda c: c.loop_iterator(stmt.test(c), stmt), returns=True)
+        started = ctx.execute(lambda c: c.loop_iterator(stmt.test(c), stmt), returns=True)
         if not ctx.ok:
             return
-        loop = Loop(stmt, iterator)
+        loop = Loop(stmt, *started)
         if ctx.unit is None:
             self.stack.append(loop)
         else:
@@ -526,7 +527,7 @@ class Issuer:
                 self.stack.append(Block(stmt.orelse))
             return
         iterator = loop.iterator
-        lazy = type(iterator) is _SequencedIterator
+        lazy = loop.lazy
 
         def advance(c: Ctx) -> bool:
             if lazy:
@@ -539,6 +540,7 @@ class Issuer:
             return True
 
         ctx = self._new_ctx(stmt, seq, stmt.target_writes)
+        ctx.can_detach = False  # what is issued next depends on it: the issuer waits here
         more = ctx.execute(advance, returns=True)
         if not ctx.ok:
             return
@@ -1077,13 +1079,14 @@ class Ctx:
             self.heap_read()
         return value
 
-    def loop_iterator(self, value: Any, stmt: Stmt) -> Any:
+    def loop_iterator(self, value: Any, stmt: Stmt) -> tuple[Any, bool]:
+        """The loop's iterator, and whether it is lazy (a generator, a file)."""
         value = self.iterate(value)
         if type(value) in _CONTAINERS or type(value) in (tuple, str, bytes, range):
             if stmt.mutates_iterable:
-                return iter(value)
-            return iter(list(value))  # a snapshot: later statements may run ahead of this loop
-        return _SequencedIterator(iter(value))
+                return iter(value), False
+            return iter(list(value)), False  # a snapshot: later statements may run ahead of this loop
+        return iter(value), True
 
     def unpack(self, value: Any, count: int, star: int) -> list:
         value = self.resolve(value)
@@ -1173,19 +1176,6 @@ class _Never:
 
     def wait(self) -> None:
         return None
-
-
-class _SequencedIterator:
-    """A lazy iterable (a generator, a file): advanced in program order, after a barrier."""
-
-    def __init__(self, iterator: Any) -> None:
-        self.iterator = iterator
-
-    def __iter__(self) -> _SequencedIterator:
-        return self
-
-    def __next__(self) -> Any:
-        return next(self.iterator)
 
 
 _CONTAINERS = (list, dict, set, bytearray)
