@@ -38,12 +38,6 @@ def test_check_mode_passes_and_reports(engine):
     checked = plait.parallel(corpus.accumulate.fn, check=True)
     assert checked(5) == 20
 
-    calls = []
-
-    def impure(x):
-        calls.append(x)
-        return len(calls)
-
     # check mode compares the two runs: a function with hidden state differs between them
     flaky = plait.parallel(_counter_program, check=True)
     _COUNTER.clear()

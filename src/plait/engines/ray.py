@@ -584,14 +584,19 @@ class _ActorHost:
         return result, _status_of(result)
 
 
-_host: Any = None
+_made_remotes: dict[Any, Any] = {}
+
+
+def _remote(target: Any) -> Any:
+    """``ray.remote(target)``, made once per process (Ray registers it on first use)."""
+    made = _made_remotes.get(target)
+    if made is None:
+        made = _made_remotes[target] = ray.remote(target)
+    return made
 
 
 def _host_class() -> Any:
-    global _host
-    if _host is None:
-        _host = ray.remote(_ActorHost)
-    return _host
+    return _remote(_ActorHost)
 
 
 # spans: written to files per process, read per node
@@ -666,11 +671,5 @@ def _closed_marker(token: str) -> str:
     return os.path.join(_span_dir(), f".closed-{token}")
 
 
-_reader: Any = None
-
-
 def _span_reader() -> Any:
-    global _reader
-    if _reader is None:
-        _reader = ray.remote(_read_spans)
-    return _reader
+    return _remote(_read_spans)
