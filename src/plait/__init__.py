@@ -19,7 +19,7 @@ from plait.errors import (
     TaskTimeoutError,
     WorkerCrashedError,
 )
-from plait.parallel import ParallelSyntaxError, TraceError, capture, parallel, trace
+from plait.parallel import ParallelSyntaxError, TraceError, capture, parallel, pure, trace
 from plait.runtime.actor import ActorHandle, actor
 from plait.runtime.api import (
     as_completed,
@@ -63,6 +63,7 @@ __all__ = [
     "is_initialized",
     "kill",
     "parallel",
+    "pure",
     "put",
     "run",
     "shutdown",

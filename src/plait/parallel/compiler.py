@@ -88,6 +88,10 @@ class CompiledFunction:
     locals: frozenset[str]
     freevars: tuple[str, ...]
     signature: inspect.Signature
+    # what a call of it may do, for the statements that call it (helpers)
+    heap_read: bool = True
+    heap_write: bool = True
+    effects: bool = True
 
 
 def compile_function(fn: Callable) -> CompiledFunction:
@@ -175,6 +179,10 @@ class _Compiler:
     # ------------------------------------------------------------ building
     def build(self) -> CompiledFunction:
         body = self.block(self.func.body, in_loop=False)
+        flags = [False, False, False]
+        for stmt in _all_statements(body):
+            for i, flag in enumerate((stmt.heap_read, stmt.heap_write, stmt.effects)):
+                flags[i] = flags[i] or flag
         return CompiledFunction(
             self.func.name,
             self.filename,
@@ -182,6 +190,7 @@ class _Compiler:
             self.locals,
             self.freevars,
             inspect.signature(self.fn),
+            *flags,
         )
 
     def block(self, stmts: list[ast.stmt], in_loop: bool) -> list[Stmt]:
@@ -437,8 +446,12 @@ class _Compiler:
                 else:
                     heap_write = True
             elif isinstance(sub, ast.Call):
-                kind = self.callee_kind(sub.func)
-                if kind == "method":
+                kind, target = self.callee(sub.func)
+                if kind == "helper":
+                    heap_read = heap_read or target.heap_read
+                    heap_write = heap_write or target.heap_write
+                    effects = effects or target.effects
+                elif kind == "method":
                     heap_read = heap_write = True
                     if sub.func.attr not in MUTATORS:  # type: ignore[attr-defined]
                         effects = True
@@ -453,37 +466,51 @@ class _Compiler:
         return heap_read, heap_write, effects
 
     def callee_kind(self, func: ast.expr) -> str:
-        from plait.parallel.function import ParallelFunction
-        from plait.runtime.task import TaskCall, TaskFunction
+        return self.callee(func)[0]
 
+    def callee(self, func: ast.expr) -> tuple[str, Any]:
+        """What the called expression is, as far as decoration time can tell:
+        ``task``, ``builtin`` (pure or structural), ``helper`` (with its compiled
+        form), ``method``, or ``other`` (an effect). The runtime decides again
+        for each call; this only tells what a statement may do while it waits."""
         if isinstance(func, ast.Attribute):
             if isinstance(func.value, ast.Name) and func.value.id not in self.locals:
                 target = self.globals.get(func.value.id)
                 if inspect.ismodule(target):
-                    obj = getattr(target, func.attr, None)
-                    if isinstance(obj, (TaskFunction, ParallelFunction)):
-                        return "task"
-                    return "other"
+                    return self._kind_of(getattr(target, func.attr, None))
             if func.attr == "options":
-                return "task"
-            return "method"
+                return "task", None
+            return "method", None
         if isinstance(func, ast.Call) and isinstance(func.func, ast.Attribute) and func.func.attr == "options":
-            return "task"
+            return "task", None
         if isinstance(func, ast.Name) and func.id not in self.locals and func.id not in self.freevars:
             target = self.globals.get(func.id, getattr(builtins, func.id, None))
-            if isinstance(target, (TaskFunction, TaskCall, ParallelFunction)):
-                return "task"
             if target in STRUCTURAL or target in PURE:
-                return "builtin"
+                return "builtin", None
+            return self._kind_of(target)
         if isinstance(func, ast.Name) and func.id in self.freevars:
             cell = self.fn.__closure__[self.freevars.index(func.id)]  # type: ignore[index]
             try:
                 target = cell.cell_contents
             except ValueError:
-                return "other"
-            if isinstance(target, (TaskFunction, TaskCall, ParallelFunction)):
-                return "task"
-        return "other"
+                return "other", None
+            return self._kind_of(target)
+        return "other", None
+
+    @staticmethod
+    def _kind_of(target: Any) -> tuple[str, Any]:
+        from plait.parallel import callees
+        from plait.parallel.function import ParallelFunction
+        from plait.runtime.task import TaskCall, TaskFunction
+
+        if isinstance(target, (TaskFunction, TaskCall, ParallelFunction)):
+            return "task", None
+        if callees.is_pure(target):
+            return "builtin", None
+        compiled = callees.helper(target)
+        if compiled is not None:
+            return "helper", compiled
+        return "other", None
 
 
 class _Rewriter(ast.NodeTransformer):
@@ -685,6 +712,13 @@ def _lambda(body: ast.expr) -> ast.Lambda:
         ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]),
         body,
     )
+
+
+def _all_statements(block: list[Stmt]):
+    for stmt in block:
+        yield stmt
+        for inner in (stmt.body, stmt.orelse, *stmt.blocks):
+            yield from _all_statements(inner)
 
 
 def _walk_own_scope(func: ast.FunctionDef):

@@ -30,6 +30,8 @@ statements after a failure are abandoned before they perform any effect.
 
 from __future__ import annotations
 
+import linecache
+import logging
 import operator
 import threading
 import types
@@ -37,14 +39,19 @@ from collections.abc import Callable
 from typing import Any
 
 from plait.errors import PlaitError
+from plait.parallel import callees
 from plait.parallel.compiler import MUTATORS, PURE, STRUCTURAL, CompiledFunction, Stmt
-from plait.runtime.future import PENDING, Future
+from plait.runtime.future import FAILED, FINISHED, PENDING, Future
 from plait.runtime.options import task_options
 from plait.runtime.task import TaskFunction
 
 UNBOUND = object()
 MAX_DETACHED = 512  # threads waiting on behalf of one invocation before lookahead pauses
 _local = threading.local()
+log = logging.getLogger("plait.parallel")
+# nested calls run inline in their caller's thread; every so many levels a new thread
+# takes over, so deep recursion is bounded by Python's limit per thread, as it is sequentially
+INLINE_DEPTH = 12
 
 
 class _Abort(BaseException):
@@ -173,8 +180,17 @@ class _FuturesDone:
         return all(f._state != PENDING for f in self.futures)
 
     def wait(self) -> None:
-        if self.futures:
-            self.futures[0]._engine.wait_for(self.futures, len(self.futures), None)
+        wait_all(self.futures)
+
+
+def wait_all(items: list) -> None:
+    """Wait for futures and nested invocations alike."""
+    futures = [f for f in items if type(f) is Future]
+    if futures:
+        futures[0]._engine.wait_for(futures, len(futures), None)
+    for item in items:
+        if type(item) is Invocation:
+            item.done.wait()
 
 
 class _Condition:
@@ -196,7 +212,11 @@ class _Condition:
 
 # --------------------------------------------------------------- invocation
 class Invocation:
-    """One call of a ``@parallel`` function: its statements, futures and outcome."""
+    """One call of a ``@parallel`` function or helper: its statements, futures and outcome.
+
+    Inside another invocation it stands in its caller's variables like a future
+    (``_state``, ``_exc``), and its caller tracks it like one of its task calls.
+    """
 
     def __init__(
         self, compiled: CompiledFunction, fn: Callable, args: dict[str, Any], lookahead: bool, parent: Ctx | None
@@ -205,15 +225,22 @@ class Invocation:
         self.fn = fn
         self.lookahead = lookahead
         self.parent = parent
+        self.depth = parent.inv.depth + 1 if parent is not None else 0
         self.cond = threading.Condition()
         self.detached: dict[tuple, Stmt] = {}  # statements (and units) still running off the issuer
         self.failures: list[tuple[tuple, BaseException]] = []
-        self.futures: list[tuple[tuple, Future]] = []
+        self.futures: list[tuple[tuple, Future | Invocation]] = []
+        self.lines: dict[int, int] = {}  # id of a future -> the line of the call that made it
         self.delivered: set[int] = set()  # futures whose exception user code already saw
         self.threads = 0
         self.result: Any = None
         self.done = threading.Event()
         self.outcome: tuple[bool, Any] | None = None
+        self._state = PENDING
+        self._exc: BaseException | None = None
+        # run in its caller's thread: the first time it would wait, its caller goes on without it
+        self.caller: Ctx | None = None
+        self.caller_thread: threading.Thread | None = None
         env = {name: Slot(value, True) for name, value in args.items()}
         self.issuer = Issuer(self, env, (), lookahead, [Block(compiled.body)])
         self.issuer.on_done = self._finish
@@ -229,42 +256,77 @@ class Invocation:
         """Run in a new thread; the caller gets this invocation as a pending value."""
         _spawn(self.run)
 
+    def run_inline(self, caller: Ctx) -> None:
+        """Run in the caller's thread until it would first wait (cheap for calls that never do)."""
+        self.caller = caller
+        self.caller_thread = threading.current_thread()
+        self.run()
+
+    def release_caller(self) -> None:
+        """About to wait while run inline: let the caller's program go on in another thread."""
+        caller = self.caller
+        if caller is not None and threading.current_thread() is self.caller_thread:
+            self.caller = None
+            caller.block_on(_Never())
+
     def run(self) -> None:
         try:
             self.issuer.run()
         except BaseException as exc:  # noqa: BLE001 - a fault of the runtime itself
-            self.outcome = (False, exc)
-            self.done.set()
+            self._settle((False, exc))
+
+    def _settle(self, outcome: tuple[bool, Any]) -> None:
+        self.outcome = outcome
+        if outcome[0]:
+            self._state = FINISHED
+        else:
+            self._exc = outcome[1]
+            self._state = FAILED
+        self.done.set()
 
     def _finish(self) -> None:
+        futures = [f for _, f in self.futures]
+        if self.detached or any(f._state == PENDING for f in futures):
+            self.release_caller()
         with self.cond:
             while self.detached:
                 self.cond.wait()
+        futures = [f for _, f in self.futures]
         if getattr(_engine(), "tracing", False):
             failures = [exc for _, exc in self.failures if not isinstance(exc, _Abort)]
-            self.outcome = (False, failures[0]) if failures else (True, self.result)
-            self.done.set()
+            self._settle((False, failures[0]) if failures else (True, self.result))
             return
-        futures = [f for _, f in self.futures]
-        if futures:
-            futures[0]._engine.wait_for(futures, len(futures), None)
+        wait_all(futures)
         failures = [(seq, 0, exc) for seq, exc in self.failures if not isinstance(exc, _Abort)]
         failures += [
-            (seq, -1, f._exc)
+            (seq, -1, self.noted(f))
             for seq, f in self.futures
-            if f._state != 1 and f._exc is not None and id(f) not in self.delivered
+            if f._state != FINISHED and f._exc is not None and id(f) not in self.delivered
         ]
         if failures:
             failures.sort(key=lambda t: (t[0], t[1]))
-            self.outcome = (False, failures[0][2])
+            self._settle((False, failures[0][2]))
         elif any(isinstance(exc, _Abort) for _, exc in self.failures):
-            self.outcome = (False, PlaitError("a @parallel statement was abandoned without a cause"))
+            self._settle((False, PlaitError("a @parallel statement was abandoned without a cause")))
         else:
             try:
-                self.outcome = (True, resolve_deep(self.result, None))
+                self._settle((True, resolve_deep(self.result, None)))
             except BaseException as exc:  # noqa: BLE001
-                self.outcome = (False, exc)
-        self.done.set()
+                self._settle((False, exc))
+
+    def noted(self, call: Future | Invocation) -> BaseException:
+        """The failure of a call made here, with a note naming the line that made it."""
+        exc = call._exc
+        assert exc is not None
+        line = self.lines.get(id(call))
+        if line is not None:
+            where = f"{self.compiled.filename}:{line}"
+            kind = "task call" if type(call) is Future else "call"
+            note = f"raised by the {kind} at {where} (in {self.compiled.name}): {_source_line(self.compiled.filename, line)}"
+            notes = getattr(exc, "__notes__", None) or []
+            if note not in notes:
+                exc.add_note(note)
+        return exc
 
     def value(self) -> Any:
         self.done.wait()
@@ -578,9 +640,18 @@ class Issuer:
                 self.inv.finish_detached(frame.seq)
 
 
-def _spawn(target: Callable) -> None:
-    thread = threading.Thread(target=target, name="plait-parallel", daemon=True)
+def _spawn(target: Callable) -> threading.Thread:
+    from plait.runtime.context import override
+
+    engine = override.engine  # a per-thread engine (tracing) goes along
+
+    def run() -> None:
+        override.engine = engine
+        target()
+
+    thread = threading.Thread(target=run, name="plait-parallel", daemon=True)
     thread.start()
+    return thread
 
 
 # ---------------------------------------------------------------- contexts
@@ -679,6 +750,8 @@ class Ctx:
     def block_on(self, waitable: Any) -> None:
         if waitable.ready():
             return
+        if self.inv.caller is not None:
+            self.inv.release_caller()
         if self.can_detach and not self.detached and self.inv.threads < MAX_DETACHED:
             issuer = self.issuer
             if issuer.owner is threading.current_thread():
@@ -775,7 +848,7 @@ class Ctx:
                     if entry._exc is not None and id(entry) not in delivered:
                         delivered.update(id(e) for _, e, _ in entries)
                         issuer.rollback(seq)
-                        raise _Unwind(entry._exc, collector)
+                        raise _Unwind(issuer.inv.noted(entry), collector)
                 delivered.update(id(e) for _, e, _ in entries)
                 raise _Unwind(exc, collector)
         if any(entry is obj for _, entry in self.inv.futures):
@@ -783,6 +856,8 @@ class Ctx:
         raise exc
 
     def resolve_all(self, value: Any) -> Any:
+        if _has_mutable(value):
+            self.heap_read()  # a container is read (and copied if it holds futures) as it is now
         pending = []
         _collect(value, pending)
         if pending:
@@ -814,6 +889,9 @@ class Ctx:
 
     def lift(self, name: str, fn: Callable, args: tuple, kwargs: dict | None = None) -> Future:
         args = tuple(self.resolve(a) if type(a) is Invocation else a for a in args)
+        if _has_mutable(args) or _has_mutable(kwargs):
+            # the lifted call captures the containers as they are now: that reads them
+            self.heap_read()
         engine = _engine()
         future = engine.submit(apply_task, (fn, args, kwargs or {}), {}, _lift_options(name))
         self.record(future)
@@ -826,12 +904,14 @@ class Ctx:
         for f in self.created:
             if f._exc is not None:
                 self.inv.delivered.update(id(g) for g in self.created)
-                raise f._exc
+                raise self.inv.noted(f)
 
-    def record(self, future: Future) -> None:
+    def record(self, future: Future | Invocation) -> None:
         self.created.append(future)
-        with self.inv.cond:
-            self.inv.futures.append((self.seq, future))
+        inv = self.inv
+        with inv.cond:
+            inv.futures.append((self.seq, future))
+            inv.lines[id(future)] = self.stmt.line
         issuer: Issuer | None = self.issuer
         while issuer is not None:
             if issuer.collector is not None:
@@ -900,6 +980,8 @@ class Ctx:
             earlier = [
                 f for s, f in self.inv.futures if is_before(s, seq) and f._state != 1 and id(f) not in delivered
             ]
+        # and the calls this statement made before the effect, which come first too
+        earlier += [f for f in self.created if f._state != 1 and id(f) not in delivered]
         if earlier:
             self.block_on(_FuturesDone(earlier))
             for f in earlier:
@@ -922,9 +1004,7 @@ class Ctx:
             self.record(future)
             return future
         if isinstance(fn, ParallelFunction):
-            child = fn.invoke(args, kwargs, parent=self)
-            self.children.append(child)
-            return child
+            return self.call_nested(fn.fn, fn.compiled, args, kwargs)
         if fn in STRUCTURAL:
             if any(type(a) is Invocation for a in args):
                 args = tuple(self.resolve(a) for a in args)
@@ -935,19 +1015,62 @@ class Ctx:
                 self.heap_read()
             return fn(*args, **kwargs)
         if fn in PURE:
-            args = tuple(_materialize(a) for a in args)
-            if _has_pending(args) or _has_pending(kwargs):
-                return self.lift(getattr(fn, "__name__", "builtin"), fn, args, kwargs)
-            if _has_mutable(args):
-                self.heap_read()
-            return fn(*args, **kwargs)
+            return self.call_pure(fn, args, kwargs)
         if fn is _plait_get():
             return self.resolve_all(args[0])
         fn = self.resolve(fn)
+        compiled = callees.helper(fn)
+        if compiled is not None:
+            return self.call_nested(fn, compiled, args, kwargs)
+        if callees.is_pure(fn):
+            return self.call_pure(fn, args, kwargs)
+        return self.call_effect(fn, args, kwargs)
+
+    def call_pure(self, fn: Callable, args: tuple, kwargs: dict) -> Any:
+        """No effects: lifted over futures, run at once on values, never after a barrier."""
+        args = tuple(_materialize(a) for a in args)
+        if _has_mutable(args) or _has_mutable(kwargs):
+            self.heap_read()  # earlier statements may still be filling these containers
+        if _has_pending(args) or _has_pending(kwargs):
+            return self.lift(getattr(fn, "__name__", "pure"), fn, args, kwargs)
+        return fn(*args, **kwargs)
+
+    def call_effect(self, fn: Callable, args: tuple, kwargs: dict) -> Any:
+        """An ordinary call: it runs after everything before it, on values."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s:%d: %s() is an effect: it waits for the statements and task calls before it",
+                self.inv.compiled.filename, self.stmt.line, getattr(fn, "__qualname__", repr(fn)),
+            )  # fmt: skip
+        self.effect_barrier()
         args = self.resolve_all(args)
         kwargs = self.resolve_all(kwargs)
-        self.effect_barrier()
         return fn(*args, **kwargs)
+
+    def call_nested(self, fn: Callable, compiled: CompiledFunction, args: tuple, kwargs: dict) -> Any:
+        """A helper or @parallel function: compiled the same way, its value a pending call."""
+        try:
+            bound = compiled.signature.bind(*args, **kwargs)
+        except TypeError:
+            return fn(*args, **kwargs)  # Python's own message: binding fails before the body runs
+        bound.apply_defaults()
+        inv = self.inv
+        child = Invocation(compiled, fn, dict(bound.arguments), inv.lookahead, self)
+        if child.depth % INLINE_DEPTH == 0:
+            if inv.lookahead:
+                child.start()
+            else:
+                _spawn(child.run).join()  # a fresh frame stack, still one thread at a time
+        else:
+            child.run_inline(self)
+        child.caller = None
+        if child.ready() and child._state == FINISHED:
+            return child.outcome[1]  # type: ignore[index]
+        self.record(child)  # its failure is this call's, in program order, like a task's
+        if child.ready():
+            self.deliver_failure(child)  # it raised: so does this call, here
+        self.children.append(child)
+        return child
 
     def method(self, obj: Any, name: str, args: tuple, kwargs: dict) -> Any:
         obj = self.resolve(obj)
@@ -959,9 +1082,9 @@ class Ctx:
             return getattr(obj, name)(*args, **self.resolve_all(kwargs))
         if isinstance(obj, types.ModuleType):
             return self.call(getattr(obj, name), args, kwargs)
+        self.effect_barrier()
         args = self.resolve_all(args)
         kwargs = self.resolve_all(kwargs)
-        self.effect_barrier()
         return getattr(obj, name)(*args, **kwargs)
 
     def binop(self, op: str, a: Any, b: Any) -> Any:
@@ -1179,6 +1302,10 @@ class _Never:
 
 
 _CONTAINERS = (list, dict, set, bytearray)
+
+
+def _source_line(filename: str, line: int) -> str:
+    return linecache.getline(filename, line).strip()
 
 
 def _plait_get() -> Any:

@@ -1,0 +1,365 @@
+"""Plain helper functions called from @parallel code: compiled the same way, with sequential meaning.
+
+Each test guards one bug found by running ported tutorial programs; the
+spans tests prove parallelism by overlapping task spans, never by wall time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+import time
+
+import pytest
+
+import plait
+from plait.parallel.check import sequential
+
+
+@plait.task
+def inc(x):
+    return x + 1
+
+
+@plait.task
+def double(x):
+    return 2 * x
+
+
+@plait.task
+def boom(x):
+    if x % 5 == 0:
+        raise ValueError(f"boom {x}")
+    return x * 2
+
+
+@plait.task
+def span(i, delay=0.3):
+    start = time.time()
+    time.sleep(delay)
+    return start, time.time()
+
+
+def _outcome(fn, *args):
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            value = fn(*args)
+    except Exception as exc:  # noqa: BLE001 - compared
+        return ("raised", type(exc).__name__, str(exc)), out.getvalue()
+    return ("returned", value), out.getvalue()
+
+
+def _same_as_sequential(pf, *args):
+    ok, value, printed = sequential(pf.fn, args, {})
+    want = (("returned", value) if ok else ("raised", type(value).__name__, str(value)), printed)
+    got = _outcome(pf, *args)
+    assert got == want
+    return got
+
+
+def _all_overlap(spans) -> bool:
+    return max(s for s, _ in spans) < min(e for _, e in spans)
+
+
+# --------------------------------------------------- the dask tutorial's loops
+def is_even(x):
+    return not x % 2
+
+
+@plait.parallel
+def control_flow(data):
+    results = []
+    for x in data:
+        if is_even(x):
+            y = double(x)
+        else:
+            y = inc(x)
+        results.append(y)
+    return sum(results)
+
+
+@plait.parallel
+def control_flow_on_results(data):
+    results = []
+    for x in data:
+        if inc(x) > 5:
+            y = double(x)
+        else:
+            y = inc(x)
+        results.append(y)
+    return sum(results)
+
+
+def test_helper_condition_then_sum_is_right(engine):
+    assert control_flow(range(1, 11)) == 90
+
+
+def test_task_result_condition_then_sum_is_right(engine):
+    assert control_flow_on_results(range(1, 11)) == 104
+
+
+@plait.parallel
+def lifted_over_a_list_still_filling(n):
+    parts = []
+    for i in range(n):
+        r = inc(i)
+        if r > -1:  # waits: the appends below detach and finish later
+            parts.append(r)
+    return sum(parts), max(parts), len(parts), sorted(parts) == parts, f"{parts}"
+
+
+def test_lifted_and_formatted_containers_wait_for_earlier_writers(engine):
+    _same_as_sequential(lifted_over_a_list_still_filling, 6)
+
+
+# --------------------------------------------------- helpers calling tasks
+def risky_plus(i):
+    return double(i) + 0
+
+
+def nested_helper(i):
+    return risky_plus(i) * 2 + inc(i)
+
+
+@plait.parallel
+def uses_helpers(n):
+    out = []
+    for i in range(n):
+        out.append(risky_plus(i))
+        out.append(nested_helper(i))
+    return sum(out), out
+
+
+def test_plain_helper_does_arithmetic_on_task_results(engine):
+    _same_as_sequential(uses_helpers, 5)
+
+
+def noisy(i, log):
+    print("noisy", i)
+    log.append(i)
+    return inc(i)
+
+
+@plait.parallel
+def effects_in_helpers(n):
+    log = []
+    total = 0
+    for i in range(n):
+        total += noisy(i, log)
+        print("after", i)
+    return total, log
+
+
+def test_helper_effects_keep_program_order(engine):
+    _same_as_sequential(effects_in_helpers, 4)
+
+
+def fails_quietly(i):
+    boom(i)  # its value is never used: the call still raised, sequentially
+    return 1
+
+
+@plait.parallel
+def unused_failure():
+    x = fails_quietly(5)
+    print("never printed")
+    return x
+
+
+@plait.parallel
+def failure_caught_around_the_call():
+    try:
+        x = fails_quietly(5)
+    except ValueError as err:
+        x = str(err)
+    return x
+
+
+@plait.parallel
+def failure_not_caught_where_the_value_is_used():
+    x = fails_quietly(10)
+    try:
+        y = x + 1
+    except ValueError:
+        y = "wrongly caught"
+    return y
+
+
+@plait.parallel
+def effect_after_a_failing_call_in_the_same_statement():
+    return [boom(5), print("never printed")]
+
+
+@pytest.mark.parametrize(
+    "program",
+    [unused_failure, failure_caught_around_the_call, failure_not_caught_where_the_value_is_used,
+     effect_after_a_failing_call_in_the_same_statement],
+    ids=lambda p: p.__name__,
+)  # fmt: skip
+def test_helper_failures_raise_where_the_sequential_program_raised(engine, program):
+    _same_as_sequential(program)
+
+
+def depth(n):
+    if n == 0:
+        return inc(0)
+    return depth(n - 1) + 1
+
+
+@plait.parallel
+def deep_recursion(n):
+    return depth(n)
+
+
+def test_deep_recursion_through_helpers(engine):
+    # deeper than Python's frame limit would allow if every level nested in one thread
+    assert deep_recursion(400) == 401
+
+
+def generator_helper(n):
+    yield from range(n)
+
+
+def closure_helper(n):
+    def inner(k):
+        return k * 2
+
+    return inner(n)
+
+
+@plait.parallel
+def uncompilable_helpers(n):
+    total = 0
+    for i in generator_helper(n):
+        total += inc(i)
+    return total + closure_helper(n)
+
+
+def test_helpers_that_cannot_be_compiled_run_as_ordinary_calls(engine):
+    _same_as_sequential(uncompilable_helpers, 4)
+
+
+def two_args(a, b):
+    return a + b
+
+
+@plait.parallel
+def bad_call():
+    return two_args(1)
+
+
+def test_a_bad_helper_call_raises_pythons_own_error(engine):
+    with pytest.raises(TypeError) as info:
+        bad_call()
+    with pytest.raises(TypeError) as direct:
+        two_args(1)
+    assert str(info.value) == str(direct.value)
+
+
+# ------------------------------------------------------------ parallelism
+def label(i):
+    return f"item-{i}"
+
+
+@plait.parallel
+def pure_helper_in_loop(n):
+    out = {}
+    for i in range(n):
+        name = label(i)  # does no effect: does not wait for the spans before it
+        out[name] = span(name)
+    return list(out.values())
+
+
+def step(i):
+    return span(i)
+
+
+@plait.parallel
+def helper_calling_tasks_in_loop(n):
+    out = []
+    for i in range(n):
+        s = step(i)
+        if s[0] > 0:  # waits on this iteration's own result only
+            out.append(s)
+    return out
+
+
+@plait.pure
+def scaled(x, k):
+    def twice(v):  # a nested def: not compilable as a helper, but declared pure
+        return 2 * v
+
+    return twice(x) * k
+
+
+@plait.parallel
+def declared_pure_in_loop(n):
+    spans = []
+    scores = []
+    for i in range(n):
+        s = span(scaled(i, 1))  # on values: runs at once, without waiting for earlier spans
+        spans.append(s)
+        scores.append(scaled(s[0], 1))  # lifted over the future: no waiting
+        scores.append(math.floor(scaled(s[0], 0)))  # math is pure too
+    return spans, scores
+
+
+@pytest.mark.parametrize("program", [pure_helper_in_loop, helper_calling_tasks_in_loop], ids=lambda p: p.__name__)
+def test_helper_calls_in_loops_run_in_parallel(program):
+    with plait.init(engine="local", workers=4):
+        plait.get([span(i, 0) for i in range(4)])
+        spans = program(4)
+    assert _all_overlap(spans), spans
+
+
+def test_declared_pure_functions_are_lifted_over_futures():
+    with plait.init(engine="local", workers=4):
+        plait.get([span(i, 0) for i in range(4)])
+        spans, scores = declared_pure_in_loop(4)
+    assert _all_overlap(spans), spans
+    assert scores[::2] == [2 * s for s, _ in spans] and scores[1::2] == [0] * 4
+
+
+def test_pure_refuses_what_it_cannot_mark():
+    with pytest.raises(TypeError, match="plait.pure"):
+        plait.pure(len)
+
+
+def test_debug_log_names_the_calls_that_waited(engine, caplog):
+    @plait.parallel
+    def program():
+        total = inc(1)
+        print("effect")
+        return label(1), total
+
+    with caplog.at_level(logging.DEBUG, logger="plait.parallel"):
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert program() == ("item-1", 2)
+    waited = [r.getMessage() for r in caplog.records if "is an effect" in r.getMessage()]
+    assert len(waited) == 1 and "print()" in waited[0], waited
+
+
+# ------------------------------------------------------------ errors
+@plait.parallel
+def fails_at_a_known_line(n):
+    total = 0
+    for i in range(n):
+        total += boom(i + 1)
+    return total
+
+
+def test_task_failure_notes_the_line_that_made_the_call(engine):
+    with pytest.raises(ValueError, match="boom 5") as info:
+        fails_at_a_known_line(6)
+    notes = getattr(info.value, "__notes__", [])
+    assert any("test_parallel_helpers.py" in n and "total += boom(i + 1)" in n for n in notes), notes
+
+
+def test_failure_inside_a_helper_notes_both_lines(engine):
+    with pytest.raises(ValueError, match="boom 5") as info:
+        unused_failure()
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert "boom(i)" in notes and "x = fails_quietly(5)" in notes, notes
