@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import copy
 import inspect
 import textwrap
 from collections.abc import Callable
@@ -536,6 +537,9 @@ class _Rewriter(ast.NodeTransformer):
         return ast.copy_location(_c_call("store_value", ast.Constant(node.target.id), value), node)
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
+        for arg in node.args:
+            if isinstance(arg, ast.GeneratorExp):
+                arg.consumed = True  # type: ignore[attr-defined] # used up within this statement
         args = ast.Tuple([self.visit(a) for a in node.args], ast.Load())
         kwargs = ast.Dict(
             keys=[ast.Constant(k.arg) if k.arg is not None else None for k in node.keywords],
@@ -614,30 +618,90 @@ class _Rewriter(ast.NodeTransformer):
         node.generators = generators
         return node
 
+    def _with_native(self, node: Any, hooked: Callable[[Any], ast.AST]) -> ast.AST:
+        """A comprehension that only computes (no calls but pure builtins) gets a native
+        twin: when the locals it reads hold no futures, it runs as plain Python."""
+        names = self._native_reads(node) if not self.scopes else None
+        if names is None:
+            return hooked(node)
+        native = copy.deepcopy(node)
+        fast = ast.Lambda(_arguments([ast.arg(n) for n in names]), native)
+        slow = _lambda(hooked(node))
+        call = _c_call("native", fast, slow, ast.Tuple([ast.Constant(n) for n in names], ast.Load()))
+        return ast.copy_location(call, node)
+
+    def _native_reads(self, node: ast.AST) -> list[str] | None:
+        """The locals a comprehension reads, or None if it must run through the hooks."""
+        bound = {n.id for gen in node.generators for n in ast.walk(gen.target) if isinstance(n, ast.Name)}  # type: ignore[attr-defined]
+        names: list[str] = []
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Call):
+                func = sub.func
+                if not (isinstance(func, ast.Name) and func.id not in self.compiler.locals and func.id not in self.compiler.freevars):
+                    return None
+                target = self.compiler.globals.get(func.id, getattr(builtins, func.id, None))
+                if not (target in PURE or target in STRUCTURAL):
+                    return None
+            elif not isinstance(sub, _NATIVE_NODES):
+                return None
+            elif isinstance(sub, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+                bound.update(n.id for gen in sub.generators for n in ast.walk(gen.target) if isinstance(n, ast.Name))
+            elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
+                if sub.id in self.compiler.freevars and sub.id not in bound:
+                    return None
+                if sub.id in self.compiler.locals and sub.id not in bound and sub.id not in names:
+                    names.append(sub.id)
+        return names
+
     def visit_ListComp(self, node: ast.ListComp) -> ast.AST:
-        return self._comprehension(node, ["elt"])
+        return self._with_native(node, lambda n: self._comprehension(n, ["elt"]))
 
     def visit_SetComp(self, node: ast.SetComp) -> ast.AST:
-        new = self._comprehension(node, ["elt"])
-        return ast.copy_location(_c_call("call", ast.Name("set", ast.Load()), ast.Tuple([ast.ListComp(new.elt, new.generators)], ast.Load()), ast.Dict([], [])), node)
+        def hooked(node: ast.SetComp) -> ast.AST:
+            new = self._comprehension(node, ["elt"])
+            elements = ast.Tuple([ast.ListComp(new.elt, new.generators)], ast.Load())
+            return ast.copy_location(_c_call("call", ast.Name("set", ast.Load()), elements, ast.Dict([], [])), node)
+
+        return self._with_native(node, hooked)
 
     def visit_GeneratorExp(self, node: ast.GeneratorExp) -> ast.AST:
-        new = self._comprehension(node, ["elt"])
-        return ast.copy_location(ast.ListComp(new.elt, new.generators), node)  # eager: tasks start now
+        if not getattr(node, "consumed", False):
+            bound = {n.id for sub in ast.walk(node) if isinstance(sub, ast.comprehension) for n in ast.walk(sub.target) if isinstance(n, ast.Name)}
+            self._refuse_late_binding(node, bound, "generator expression", "pass it straight to the call that uses it")
+        speculable = self._speculable(node)
 
-    def visit_DictComp(self, node: ast.DictComp) -> ast.AST:
-        return self._comprehension(node, ["key", "value"])
+        def hooked(node: ast.GeneratorExp) -> ast.AST:
+            new = self._comprehension(node, ["elt"])
+            lazy = _lambda(ast.GeneratorExp(new.elt, new.generators))
+            return ast.copy_location(_c_call("genexp", lazy, ast.Constant(speculable)), node)
 
-    def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
-        params = {a.arg for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs}
-        if node.args.vararg:
-            params.add(node.args.vararg.arg)
-        if node.args.kwarg:
-            params.add(node.args.kwarg.arg)
-        captured = []
-        for sub in ast.walk(node.body):
+        return self._with_native(node, hooked)
+
+    def _speculable(self, node: ast.AST) -> bool:
+        """Only task calls, pure functions and operators: its elements may be computed
+        before they are asked for, and dropped unseen if they never are."""
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Call):
+                kind, _ = self.compiler.callee(sub.func)
+                if kind not in ("task", "builtin") or self._calls_parallel(sub.func):
+                    return False
+            elif not isinstance(sub, (*_NATIVE_NODES, ast.Attribute)):
+                return False
+        return True
+
+    def _calls_parallel(self, func: ast.expr) -> bool:
+        from plait.parallel.function import ParallelFunction
+
+        target = self.compiler.globals.get(func.id) if isinstance(func, ast.Name) else None
+        return isinstance(target, ParallelFunction)  # a @parallel function may have effects
+
+    def _refuse_late_binding(self, node: ast.AST, params: set[str], what: str, fix: str) -> list[str]:
+        """The locals ``node`` reads when it runs later; refused if one is assigned more than once."""
+        captured: list[str] = []
+        for sub in ast.walk(node):
             if (
                 isinstance(sub, ast.Name)
+                and isinstance(sub.ctx, ast.Load)
                 and sub.id in self.compiler.locals
                 and sub.id not in params
                 and not self._shadowed(sub.id)
@@ -646,11 +710,24 @@ class _Rewriter(ast.NodeTransformer):
                 if self.compiler.assign_counts.get(sub.id, 0) > 1:
                     self.compiler.refuse(
                         node,
-                        f"this lambda reads {sub.id!r}, which is assigned more than once: under "
-                        "@plait.parallel it would see the value at its definition; pass it as a default "
-                        f"argument (lambda ..., {sub.id}={sub.id}: ...)",
+                        f"this {what} reads {sub.id!r}, which is assigned more than once: under "
+                        f"@plait.parallel it would see the value at its definition; {fix}",
                     )
                 captured.append(sub.id)
+        return captured
+
+    def visit_DictComp(self, node: ast.DictComp) -> ast.AST:
+        return self._with_native(node, lambda n: self._comprehension(n, ["key", "value"]))
+
+    def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
+        params = {a.arg for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs}
+        if node.args.vararg:
+            params.add(node.args.vararg.arg)
+        if node.args.kwarg:
+            params.add(node.args.kwarg.arg)
+        captured = self._refuse_late_binding(
+            node.body, params, "lambda", "pass it as a default argument (lambda ..., name=name: ...)"
+        )
         if not captured:
             return node  # a plain lambda: it only ever sees the values it is called with
         # bind the locals it reads now, as the cells of a plain closure (so it pickles)
@@ -707,11 +784,21 @@ def _expr_stmt(value: ast.expr) -> ast.Expr:
     return ast.Expr(value)
 
 
+def _arguments(args: list[ast.arg]) -> ast.arguments:
+    return ast.arguments(posonlyargs=[], args=args, vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
+
+
 def _lambda(body: ast.expr) -> ast.Lambda:
-    return ast.Lambda(
-        ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]),
-        body,
-    )
+    return ast.Lambda(_arguments([]), body)
+
+
+# what a comprehension may contain and still run natively on concrete values
+_NATIVE_NODES = (
+    ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.IfExp, ast.Subscript,
+    ast.Slice, ast.Tuple, ast.List, ast.Dict, ast.Set, ast.ListComp, ast.SetComp, ast.DictComp,
+    ast.GeneratorExp, ast.comprehension, ast.Starred, ast.JoinedStr, ast.FormattedValue, ast.keyword,
+    ast.operator, ast.unaryop, ast.cmpop, ast.boolop, ast.expr_context,
+)  # fmt: skip
 
 
 def _all_statements(block: list[Stmt]):

@@ -995,6 +995,14 @@ class Ctx:
         from plait.parallel.function import ParallelFunction
         from plait.runtime.task import TaskCall
 
+        if Lazy in map(type, args) or (kwargs and Lazy in map(type, kwargs.values())):
+            fn = self.resolve(fn)
+            if (fn is any or fn is all) and len(args) == 1 and not kwargs:
+                return self.any_all(fn, args[0])
+            if fn is next and type(args[0]) is Lazy:
+                return next(args[0].gen, *args[1:])
+            if not (isinstance(fn, ParallelFunction) or callees.helper(fn) is not None):
+                args, kwargs = self.unlazy(fn, args), {k: self.unlazy(fn, (v,))[0] for k, v in kwargs.items()}
         if isinstance(fn, (TaskFunction, TaskCall)):
             if _has_invocation(args) or _has_invocation(kwargs):
                 args, kwargs = self.resolve_invocations((args, kwargs))
@@ -1074,6 +1082,9 @@ class Ctx:
 
     def method(self, obj: Any, name: str, args: tuple, kwargs: dict) -> Any:
         obj = self.resolve(obj)
+        if Lazy in map(type, args):
+            consumer = _EAGER if isinstance(obj, _IMMUTABLE) or type(obj) in _CONTAINERS else None
+            args = self.unlazy(consumer, args)
         if name in MUTATORS and type(obj) in _CONTAINERS:
             self.heap_write()
             return getattr(obj, name)(*args, **kwargs)
@@ -1093,15 +1104,22 @@ class Ctx:
         if type(b) is Invocation:
             b = self.resolve(b)
         fn = _BINOPS[op]
-        if type(a) is Future or type(b) is Future:
-            return self.lift(op.rstrip("="), _BINOPS[op.rstrip("=")], (a, b))
-        if _has_pending(a) or _has_pending(b):
-            if op.rstrip("=") in ("+", "*") and type(a) in (list, tuple) and type(b) in (list, tuple, int):
+        base = op.rstrip("=")
+        ta, tb = type(a), type(b)
+        if ta is Future or tb is Future:
+            return self.lift(base, _BINOPS[base], (a, b))
+        if base in ("+", "*") and ta in (list, tuple) and (tb is ta or tb is int):
+            # concatenation and repetition arrange items without looking at them:
+            # no scan for futures, however long the lists
+            if op != base and ta is list:
+                self.heap_write()
+            else:
                 self.heap_read()
-                return fn(a, b)
-            return self.lift(op.rstrip("="), _BINOPS[op.rstrip("=")], (a, b))
+            return fn(a, b)
+        if _has_pending(a) or _has_pending(b):
+            return self.lift(base, _BINOPS[base], (a, b))
         if not isinstance(a, _IMMUTABLE) or not isinstance(b, _IMMUTABLE):
-            if op.endswith("=") and not isinstance(a, _IMMUTABLE):
+            if op != base and not isinstance(a, _IMMUTABLE):
                 self.heap_write()
             else:
                 self.heap_read()
@@ -1119,6 +1137,8 @@ class Ctx:
         result: Any = True
         for op, thunk in rest:
             right = thunk()
+            if type(right) is Lazy and op in ("in", "not in"):
+                right = (self.resolve_all(item) for item in right.gen)  # stops where it is found
             if op in ("is", "is not"):
                 lv, rv = self.resolve(left), self.resolve(right)
                 result = (lv is rv) if op == "is" else (lv is not rv)
@@ -1198,6 +1218,8 @@ class Ctx:
 
     def iterate(self, value: Any) -> Any:
         value = self.resolve(value)
+        if type(value) is Lazy:
+            return value.gen
         if not isinstance(value, _IMMUTABLE):
             self.heap_read()
         return value
@@ -1213,6 +1235,8 @@ class Ctx:
 
     def unpack(self, value: Any, count: int, star: int) -> list:
         value = self.resolve(value)
+        if type(value) is Lazy:
+            value = list(value.gen)
         if not isinstance(value, _IMMUTABLE) and type(value) is not tuple:
             self.heap_read()
         items = list(value)
@@ -1242,6 +1266,84 @@ class Ctx:
 
     def dict_display(self, keys: list, values: list) -> dict:
         return {self.resolve(k): v for k, v in zip(keys, values, strict=True)}
+
+    # generator expressions ---------------------------------------------------
+    def genexp(self, make: Callable[[], Any], speculable: bool) -> Lazy:
+        return Lazy(make(), speculable)
+
+    def unlazy(self, consumer: Any, values: tuple) -> tuple:
+        """Generator expressions handed to ``consumer``, in the form that keeps their meaning.
+
+        A builtin that only arranges items (``zip``, ``enumerate``, ``list``) takes the
+        generator itself: items are computed as it asks, futures and all. One that computes
+        from every item (``sum``, ``max``, ``sorted``), a task, and a method of a value take
+        every item now, so the calls inside all start at once. Any other call sees each item
+        as a value, computed and waited for only when it asks for it, in order.
+        """
+        out = []
+        for value in values:
+            if type(value) is Lazy:
+                if consumer in STRUCTURAL:
+                    value = value.gen
+                elif consumer is _EAGER or consumer in PURE or callees.is_pure(consumer) or _is_task(consumer):
+                    value = list(value.gen)
+                else:
+                    value = (self.resolve_all(item) for item in value.gen)
+            out.append(value)
+        return tuple(out)
+
+    def any_all(self, fn: Callable, lazy: Any) -> bool:
+        """``any``/``all`` over a generator expression, stopping where the sequential loop stops.
+
+        Elements made only of task calls and pure operations are all computed now (the
+        tasks run in parallel); the decision then reads them in order, and the calls of
+        the elements after it are dropped: never waited for, their failures never seen.
+        Other elements are computed one at a time, as asked for."""
+        if type(lazy) is not Lazy:
+            return fn(self.resolve_all(lazy))
+        if not lazy.speculable:
+            return fn(self.truth(item) for item in lazy.gen)
+        items: list[tuple[Any, list]] = []
+        error: BaseException | None = None
+        while True:
+            mark = len(self.created)
+            try:
+                item = next(lazy.gen)
+            except StopIteration:
+                break
+            except Exception as exc:  # noqa: BLE001 - raised only if the sequential loop gets here
+                error = exc
+                break
+            items.append((item, self.created[mark:]))
+        want = fn is any
+        for i, (item, _) in enumerate(items):
+            try:
+                decided = self.truth(item) is want
+            except BaseException:
+                self.drop_calls(items[i + 1 :])
+                raise
+            if decided:
+                self.drop_calls(items[i + 1 :])
+                return want
+        if error is not None:
+            raise error
+        return not want
+
+    def drop_calls(self, items: list[tuple[Any, list]]) -> None:
+        """Calls made ahead for elements the sequential program never computes: forget them."""
+        dropped = {id(f) for _, made in items for f in made}
+        if dropped:
+            self.inv.delivered.update(dropped)
+            self.created = [f for f in self.created if id(f) not in dropped]
+
+    def native(self, fast: Callable, hooked: Callable, names: tuple[str, ...]) -> Any:
+        """A comprehension that only computes: plain Python when its inputs hold no futures."""
+        values = [self.load(name) for name in names]
+        if _has_pending(values):
+            return hooked()
+        if _has_mutable(values):
+            self.heap_read()
+        return fast(*values)
 
     def discard(self, value: Any) -> None:
         return None
@@ -1291,6 +1393,21 @@ class Ctx:
             raise unwind.exc from unwind.exc.__cause__
 
 
+class Lazy:
+    """A generator expression: its elements are computed, through the hooks of the
+    statement that wrote it, when its consumer asks for them."""
+
+    __slots__ = ("gen", "speculable")
+
+    def __init__(self, gen: Any, speculable: bool) -> None:
+        self.gen = gen
+        self.speculable = speculable  # only task calls and pure operations inside
+
+
+class _EAGER:
+    """Stands for a consumer that takes every element (a method of a value or container)."""
+
+
 class _Never:
     """A waitable that is never ready: used only to trigger a detach."""
 
@@ -1302,6 +1419,12 @@ class _Never:
 
 
 _CONTAINERS = (list, dict, set, bytearray)
+
+
+def _is_task(fn: Any) -> bool:
+    from plait.runtime.task import TaskCall
+
+    return isinstance(fn, (TaskFunction, TaskCall))
 
 
 def _source_line(filename: str, line: int) -> str:
@@ -1320,28 +1443,47 @@ def _engine() -> Any:
     return current_engine()
 
 
+_ATOMS = frozenset({int, float, complex, str, bytes, bool, type(None)})
+_SEQUENCES = (list, tuple, set, frozenset)
+_PENDING = (Future, Invocation)
+
+
+def _holds(value: Any, kinds: tuple[type, ...]) -> bool:
+    """Is an object of one of ``kinds`` in ``value`` (containers searched)?
+
+    The types of a container's items are collected at C speed first, so a list
+    of a million numbers costs one pass and no recursion."""
+    t = type(value)
+    if t in kinds:
+        return True
+    if t in _SEQUENCES:
+        items: Any = value
+    elif t is dict:
+        items = (*value.keys(), *value.values()) if len(value) < 64 else [*value.keys(), *value.values()]
+    else:
+        return False
+    present = set(map(type, items))
+    if present <= _ATOMS:
+        return False
+    if any(k in present for k in kinds):
+        return True
+    return any(_holds(v, kinds) for v in items if type(v) in _SEQUENCES or type(v) is dict)
+
+
 def _collect(value: Any, out: list) -> None:
     t = type(value)
     if t is Future or t is Invocation:
         out.append(value)
-    elif t in (list, tuple, set, frozenset):
-        for v in value:
+    elif (t in _SEQUENCES or t is dict) and _holds(value, _PENDING):
+        for v in value.values() if t is dict else value:
             _collect(v, out)
-    elif t is dict:
-        for k, v in value.items():
-            _collect(k, out)
-            _collect(v, out)
+        if t is dict:
+            for k in value:
+                _collect(k, out)
 
 
 def _has_pending(value: Any) -> bool:
-    t = type(value)
-    if t is Future or t is Invocation:
-        return True
-    if t in (list, tuple, set, frozenset):
-        return any(_has_pending(v) for v in value)
-    if t is dict:
-        return any(_has_pending(k) or _has_pending(v) for k, v in value.items())
-    return False
+    return _holds(value, _PENDING)
 
 
 _VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
@@ -1353,14 +1495,7 @@ def _materialize(value: Any) -> Any:
 
 
 def _has_invocation(value: Any) -> bool:
-    t = type(value)
-    if t is Invocation:
-        return True
-    if t in (list, tuple, set, frozenset):
-        return any(_has_invocation(v) for v in value)
-    if t is dict:
-        return any(_has_invocation(v) for v in value.values())
-    return False
+    return _holds(value, (Invocation,))
 
 
 def _has_mutable(value: Any) -> bool:

@@ -1,0 +1,96 @@
+"""Generator expressions, comprehensions and builtins over futures keep their sequential meaning."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import pytest
+
+import plait
+from plait.parallel.check import sequential
+from tests.hypo_tasks import boom, work
+
+
+def _outcome(fn, *args):
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            value = fn(*args)
+    except Exception as exc:  # noqa: BLE001 - compared
+        return ("raised", type(exc).__name__, str(exc)), out.getvalue()
+    return ("returned", value), out.getvalue()
+
+
+def short_circuit(xs):
+    # sequentially any() stops at the first true element: boom(5) later must not raise
+    return any(boom(x) > 3 for x in xs), all(boom(x) < 5 for x in xs)
+
+
+def consumed_whole(xs):
+    return (
+        sum(work(x) for x in xs),
+        max(work(x) for x in xs),
+        sorted((work(x) for x in xs if x % 2), reverse=True),
+        ", ".join(str(work(x)) for x in xs),
+        set(work(x) % 3 for x in xs),
+        {x: work(x) for x in xs},
+    )
+
+
+def consumed_in_part(xs):
+    out = []
+    for i, v in enumerate(work(x) for x in xs):
+        out.append(v)
+        if i > 1:
+            break
+    first = next(work(x) for x in xs)
+    found = 3 in (work(x) for x in xs)
+    return out, first, found, list(zip((work(x) for x in xs), xs))
+
+
+def printed_as_asked(xs):
+    def_order = []
+    for v in (work(x) for x in xs):
+        print("got", v)
+        def_order.append(v)
+    return any(print("check", x) or x > 2 for x in xs), def_order
+
+
+def native_when_concrete(xs):
+    ys = [x * 2 for x in xs if x > 1]
+    futures = [work(x) for x in xs]
+    mixed = [f + 1 for f in futures]
+    words = {str(x): x for x in ys}
+    return ys, mixed, words, any(1 / (x - 4) > 0 for x in xs), [p + [0] for p in [[x] for x in ys]]
+
+
+def concatenated(xs):
+    fs = [work(x) for x in xs]
+    big = list(range(100_000))
+    joined = fs + [work(0)] + big
+    return joined[: len(xs) + 1], len(joined)
+
+
+PROGRAMS = [short_circuit, consumed_whole, consumed_in_part, printed_as_asked, native_when_concrete, concatenated]
+INPUTS = [[1, 2, 3, 5, 6], [5, 1], [6, 7, 8, 9, 10], []]
+
+
+@pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.__name__)
+@pytest.mark.parametrize("xs", INPUTS, ids=str)
+def test_iteration_matches_sequential(engine, program, xs):
+    ok, value, printed = sequential(program, (xs,), {})
+    want = (("returned", value) if ok else ("raised", type(value).__name__, str(value)), printed)
+    assert _outcome(plait.parallel(program), xs) == want
+
+
+def late_bound_generator(xs):
+    k = 1
+    k = 2
+    g = (x + k for x in xs)
+    return list(g)
+
+
+def test_a_generator_that_would_see_a_later_value_is_refused():
+    with pytest.raises(plait.ParallelSyntaxError, match="generator expression reads 'k'"):
+        plait.parallel(late_bound_generator)
