@@ -79,6 +79,11 @@ class Stmt:
     mutates_iterable: bool = False
     header_writes: frozenset[str] = frozenset()  # names a walrus in the header binds
     target_writes: frozenset[str] = frozenset()  # for: the loop variable(s)
+    # for: the task calls of the body that depend only on the loop variable and on
+    # variables the body never assigns; ``speculate(item, *invariants)`` gives them
+    # for one item, so they may start before the iterations that make them
+    speculate: Callable | None = None
+    invariants: tuple[str, ...] = ()
 
 
 @dataclass
@@ -234,8 +239,11 @@ class _Compiler:
         if isinstance(node, ast.For):
             mutated = _mutation_receivers(node.body)
             iter_name = node.iter.id if isinstance(node.iter, ast.Name) else None
+            speculate, invariants = self.speculator(node)
             return Stmt(
                 kind="for",
+                speculate=speculate,
+                invariants=invariants,
                 test=self.expression(node.iter),
                 target=self.assigner(node.target),
                 body=self.block(node.body, True),
@@ -255,6 +263,66 @@ class _Compiler:
         if isinstance(node, ast.With):
             return self.with_unit(node, in_loop, common)
         return Stmt(kind="simple", run=self.simple(node), **common)
+
+    def speculator(self, loop: ast.For) -> tuple[Callable | None, tuple[str, ...]]:
+        """The loop's task calls that later iterations will make, computable from the item alone."""
+        from plait.runtime.task import TaskFunction
+
+        targets = {n.id for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
+        if not all(isinstance(n, (ast.Name, ast.Tuple, ast.List, ast.Store)) for n in ast.walk(loop.target)):
+            return None, ()
+        written = set(targets)
+        for stmt in loop.body:
+            written |= _names(stmt, self.locals)[1]
+        calls: list[ast.Call] = []
+        invariants: list[str] = []
+        seen: set[str] = set()
+        for sub in _walk_own_scope(loop):  # type: ignore[arg-type]
+            if not isinstance(sub, ast.Call) or not isinstance(sub.func, ast.Name):
+                continue
+            target = self.globals.get(sub.func.id) if sub.func.id not in self.locals else None
+            if type(target) is not TaskFunction or sub.func.id in self.freevars:
+                continue
+            reads: list[str] = []
+            ok = True
+            for part in ast.walk(ast.Tuple([*sub.args, *(k.value for k in sub.keywords)], ast.Load())):
+                if isinstance(part, ast.Call):
+                    fn = part.func
+                    pure = isinstance(fn, ast.Name) and fn.id not in self.locals and (
+                        self.globals.get(fn.id, getattr(builtins, fn.id, None)) in PURE
+                    )
+                    ok = ok and pure
+                elif isinstance(part, ast.Name):
+                    if part.id in self.freevars or (part.id in written and part.id not in targets):
+                        ok = False
+                    elif part.id in self.locals and part.id not in targets and part.id not in reads:
+                        reads.append(part.id)
+                elif not isinstance(part, _NATIVE_NODES) or isinstance(part, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+                    ok = False
+            if any(k.arg is None for k in sub.keywords) or any(isinstance(a, ast.Starred) for a in sub.args):
+                ok = False
+            key = ast.dump(sub)
+            if ok and key not in seen:
+                seen.add(key)
+                calls.append(sub)
+                invariants.extend(r for r in reads if r not in invariants)
+        if not calls:
+            return None, ()
+        item = "__item"
+        body: list[ast.stmt] = [ast.Assign([copy.deepcopy(loop.target)], ast.Name(item, ast.Load()))]
+        made = [
+            ast.Tuple(
+                [
+                    copy.deepcopy(c.func),
+                    ast.Tuple([copy.deepcopy(a) for a in c.args], ast.Load()),
+                    ast.Dict([ast.Constant(k.arg) for k in c.keywords], [copy.deepcopy(k.value) for k in c.keywords]),
+                ],
+                ast.Load(),
+            )
+            for c in calls
+        ]
+        body.append(ast.Return(ast.List(made, ast.Load())))
+        return self._function(body, loop.lineno, "__speculate", (item, *invariants)), tuple(invariants)
 
     # statement functions ----------------------------------------------------
     def _function(self, body: list[ast.stmt], lineno: int, name: str = "__stmt", params: tuple[str, ...] = ("__c",)) -> Callable:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import linecache
 import logging
 import operator
+import pickle
 import threading
 import types
 from collections.abc import Callable
@@ -238,6 +239,7 @@ class Invocation:
         self.outcome: tuple[bool, Any] | None = None
         self._state = PENDING
         self._exc: BaseException | None = None
+        self.speculative: dict[Any, list[Future]] = {}  # calls started ahead of their iteration
         # run in its caller's thread: the first time it would wait, its caller goes on without it
         self.caller: Ctx | None = None
         self.caller_thread: threading.Thread | None = None
@@ -291,6 +293,8 @@ class Invocation:
         with self.cond:
             while self.detached:
                 self.cond.wait()
+        if self.speculative:
+            self.drop_speculative()
         futures = [f for _, f in self.futures]
         if getattr(_engine(), "tracing", False):
             failures = [exc for _, exc in self.failures if not isinstance(exc, _Abort)]
@@ -313,6 +317,32 @@ class Invocation:
                 self._settle((True, resolve_deep(self.result, None)))
             except BaseException as exc:  # noqa: BLE001
                 self._settle((False, exc))
+
+    def add_speculative(self, key: Any, future: Future) -> None:
+        with self.cond:
+            self.speculative.setdefault(key, []).append(future)
+
+    def take_speculative(self, key: Any) -> Future | None:
+        with self.cond:
+            futures = self.speculative.get(key)
+            if not futures:
+                return None
+            future = futures.pop(0)
+            if not futures:
+                del self.speculative[key]
+            return future
+
+    def speculating(self) -> int:
+        with self.cond:
+            return sum(1 for fs in self.speculative.values() for f in fs if f._state == PENDING)
+
+    def drop_speculative(self) -> None:
+        """No iteration made these calls: cancel what has not started; results are never read."""
+        with self.cond:
+            futures = [f for fs in self.speculative.values() for f in fs]
+            self.speculative.clear()
+        for future in futures:
+            future.cancel()
 
     def noted(self, call: Future | Invocation) -> BaseException:
         """The failure of a call made here, with a note naming the line that made it."""
@@ -367,13 +397,20 @@ class Block:
 
 
 class Loop:
-    __slots__ = ("stmt", "iterator", "lazy", "broken")
+    __slots__ = ("stmt", "iterator", "lazy", "broken", "items", "ahead")
 
-    def __init__(self, stmt: Stmt, iterator: Any, lazy: bool = False) -> None:
+    def __init__(self, stmt: Stmt, iterator: Any, lazy: bool = False, items: list | None = None) -> None:
         self.stmt = stmt
         self.iterator = iterator  # None for while loops
         self.lazy = lazy  # a generator or file: advanced in program order, after a barrier
         self.broken = False
+        self.items = items  # the snapshot a for loop walks, when it has one
+        self.ahead = 0  # items before this index have had their calls started speculatively
+
+    def position(self) -> int:
+        """Index of the item the next iteration takes."""
+        assert self.items is not None
+        return len(self.items) - self.iterator.__length_hint__()
 
 
 class Publish:
@@ -613,6 +650,54 @@ class Issuer:
             if not loop.broken:
                 self.stack.append(Block(stmt.orelse))
 
+    def speculate(self) -> None:
+        """The issuer is about to wait in place (on a break, a return, a try): start the task
+        calls that the innermost loop's later iterations will make, as far as idle workers
+        allow. A call is taken over when its iteration makes it; one never made is cancelled
+        unseen when the invocation ends."""
+        issuer: Issuer | None = self
+        while issuer is not None:
+            for frame in reversed(issuer.stack):
+                if type(frame) is Loop:
+                    if frame.items is not None and frame.stmt.speculate is not None:
+                        issuer._speculate_loop(frame)
+                    return
+            issuer = issuer.parent.issuer if issuer.parent is not None else None
+
+    def _speculate_loop(self, loop: Loop) -> None:
+        inv = self.inv
+        room = getattr(_engine(), "idle_capacity", None)
+        if room is None:
+            return
+        items = loop.items
+        assert items is not None
+        start = max(loop.position(), loop.ahead)
+        if start >= len(items):
+            return
+        budget = room() - inv.speculating()
+        if budget <= 0:
+            return
+        stmt = loop.stmt
+        values = []
+        for name in stmt.invariants:
+            slot = self.env.get(name)
+            if slot is None or slot.state != 1 or slot.value is UNBOUND or _has_pending(slot.value):
+                return
+            values.append(slot.value)
+        index = start
+        while index < len(items) and budget > 0:
+            try:
+                calls = stmt.speculate(items[index], *values)  # type: ignore[misc]
+            except Exception:  # noqa: BLE001 - that iteration will compute it for real
+                calls = []
+            for fn, args, kwargs in calls:
+                key = _call_key(fn, args, kwargs)
+                if key is not None:
+                    inv.add_speculative(key, fn(*args, **kwargs))
+                    budget -= 1
+            index += 1
+        loop.ahead = index
+
     def make_unit(self, ctx: Ctx) -> Issuer:
         """Turn the compound statement whose header waits into a unit run by this thread."""
         stmt = ctx.stmt
@@ -762,6 +847,8 @@ class Ctx:
                 issuer.detach()
         elif self.issuer.parent is not None and not self.detached:
             self.issuer.parent.block_on(_Never())  # let the enclosing try/with detach
+        if not self.detached and self.issuer.owner is threading.current_thread():
+            self.issuer.speculate()  # nothing is issued while this waits: start later iterations' calls
         waitable.wait()
 
     # variables -------------------------------------------------------------
@@ -1008,7 +1095,12 @@ class Ctx:
                 args, kwargs = self.resolve_invocations((args, kwargs))
             if _has_mutable(args) or _has_mutable(kwargs):
                 self.heap_read()  # the call pickles them now
-            future = fn(*args, **kwargs)
+            future = None
+            if self.inv.speculative:
+                key = _call_key(fn, args, kwargs)
+                future = self.inv.take_speculative(key) if key is not None else None
+            if future is None:
+                future = fn(*args, **kwargs)
             self.record(future)
             return future
         if isinstance(fn, ParallelFunction):
@@ -1224,14 +1316,15 @@ class Ctx:
             self.heap_read()
         return value
 
-    def loop_iterator(self, value: Any, stmt: Stmt) -> tuple[Any, bool]:
+    def loop_iterator(self, value: Any, stmt: Stmt) -> tuple[Any, bool, list | None]:
         """The loop's iterator, and whether it is lazy (a generator, a file)."""
         value = self.iterate(value)
         if type(value) in _CONTAINERS or type(value) in (tuple, str, bytes, range):
             if stmt.mutates_iterable:
-                return iter(value), False
-            return iter(list(value)), False  # a snapshot: later statements may run ahead of this loop
-        return iter(value), True
+                return iter(value), False, None
+            snapshot = list(value)  # later statements may run ahead of this loop
+            return iter(snapshot), False, snapshot
+        return iter(value), True, None
 
     def unpack(self, value: Any, count: int, star: int) -> list:
         value = self.resolve(value)
@@ -1419,6 +1512,16 @@ class _Never:
 
 
 _CONTAINERS = (list, dict, set, bytearray)
+
+
+def _call_key(fn: Any, args: tuple, kwargs: dict) -> Any:
+    """What identifies a task call for taking over a speculative one (exact types included)."""
+    if type(fn) is not TaskFunction or _has_pending(args) or _has_pending(kwargs):
+        return None
+    try:
+        return fn, pickle.dumps((args, sorted(kwargs.items())), protocol=5)
+    except Exception:  # noqa: BLE001 - not speculated
+        return None
 
 
 def _is_task(fn: Any) -> bool:

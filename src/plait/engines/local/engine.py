@@ -1309,6 +1309,17 @@ class LocalEngine:
                 **self.store.stats(),
             }
 
+    def idle_capacity(self) -> int:
+        """Task workers with nothing to do and nothing queued for them: room for speculative calls."""
+        with self._lock:
+            idle = sum(
+                1
+                for w in self.workers.values()
+                if w.alive and w.actor is None and w.blocked is None and not w.inflight
+            )
+            queued = sum(len(q) for q in self.ready.values())
+        return max(0, idle - queued)
+
     def timeline_events(self) -> list[dict[str, Any]]:
         with self._lock:
             spans = list(self._spans)
