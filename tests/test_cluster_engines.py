@@ -14,11 +14,15 @@ attaching and detaching, ``NotSupported`` options, and faults with real kills
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import inspect
+import json
 import os
 import signal
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -250,6 +254,103 @@ def test_shutdown_leaves_an_attached_cluster_running(cluster):
         assert cluster.client.status == "running"
     with cluster.attach():
         assert task_tests.add(2, 2).result() == 4
+
+
+# ------------------------------------------------- several driver threads
+@plait.task
+def threaded_scale(x, k):
+    return x * k
+
+
+def test_many_threads_submit_and_fetch_concurrently(engine, tmp_path):
+    """Driver threads at once: submit, put, actor calls, wait, done(), result(), get."""
+    threads, per_thread, calls = 8, 12, 5
+    log = actor_tests.Log()
+    start = threading.Barrier(threads)
+
+    def client(t):
+        start.wait(timeout=60)  # all threads submit at the same time
+        base = plait.put(t * 1000)
+        scaled = [threaded_scale(task_tests.add(base, i), 2) for i in range(per_thread)]
+        echoed = [task_tests.echo([t, i]) for i in range(per_thread)]  # values not carried by a status
+        appended = [log.append((t, i)) for i in range(calls)]
+        plait.wait(scaled, num_returns=2, timeout=120)
+        deadline = time.monotonic() + 120
+        while not scaled[-1].done() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return (
+            [f.result(timeout=120) for f in scaled],
+            plait.get(echoed, timeout=120),
+            plait.get(appended, timeout=120),
+        )
+
+    with ThreadPoolExecutor(threads) as pool:
+        results = list(pool.map(client, range(threads)))
+    for t, (scaled, echoed, appended) in enumerate(results):
+        assert scaled == [(t * 1000 + i) * 2 for i in range(per_thread)]
+        assert echoed == [[t, i] for i in range(per_thread)]
+        assert appended == sorted(appended)  # a thread's calls ran in its order
+    entries = [ast.literal_eval(e) for e in log.snapshot().result(timeout=60)]
+    assert sorted(entries) == [(t, i) for t in range(threads) for i in range(calls)]
+    for t in range(threads):
+        assert [i for tt, i in entries if tt == t] == list(range(calls))
+    # each call settled once, whichever threads (or the watcher) saw it finish
+    trace = json.load(open(plait.timeline(str(tmp_path / "trace.json"))))
+    spans = [e for e in trace["traceEvents"] if e["ph"] == "X" and e["name"] == "threaded_scale"]
+    assert len(spans) == threads * per_thread
+
+
+@plait.task
+def lookahead_here():
+    return bool(current_engine().concurrent_clients)
+
+
+def test_lookahead_in_the_driver_not_inside_tasks(engine):
+    assert current_engine().concurrent_clients
+    assert lookahead_here().result(timeout=60) is False  # @parallel in a task runs in place
+
+
+@plait.task
+def meet(marker_dir, i, n, patience):
+    """Start, then wait (up to ``patience`` s) until calls ``0..n-1`` have all started."""
+    start = time.time()
+    open(os.path.join(marker_dir, f"{i}.started"), "w").close()
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        if all(os.path.exists(os.path.join(marker_dir, f"{j}.started")) for j in range(n)):
+            break
+        time.sleep(0.02)
+    return start, time.time()
+
+
+@plait.parallel
+def meeting_loop(marker_dir, n, patience):
+    spans = []
+    for i in range(n):
+        s = meet(marker_dir, i, n, patience)
+        if s[0] > 0:  # each iteration waits on its own result: only lookahead starts the next
+            spans.append(s)
+    return spans
+
+
+def test_parallel_looks_ahead_on_cluster_engines(engine, tmp_path):
+    """Mirrors test_parallel.test_loop_iterations_overlap: the two iterations run at once.
+
+    Each call waits until the other has started (the cluster has two slots), so
+    with lookahead both return as soon as both run; without it the first would
+    wait out its patience before the second were even submitted, and the spans
+    would not overlap.
+    """
+    warm = tmp_path / "warm"
+    warm.mkdir()
+    plait.get([meet(str(warm), i, 2, 60) for i in range(2)], timeout=120)  # both slots' workers up
+    marker_dir = tmp_path / "markers"
+    marker_dir.mkdir()
+    spans = meeting_loop(str(marker_dir), 2, 60)
+    assert len(spans) == 2
+    latest_start = max(s for s, _ in spans)
+    earliest_end = min(e for _, e in spans)
+    assert latest_start < earliest_end  # both iterations' calls ran at the same time
 
 
 @only("dask")

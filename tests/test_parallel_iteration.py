@@ -46,7 +46,7 @@ def consumed_in_part(xs):
             break
     first = next(work(x) for x in xs)
     found = 3 in (work(x) for x in xs)
-    return out, first, found, list(zip((work(x) for x in xs), xs))
+    return out, first, found, list(zip((work(x) for x in xs), xs, strict=False))
 
 
 def printed_as_asked(xs):

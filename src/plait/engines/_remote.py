@@ -337,6 +337,18 @@ class ClusterEngine:
     SWEEP_INTERVAL = 1.0
     WAIT_SLICE = 1.0
 
+    # Several driver threads may call the engine at once (``concurrent_clients``):
+    # ``@parallel`` issues statements ahead from threads of its own, and the watcher
+    # polls beside them. What they share is guarded here: ``_pending``, ``made`` and
+    # the watcher's start by ``_pending_lock``; ``_waiting`` by ``_waiting_lock``;
+    # future ids come from ``itertools.count``, whose ``next`` is atomic in CPython.
+    # A future's state changes only in ``fut_mod.complete`` (under the futures lock),
+    # which skips futures already settled, so two threads settling the same future
+    # (two waiters, or a waiter and the watcher) leave it in the state of the first.
+    # Locks are never held across a blocking call of the framework, and none of them
+    # is taken by ``release``, which runs from ``Future.__del__`` (at any allocation,
+    # possibly in a thread that holds one of them).
+
     def __init__(self) -> None:
         self._ids = itertools.count(1)
         # every unsettled future, held strongly as the local engine holds its tasks: a
@@ -345,20 +357,25 @@ class ClusterEngine:
         self._pending_lock = threading.Lock()
         self.made = 0  # futures made here (a task that made none cannot return a live one)
         self._waiting = 0  # wait_for calls in progress: they settle what they wait for
+        self._waiting_lock = threading.Lock()
         self._watcher: threading.Thread | None = None
         self._closed = False
         self._wake = threading.Event()
 
     # futures ------------------------------------------------------------
     def _new_future(self, name: str, native: Any) -> Future:
-        self.made += 1
         fut = Future(self, next(self._ids), name)
         fut._payload = native
+        self._track(fut)
+        return fut
+
+    def _track(self, fut: Future) -> None:
+        """Count ``fut`` as pending (the watcher and sweeps see it from now on)."""
         with self._pending_lock:
+            self.made += 1
             self._pending[fut._id] = fut
         if self._watcher is None:
             self._start_watcher()
-        return fut
 
     def _done_future(self, name: str, native: Any) -> Future:
         fut = Future(self, next(self._ids), name)
@@ -402,11 +419,13 @@ class ClusterEngine:
 
     # waiting ------------------------------------------------------------
     def wait_for(self, futures: list[Future], num_returns: int, timeout: float | None) -> None:
-        self._waiting += 1
+        with self._waiting_lock:
+            self._waiting += 1
         try:
             self._wait_for(futures, num_returns, timeout)
         finally:
-            self._waiting -= 1
+            with self._waiting_lock:
+                self._waiting -= 1
 
     def _wait_for(self, futures: list[Future], num_returns: int, timeout: float | None) -> None:
         unique = list({id(f): f for f in futures}.values())

@@ -45,7 +45,16 @@ How plait maps onto Dask:
   dataset published for the session (Dask does not count such references),
   removed at ``plait.shutdown()``;
 - timeline: each worker process keeps the spans of the calls it ran;
-  ``timeline_events`` collects them with ``client.run``.
+  ``timeline_events`` collects them with ``client.run``;
+- several threads of the driver may call the engine at once (``@parallel``
+  looks ahead from threads of its own): a ``Client``'s blocking methods run
+  their work on the client's event loop thread and wait for it (``sync``),
+  ``submit`` builds its futures under the client's own lock, and the engine's
+  own tables are guarded (see ``DaskEngine.__init__``). Waiting goes through
+  the engine's client directly rather than ``Client.as_current`` (which sets
+  Dask's global configuration, and restores it wrongly when threads
+  interleave). Actor calls are chained under a lock in the order they are
+  submitted, so each thread's calls keep their order.
 """
 
 from __future__ import annotations
@@ -59,6 +68,11 @@ import weakref
 from typing import Any
 
 import distributed
+
+try:
+    from distributed.client import _wait as _dask_wait  # what distributed.wait runs on a client
+except ImportError:  # pragma: no cover - a Dask without it: the public function, on the default client
+    _dask_wait = None
 
 from plait.engines import _remote as rm
 from plait.errors import (
@@ -98,6 +112,7 @@ class _ActorInfo:
 class DaskEngine(rm.ClusterEngine):
     name = "dask"
     WAIT_SLICE = ACTOR_CHECK_S
+    concurrent_clients = True  # any thread may call it: @parallel may look ahead
 
     def __init__(self, config: EngineConfig, *, _in_worker: bool = False) -> None:
         super().__init__()
@@ -105,6 +120,11 @@ class DaskEngine(rm.ClusterEngine):
         self.token = uuid.uuid4().hex[:16]
         self.in_worker = _in_worker
         self._client: Any = None
+        if _in_worker:
+            # inside a task @parallel runs without lookahead, as in the local engine's
+            # workers: threads of its own would hold the task's slot while they wait
+            self.concurrent_clients = False
+        self._client_lock = threading.Lock()  # the client found lazily in a worker: one
         self._own_client = False
         self._cluster: Any = None
         if not _in_worker:
@@ -125,14 +145,23 @@ class DaskEngine(rm.ClusterEngine):
                 self._own_client = True
             else:
                 self._start_local(config, extra)
+        # shared by the driver's threads: what is made once per (task, options), added
+        # under _prepare_lock (read without it: dict reads are atomic in CPython); the
+        # actors, their placement, their chains of calls (_ActorInfo.last) and deaths,
+        # under _actor_lock; the binding of rebuilt Dask futures to the client, under
+        # _bind_lock. _resources and _actor_calls are only read, set and popped key by
+        # key (atomic dict operations; release() pops _actor_calls from Future.__del__,
+        # where no lock may be taken), _declared is replaced whole
         self._blobs: weakref.WeakKeyDictionary[Any, dict[Any, tuple]] = weakref.WeakKeyDictionary()
+        self._prepare_lock = threading.Lock()
         self._resources: dict[Any, dict[str, float] | None] = {}
         self._declared: tuple[float, int, dict[str, float]] | None = None
         self._actors: dict[int, _ActorInfo] = {}
         self._actor_lock = threading.Lock()
-        self._actor_calls: weakref.WeakKeyDictionary[Future, int] = weakref.WeakKeyDictionary()
+        self._actor_calls: dict[int, int] = {}  # id of an actor call's future -> the actor's id
         self._placed: dict[str, int] = {}
         self._last_actor_check = 0.0
+        self._bind_lock = threading.Lock()
 
     def _start_local(self, config: EngineConfig, extra: dict[str, Any]) -> None:
         if config.num_gpus:
@@ -161,19 +190,29 @@ class DaskEngine(rm.ClusterEngine):
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            self._client = distributed.get_client()
-        return self._client
+        client = self._client
+        if client is None:
+            # once: get_client() in a worker's task threads may give each its own client
+            # (dask/distributed#5466), and futures of one are not the other's
+            with self._client_lock:
+                if self._client is None:
+                    self._client = distributed.get_client()
+                client = self._client
+        return client
 
     def _df(self, future: Future) -> Any:
         """The Dask future of ``future``, bound to this engine's client."""
         df = future._payload
         if df._client is None:  # rebuilt from a pickle where no client was current
             client = self.client
-            df.bind_client(client)
-            # a client hears about a key only once it tells the scheduler it wants it
-            # (what Dask's own fire_and_forget and reconnect do)
-            client._send_to_scheduler({"op": "client-desires-keys", "keys": [df.key], "client": client.id})
+            with self._bind_lock:  # Dask's binding counts a reference: once per future
+                if df._client is None:
+                    df.bind_client(client)
+                    # a client hears about a key only once it tells the scheduler it wants
+                    # it (what Dask's own fire_and_forget and reconnect do)
+                    client._send_to_scheduler(
+                        {"op": "client-desires-keys", "keys": [df.key], "client": client.id}
+                    )
         return df
 
     # ================================================================ tasks
@@ -196,21 +235,25 @@ class DaskEngine(rm.ClusterEngine):
     def _prepared(self, fn: Any, options: Any, name: str) -> tuple[bytes, str, dict[str, float] | None]:
         """Per (task, options), made once: the pickled function, the key prefix, the resources."""
         per_fn = self._blobs.get(fn)
-        if per_fn is None:
-            per_fn = self._blobs[fn] = {}
-        entry = per_fn.get(options)
-        if entry is None:
-            import cloudpickle
+        entry = per_fn.get(options) if per_fn is not None else None
+        if entry is not None:
+            return entry
+        import cloudpickle
 
-            resources = self._resources_for(options, f"task {name!r}")
-            try:
-                blob = cloudpickle.dumps((fn, options, name), protocol=5)
-            except Exception as exc:  # noqa: BLE001
-                raise SerializationError(
-                    f"cannot send task {name!r} to the workers: {type(exc).__name__}: {exc}"
-                ) from exc
-            entry = per_fn[options] = (blob, _ident(name), resources)
-        return entry
+        # made outside the lock (it may ask the scheduler); two threads making the same
+        # entry keep the first
+        resources = self._resources_for(options, f"task {name!r}")
+        try:
+            blob = cloudpickle.dumps((fn, options, name), protocol=5)
+        except Exception as exc:  # noqa: BLE001
+            raise SerializationError(
+                f"cannot send task {name!r} to the workers: {type(exc).__name__}: {exc}"
+            ) from exc
+        with self._prepare_lock:
+            per_fn = self._blobs.get(fn)
+            if per_fn is None:
+                per_fn = self._blobs[fn] = {}
+            return per_fn.setdefault(options, (blob, _ident(name), resources))
 
     def _native(self, future: Future) -> Any:
         engine = future._engine
@@ -220,10 +263,15 @@ class DaskEngine(rm.ClusterEngine):
                 "passed to a task on the dask engine"
             )
         if future._payload is None:  # failed before it reached Dask: a task that fails the same way
-            exc = future._exc or PlaitError(f"{future!r} has no value")
-            future._payload = engine.client.submit(
-                _raise, rm.plain_failure(exc, future._name), key=f"failed-{uuid.uuid4().hex}", pure=False
-            )
+            with engine._bind_lock:
+                if future._payload is None:
+                    exc = future._exc or PlaitError(f"{future!r} has no value")
+                    future._payload = engine.client.submit(
+                        _raise,
+                        rm.plain_failure(exc, future._name),
+                        key=f"failed-{uuid.uuid4().hex}",
+                        pure=False,
+                    )
         return engine._df(future)
 
     # resources ---------------------------------------------------------
@@ -259,14 +307,15 @@ class DaskEngine(rm.ClusterEngine):
 
     def _declared_resources(self) -> tuple[int, dict[str, float]]:
         now = time.monotonic()
-        if self._declared is None or now - self._declared[0] > RESOURCE_REFRESH_S:
+        known = self._declared  # one snapshot: another thread may replace it
+        if known is None or now - known[0] > RESOURCE_REFRESH_S:
             workers = self.client.scheduler_info()["workers"]
             declared: dict[str, float] = {}
             for info in workers.values():
                 for k, v in (info.get("resources") or {}).items():
                     declared[k] = max(declared.get(k, 0), v)
-            self._declared = (now, len(workers), declared)
-        return self._declared[1], self._declared[2]
+            known = self._declared = (now, len(workers), declared)
+        return known[1], known[2]
 
     # values ------------------------------------------------------------
     def put(self, value: Any) -> Future:
@@ -341,7 +390,7 @@ class DaskEngine(rm.ClusterEngine):
             distributed.rejoin()
 
     def _advance(self, futures: list[Future], need: int, timeout: float | None, left: float | None) -> None:
-        if need >= len(futures) and not any(f in self._actor_calls for f in futures):
+        if need >= len(futures) and not any(f._id in self._actor_calls for f in futures):
             # waiting for all, and no actor whose worker must be watched: one wait, not
             # one per slice (each wait costs the client's event loop O(futures))
             timeout = left
@@ -351,9 +400,15 @@ class DaskEngine(rm.ClusterEngine):
         natives = list({id(f._payload): self._df(f) for f in futures}.values())
         mode = "ALL_COMPLETED" if need >= len(natives) else "FIRST_COMPLETED"
         client = self.client
-        with self._blocking(), client.as_current():
+        with self._blocking():
             try:
-                distributed.wait(natives, timeout=timeout, return_when=mode)
+                # distributed.wait(natives, ...) with this engine's client, not the default
+                # one, and without Client.as_current (see the module's docstring)
+                if _dask_wait is not None:
+                    client.sync(_dask_wait, natives, timeout=timeout, return_when=mode)
+                else:  # pragma: no cover
+                    with client.as_current():
+                        distributed.wait(natives, timeout=timeout, return_when=mode)
             except (TimeoutError, CancelledError):  # timeouts; cancelled futures count as done
                 pass
         done = [f for f in futures if f._payload.done()]
@@ -411,7 +466,7 @@ class DaskEngine(rm.ClusterEngine):
             return
 
     def _error_of(self, future: Future, err: BaseException) -> BaseException:
-        actor_id = self._actor_calls.get(future)
+        actor_id = self._actor_calls.get(future._id)
         if actor_id is None or isinstance(err, rm.Failure):
             return _convert(err, future._name)
         # an actor call that failed as a Dask task (not in the method): its worker went away
@@ -512,7 +567,11 @@ class DaskEngine(rm.ClusterEngine):
         call_args, call_kwargs = rm.pack_args(name, args, kwargs, self._native, always_pickle=True)
         key = f"{_ident(name)}-{uuid.uuid4().hex}"
         pinned = {"workers": [info.address], "allow_other_workers": False, "pure": False}
-        with self._actor_lock:  # the previous call and this one's submission, in one step
+        # the previous call and this one's submission, in one step: calls from several
+        # threads form one chain, in which each thread's calls come in its own order
+        with self._actor_lock:
+            if info.dead:  # killed meanwhile
+                return self._failed_future(name, ActorDiedError(f"actor call {name!r} failed: {info.dead}"))
             outcome = self.client.submit(
                 _actor_call,
                 handle._actor_id,
@@ -527,15 +586,21 @@ class DaskEngine(rm.ClusterEngine):
             )
             info.last = outcome
         df = self.client.submit(_actor_outcome, outcome, key=key, **pinned)
-        future = self._new_future(name, df)
-        self._actor_calls[future] = handle._actor_id
+        future = Future(self, next(self._ids), name)
+        future._payload = df
+        self._actor_calls[future._id] = handle._actor_id  # before the watcher may see it
+        self._track(future)
         return future
+
+    def release(self, object_id: int) -> None:
+        self._actor_calls.pop(object_id, None)
 
     def kill_actor(self, handle: ActorHandle) -> None:
         info = self._actor_info(handle)
-        if info.dead:
-            return
-        info.dead = f"actor {handle._name!r} was killed"
+        with self._actor_lock:  # one thread marks it dead, and that one drops it
+            if info.dead:
+                return
+            info.dead = f"actor {handle._name!r} was killed"
         self._drop_actor(handle._actor_id, info)
 
     def _drop_actor(self, actor_id: int, info: _ActorInfo, worker_alive: bool = True) -> None:
@@ -544,28 +609,29 @@ class DaskEngine(rm.ClusterEngine):
         if info.address and worker_alive:
             with contextlib.suppress(Exception):
                 self.client.run(_actor_drop, actor_id, info.dead, workers=[info.address])
-        info.last = None
+        with self._actor_lock:
+            info.last = None
 
     def _check_actors(self, futures: list[Future]) -> None:
         """Fail the waited-for calls of actors whose worker left the cluster."""
         now = time.monotonic()
         if now - self._last_actor_check < ACTOR_CHECK_S:
             return
-        ids = {self._actor_calls.get(f) for f in futures} - {None}
+        ids = {self._actor_calls.get(f._id) for f in futures} - {None}
         if not ids:
             return
         self._last_actor_check = now
         alive = set(self.client.scheduler_info()["workers"])
         for actor_id in ids:
-            with self._actor_lock:
+            with self._actor_lock:  # one thread marks it dead, and that one drops it
                 info = self._actors.get(actor_id)
-            if info is None or info.dead or not info.address or info.address in alive:
-                continue
-            info.dead = f"actor {info.name!r} died: its worker {info.address} left the cluster"
+                if info is None or info.dead or not info.address or info.address in alive:
+                    continue
+                info.dead = f"actor {info.name!r} died: its worker {info.address} left the cluster"
             self._drop_actor(actor_id, info, worker_alive=False)
         batch = []
         for f in futures:
-            actor_id = self._actor_calls.get(f)
+            actor_id = self._actor_calls.get(f._id)
             info = self._actors.get(actor_id) if actor_id is not None else None
             if info is not None and info.dead and f._state == PENDING:
                 batch.append((f, FAILED, ActorDiedError(f"actor call {f._name!r} failed: {info.dead}")))

@@ -34,7 +34,14 @@ How plait maps onto Ray:
 - timeline: the driver keeps the spans of the calls it settles (from their
   statuses); a worker that waits for calls of its own writes their spans every
   quarter second to a file per process under the node's temporary directory,
-  and ``timeline_events`` reads those with one zero-CPU task per node.
+  and ``timeline_events`` reads those with one zero-CPU task per node;
+- several threads of the driver may call the engine at once (``@parallel``
+  looks ahead from threads of its own): Ray's API (``.remote()``, ``get``,
+  ``wait``, ``put``, ``cancel``, ``kill``) may be called from any thread, and
+  the engine's own tables are guarded (see ``RayEngine.__init__``). Actor
+  calls keep their order per calling thread: Ray runs the calls of one
+  submitter (this process) in submission order, and a thread submits its own
+  calls one after the other.
 """
 
 from __future__ import annotations
@@ -82,6 +89,7 @@ rm.install_reducer()
 class RayEngine(rm.ClusterEngine):
     name = "ray"
     WAIT_SLICE = 5.0
+    concurrent_clients = True  # any thread may call it: @parallel may look ahead
 
     def __init__(self, config: EngineConfig, *, _in_worker: bool = False) -> None:
         super().__init__()
@@ -89,14 +97,26 @@ class RayEngine(rm.ClusterEngine):
         self.token = uuid.uuid4().hex[:16]
         self.in_worker = _in_worker
         self.started_ray = False
+        if _in_worker:
+            # inside a task @parallel runs without lookahead, as in the local engine's
+            # workers: threads of its own would hold the task's slot while they wait
+            self.concurrent_clients = False
         if not _in_worker and not ray.is_initialized():  # else: the connection this process has
             ray.init(**self._init_kwargs(config))
             self.started_ray = True
+        # shared by the driver's threads: the remote functions made per (task, options),
+        # added under _remotes_lock (read without it: a dict read is atomic in CPython);
+        # the actors, under _actor_lock; the spans, under _spans_lock. _status is only
+        # read, set and popped key by key (atomic dict operations, and release() pops it
+        # from Future.__del__, where no lock may be taken); _killed is only added to and
+        # tested, _used only set
         self._remotes: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
+        self._remotes_lock = threading.Lock()
         self._actors: dict[int, Any] = {}
         self._killed: set[int] = set()
         self._status: dict[int, Any] = {}  # future id -> its task's status ObjectRef, until settled
         self._spans: deque[tuple[str, float, float, int]] = deque(maxlen=rm.SPANS_KEPT)
+        self._spans_lock = threading.Lock()
         self._actor_lock = threading.Lock()
         self._used = False
 
@@ -135,29 +155,36 @@ class RayEngine(rm.ClusterEngine):
         return self._tracked(name, ref, status)
 
     def _tracked(self, name: str, ref: Any, status: Any) -> Future:
-        future = self._new_future(name, ref)
+        future = Future(self, next(self._ids), name)
+        future._payload = ref
+        # the status first: once tracked, the watcher (or a sweep) may settle it
         self._status[future._id] = status
+        self._track(future)
         return future
 
     def _remote_for(self, fn: Any, options: Any, name: str, packed: bool) -> Any:
-        per_fn = self._remotes.get(fn)
-        if per_fn is None:
-            per_fn = self._remotes[fn] = {}
         key = (options, self.token, packed)
-        remote = per_fn.get(key)
-        if remote is None:
-            self._check_feasible(options.shape(), f"task {name!r}")
-            runner = _task_runner(fn, options, name, self.token, packed)
-            # Ray names the task after the function (``run`` is renamed for it): a
-            # name= option would cost a few percent per call
-            remote = ray.remote(runner).options(
-                **_resource_options(options),
-                num_returns=2,
-                max_retries=options.retries,
-                retry_exceptions=False,
-            )
-            per_fn[key] = remote
-        return remote
+        per_fn = self._remotes.get(fn)
+        remote = per_fn.get(key) if per_fn is not None else None
+        if remote is not None:
+            return remote
+        # made outside the lock (it may ask the cluster its size); two threads making
+        # the same one keep the first
+        self._check_feasible(options.shape(), f"task {name!r}")
+        runner = _task_runner(fn, options, name, self.token, packed)
+        # Ray names the task after the function (``run`` is renamed for it): a
+        # name= option would cost a few percent per call
+        remote = ray.remote(runner).options(
+            **_resource_options(options),
+            num_returns=2,
+            max_retries=options.retries,
+            retry_exceptions=False,
+        )
+        with self._remotes_lock:
+            per_fn = self._remotes.get(fn)
+            if per_fn is None:
+                per_fn = self._remotes[fn] = {}
+            return per_fn.setdefault(key, remote)
 
     def _check_feasible(self, shape: tuple, what: str) -> None:
         # only where the cluster's size is known not to grow: the Ray this engine started
@@ -266,19 +293,28 @@ class RayEngine(rm.ClusterEngine):
         self._settle_statuses(tracked, values)
 
     def _settle_statuses(self, futures: list[Future], statuses: list[Any]) -> None:
+        # Two threads may settle the same future (two waiters, a waiter and the
+        # watcher): both read the same status, so both reach the same outcome, and
+        # ``_complete`` keeps the first. The status entry goes only after the future
+        # is settled (a thread that then finds none sees a settled future, never a
+        # pending one it would take for a rebuilt one), and whoever pops it records
+        # the span, so each call has one.
         batch: list[tuple[Future, int, Any]] = []
-        spans = []
+        spans: dict[int, tuple[str, float, float, int]] = {}
         for f, status in zip(futures, statuses, strict=True):
-            self._status.pop(f._id, None)
             if type(status) is _Error:
                 batch.append((f, FAILED, self._convert(status.error, f._name)))
                 continue
             if len(status) == 4:  # a small value travelled with the status
                 f._value = status[3]
-            spans.append((f._name, status[0], status[1], status[2]))
+            spans[f._id] = (f._name, status[0], status[1], status[2])
             batch.append((f, FINISHED, f._payload))
-        self._record(spans)
         self._complete(batch)
+        claimed = []
+        for f in futures:
+            if self._status.pop(f._id, None) is not None and f._id in spans:
+                claimed.append(spans[f._id])
+        self._record(claimed)
 
     def _record(self, spans: list[tuple[str, float, float, int]]) -> None:
         if not spans:
@@ -288,7 +324,8 @@ class RayEngine(rm.ClusterEngine):
                 rm.record_span(self.token, name, start, end, pid)
             _ensure_flusher()
         else:
-            self._spans.extend(spans)
+            with self._spans_lock:
+                self._spans.extend(spans)
 
     def release(self, object_id: int) -> None:
         self._status.pop(object_id, None)
@@ -310,11 +347,11 @@ class RayEngine(rm.ClusterEngine):
         ref = future._payload
         ready, _ = ray.wait([ref], timeout=0, fetch_local=False)
         if ready:
-            self._finish_all([future])
+            self._settle_ready([future])
             return False
         ray.cancel(ref, force=False, recursive=True)
-        self._status.pop(future._id, None)
         self._cancel_local(future)
+        self._status.pop(future._id, None)  # after: another thread's settling finds it cancelled
         return True
 
     def reduce_future(self, future: Future) -> Any:
@@ -386,7 +423,9 @@ class RayEngine(rm.ClusterEngine):
     def timeline_events(self) -> list[dict[str, Any]]:
         if not self._used or not ray.is_initialized():
             return []
-        spans = [{"name": n, "worker": pid, "start": s, "end": e} for n, s, e, pid in list(self._spans)]
+        with self._spans_lock:
+            kept = list(self._spans)
+        spans = [{"name": n, "worker": pid, "start": s, "end": e} for n, s, e, pid in kept]
         # spans of calls that tasks made and waited for were recorded in the workers
         time.sleep(2 * SPAN_FLUSH_S)  # let them write what they recorded
         spans += self._on_every_node(self.token, False)
@@ -479,6 +518,7 @@ def _ident(name: str) -> str:
 
 
 _raiser_remote: Any = None
+_made_lock = threading.Lock()  # the remote functions made once per process, below
 
 
 def _raise(failure: rm.Failure) -> None:
@@ -488,11 +528,15 @@ def _raise(failure: rm.Failure) -> None:
 def _error_refs(exc: BaseException, name: str) -> Any:
     """A value and status ObjectRef that fail with ``exc``, for a call that failed before reaching Ray."""
     global _raiser_remote
-    if _raiser_remote is None:
-        _raiser_remote = ray.remote(_raise).options(
-            num_cpus=0, num_returns=2, max_retries=0, name="plait-failed-call"
-        )
-    return _raiser_remote.remote(rm.plain_failure(exc, name))
+    raiser = _raiser_remote
+    if raiser is None:
+        with _made_lock:
+            if _raiser_remote is None:
+                _raiser_remote = ray.remote(_raise).options(
+                    num_cpus=0, num_returns=2, max_retries=0, name="plait-failed-call"
+                )
+            raiser = _raiser_remote
+    return raiser.remote(rm.plain_failure(exc, name))
 
 
 class _Error:
@@ -591,7 +635,10 @@ def _remote(target: Any) -> Any:
     """``ray.remote(target)``, made once per process (Ray registers it on first use)."""
     made = _made_remotes.get(target)
     if made is None:
-        made = _made_remotes[target] = ray.remote(target)
+        with _made_lock:
+            made = _made_remotes.get(target)
+            if made is None:
+                made = _made_remotes[target] = ray.remote(target)
     return made
 
 
