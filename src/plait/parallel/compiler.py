@@ -54,6 +54,7 @@ PURE = {
     max, min, ord, pow, repr, round, set, sorted, str, sum, isinstance, issubclass, type, callable,
 }  # fmt: skip
 MUTATORS = {"append", "extend", "insert", "add", "update", "setdefault", "appendleft", "extendleft"}
+FUTURE_API = frozenset({"result", "done", "exception", "cancel", "cancelled", "add_done_callback"})
 _FRAME_INSPECTORS = {"locals", "vars", "globals", "eval", "exec", "super", "dir"}
 
 
@@ -98,6 +99,9 @@ class CompiledFunction:
     heap_read: bool = True
     heap_write: bool = True
     effects: bool = True
+    # it looks at task results as futures (.result(), .done(), plait.Future): task calls
+    # in it must return futures, never values computed in place
+    uses_futures: bool = True
 
 
 def compile_function(fn: Callable) -> CompiledFunction:
@@ -189,6 +193,10 @@ class _Compiler:
         for stmt in _all_statements(body):
             for i, flag in enumerate((stmt.heap_read, stmt.heap_write, stmt.effects)):
                 flags[i] = flags[i] or flag
+        uses_futures = any(
+            (isinstance(n, ast.Attribute) and n.attr in FUTURE_API) or (isinstance(n, ast.Name) and n.id == "Future")
+            for n in ast.walk(self.func)
+        )
         return CompiledFunction(
             self.func.name,
             self.filename,
@@ -197,6 +205,7 @@ class _Compiler:
             self.freevars,
             inspect.signature(self.fn),
             *flags,
+            uses_futures,
         )
 
     def block(self, stmts: list[ast.stmt], in_loop: bool) -> list[Stmt]:

@@ -40,11 +40,12 @@ from collections.abc import Callable
 from typing import Any
 
 from plait.errors import PlaitError
-from plait.parallel import callees
-from plait.parallel.compiler import MUTATORS, PURE, STRUCTURAL, CompiledFunction, Stmt
+from plait.parallel import callees, granularity
+from plait.parallel.compiler import FUTURE_API, MUTATORS, PURE, STRUCTURAL, CompiledFunction, Stmt
+from plait.parallel.function import ParallelFunction
 from plait.runtime.future import FAILED, FINISHED, PENDING, Future
 from plait.runtime.options import task_options
-from plait.runtime.task import TaskFunction
+from plait.runtime.task import TaskCall, TaskFunction
 
 UNBOUND = object()
 MAX_DETACHED = 512  # threads waiting on behalf of one invocation before lookahead pauses
@@ -240,6 +241,7 @@ class Invocation:
         self._state = PENDING
         self._exc: BaseException | None = None
         self.speculative: dict[Any, list[Future]] = {}  # calls started ahead of their iteration
+        self.inline_tasks = granularity.ENABLED and not compiled.uses_futures
         # run in its caller's thread: the first time it would wait, its caller goes on without it
         self.caller: Ctx | None = None
         self.caller_thread: threading.Thread | None = None
@@ -1079,10 +1081,13 @@ class Ctx:
 
     # hooks used by the rewritten code ----------------------------------------
     def call(self, fn: Any, args: tuple, kwargs: dict) -> Any:
-        from plait.parallel.function import ParallelFunction
-        from plait.runtime.task import TaskCall
-
-        if Lazy in map(type, args) or (kwargs and Lazy in map(type, kwargs.values())):
+        kinds = set(map(type, args))
+        if kwargs:
+            kinds.update(map(type, kwargs.values()))
+        if kinds <= _ATOMS:  # the common case: plain values only, nothing to look into
+            if type(fn) is TaskFunction:
+                return self.call_task(fn, args, kwargs)
+        elif Lazy in kinds:
             fn = self.resolve(fn)
             if (fn is any or fn is all) and len(args) == 1 and not kwargs:
                 return self.any_all(fn, args[0])
@@ -1095,14 +1100,7 @@ class Ctx:
                 args, kwargs = self.resolve_invocations((args, kwargs))
             if _has_mutable(args) or _has_mutable(kwargs):
                 self.heap_read()  # the call pickles them now
-            future = None
-            if self.inv.speculative:
-                key = _call_key(fn, args, kwargs)
-                future = self.inv.take_speculative(key) if key is not None else None
-            if future is None:
-                future = fn(*args, **kwargs)
-            self.record(future)
-            return future
+            return self.call_task(fn, args, kwargs)
         if isinstance(fn, ParallelFunction):
             return self.call_nested(fn.fn, fn.compiled, args, kwargs)
         if fn in STRUCTURAL:
@@ -1125,6 +1123,19 @@ class Ctx:
         if callees.is_pure(fn):
             return self.call_pure(fn, args, kwargs)
         return self.call_effect(fn, args, kwargs)
+
+    def call_task(self, fn: Any, args: tuple, kwargs: dict) -> Any:
+        inv = self.inv
+        future = None
+        if inv.speculative:
+            key = _call_key(fn, args, kwargs)
+            future = inv.take_speculative(key) if key is not None else None
+        if future is None:
+            if inv.inline_tasks and granularity.tiny(fn, args, kwargs):
+                return granularity.run_here(fn, args, kwargs)
+            future = fn(*args, **kwargs)
+        self.record(future)
+        return future
 
     def call_pure(self, fn: Callable, args: tuple, kwargs: dict) -> Any:
         """No effects: lifted over futures, run at once on values, never after a barrier."""
@@ -1173,6 +1184,10 @@ class Ctx:
         return child
 
     def method(self, obj: Any, name: str, args: tuple, kwargs: dict) -> Any:
+        if type(obj) is Future and name in FUTURE_API:
+            if name == "result":
+                return self.resolve(obj)  # waits here, like any use of the value
+            return getattr(obj, name)(*self.resolve_all(args), **self.resolve_all(kwargs))
         obj = self.resolve(obj)
         if Lazy in map(type, args):
             consumer = _EAGER if isinstance(obj, _IMMUTABLE) or type(obj) in _CONTAINERS else None
@@ -1514,6 +1529,7 @@ class _Never:
 _CONTAINERS = (list, dict, set, bytearray)
 
 
+
 def _call_key(fn: Any, args: tuple, kwargs: dict) -> Any:
     """What identifies a task call for taking over a speculative one (exact types included)."""
     if type(fn) is not TaskFunction or _has_pending(args) or _has_pending(kwargs):
@@ -1525,8 +1541,6 @@ def _call_key(fn: Any, args: tuple, kwargs: dict) -> Any:
 
 
 def _is_task(fn: Any) -> bool:
-    from plait.runtime.task import TaskCall
-
     return isinstance(fn, (TaskFunction, TaskCall))
 
 
@@ -1538,6 +1552,7 @@ def _plait_get() -> Any:
     from plait.runtime.api import get
 
     return get
+
 
 
 def _engine() -> Any:

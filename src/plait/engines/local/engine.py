@@ -245,6 +245,7 @@ class LocalEngine:
         self.maps: dict[int, int] = {}  # store files mapped, by object id, over all processes
         self._notify: list[tuple[Future, int, Any]] = []
         self._spans: deque[tuple[str, int, float, float]] = deque(maxlen=100_000)
+        self._run_times: dict[str, list[float]] = {}  # task name -> [runs, total seconds]
         self._worker_seq = itertools.count(1)
         self._failed_starts = 0
         self._broken: bytes | None = None  # set when workers cannot start at all
@@ -712,6 +713,11 @@ class LocalEngine:
         else:
             inflight.remove(task)
         self._spans.append((task.name, worker.index, start, end))
+        runs = self._run_times.get(task.name)
+        if runs is None:
+            runs = self._run_times[task.name] = [0, 0.0]
+        runs[0] += 1
+        runs[1] += end - start
         if task.timeout is not None:
             self._deadlines.pop(tid, None)
         self._finish(task, ok, payload, size, contained)
@@ -1308,6 +1314,13 @@ class LocalEngine:
                 "free": dict(self.pool.free),
                 **self.store.stats(),
             }
+
+    def typical_run_time(self, name: str) -> float | None:
+        """Mean seconds a task of this name has run in a worker, once it has run a few times."""
+        runs = self._run_times.get(name)
+        if runs is None or runs[0] < 8:
+            return None
+        return runs[1] / runs[0]
 
     def idle_capacity(self) -> int:
         """Task workers with nothing to do and nothing queued for them: room for speculative calls."""
