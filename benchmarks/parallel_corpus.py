@@ -7,7 +7,12 @@ included), worked out by hand next to it; the sequential time is the sum of
 all task durations. Also measures the overhead of a task call under
 @parallel against the direct task API on 2,000 tiny tasks.
 
-    python benchmarks/parallel_corpus.py [--repeat 5] [--workers 12]
+    python benchmarks/parallel_corpus.py [--repeat 5] [--workers 12] [--engine local|ray|dask]
+
+Also: a loop of 2,000 tiny tasks against the plain Python loop, with and
+without granularity control. With ``--engine all`` the corpus runs on the
+local, Ray and Dask engines in one process, one after the other, and the
+makespan ratios are compared with the local engine's.
 """
 
 from __future__ import annotations
@@ -32,6 +37,30 @@ def work(x, d=D):
 @plait.task
 def noop(x):
     return x
+
+
+@plait.task
+def work_named(name, d=D):
+    time.sleep(d)
+    return name
+
+
+@plait.task
+def add(a, b, d=D):
+    time.sleep(d)
+    return a + b
+
+
+def _is_even(x):  # plain helpers: compiled with the @parallel function that calls them
+    return not x % 2
+
+
+def _label(i):
+    return f"item-{i}"
+
+
+def _score(i):
+    return work(i) + work(i + 100)
 
 
 @plait.parallel
@@ -160,6 +189,54 @@ def p13_early_exit(n):
     return -1
 
 
+@plait.parallel
+def p14_helper_condition_sum(n):
+    results = []
+    for x in range(n):
+        if _is_even(x):
+            y = work(x)
+        else:
+            y = work(x, D / 2)
+        results.append(y)
+    return sum(results)
+
+
+@plait.parallel
+def p15_pure_helper_in_loop(n):
+    out = {}
+    for i in range(n):
+        name = _label(i)
+        out[name] = work_named(name)
+    return out
+
+
+@plait.parallel
+def p16_helper_calling_tasks(n):
+    total = 0
+    for i in range(n):
+        total += _score(i)
+    return total
+
+
+@plait.parallel
+def p17_break_search(n):
+    found = -1
+    for i in range(n):
+        if work(i) >= 4:
+            found = i
+            break
+    return found
+
+
+@plait.parallel
+def p18_tree_sum_while(n):
+    xs = [work(i) for i in range(n)]
+    while len(xs) > 1:
+        pairs = [add(xs[i], xs[i + 1]) for i in range(0, len(xs) - 1, 2)]
+        xs = pairs + xs[len(xs) - len(xs) % 2 :]
+    return xs[0]
+
+
 N = 8
 # program, argument, ideal makespan (critical path, s), sequential time (s)
 CORPUS = [
@@ -175,62 +252,101 @@ CORPUS = [
     (p10_try_per_item, 6, D, 6 * D),
     (p11_two_phases, 6, 2 * D, 12 * D),
     (p12_dict_then_branch, 6, 2 * D, 7 * D),
-    (p13_early_exit, N, 3 * D / 2, 3 * D / 2),  # control-dependent: the exit test orders the calls
+    (p13_early_exit, N, D / 2, 3 * D / 2),  # speculation: the calls after the exit test start at once
+    (p14_helper_condition_sum, N, D, N * 3 * D / 4),
+    (p15_pure_helper_in_loop, N, D, N * D),
+    (p16_helper_calling_tasks, 6, D, 12 * D),
+    (p17_break_search, N, D, 4 * D),  # speculation: work(3) triggers the break
+    (p18_tree_sum_while, N, 4 * D, N * D + (N - 1) * D),  # one level of work, three of add
 ]
+
+
+def run_corpus(repeat: int) -> dict[str, float]:
+    """Median makespan of every program, printed as a table; returns plait / ideal per program."""
+    print("| program | ideal (s) | sequential (s) | plait median (s) | plait / ideal | within 1.3x ideal + 0.25 s |")
+    print("|---|---|---|---|---|---|")
+    met = 0
+    ratios = {}
+    for program, arg, ideal, seq in CORPUS:
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()):  # p09 prints in its loop
+                program(arg)
+            times.append(time.perf_counter() - start)
+        med = statistics.median(times)
+        ok = med <= 1.3 * ideal + 0.25
+        met += ok
+        ratios[program.__name__] = med / ideal
+        print(f"| {program.__name__} | {ideal:.2f} | {seq:.2f} | {med:.3f} | {med / ideal:.2f} | {'yes' if ok else 'NO'} |")
+    print(f"\n{met} of {len(CORPUS)} programs within the target")
+    return ratios
+
+
+@plait.parallel
+def tiny_loop(n):
+    out = []
+    for i in range(n):
+        out.append(noop(i))
+    return out
+
+
+def plain_loop(n):
+    return [noop.fn(i) for i in range(n)]
+
+
+def direct(n):
+    return plait.get([noop(i) for i in range(n)])
+
+
+def run_tiny(repeat: int) -> None:
+    from plait.parallel import granularity
+
+    def timed(fn) -> float:
+        fn(200)
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            fn(2000)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    rows = {"plain Python loop": timed(plain_loop), "direct task API": timed(direct)}
+    granularity.ENABLED = False
+    rows["@parallel, every task dispatched"] = timed(tiny_loop)
+    granularity.ENABLED = True
+    rows["@parallel, granularity control"] = timed(tiny_loop)
+    print("\n| 2,000 tiny tasks | median (s) | per call (us) |")
+    print("|---|---|---|")
+    for name, t in rows.items():
+        print(f"| {name} | {t:.4f} | {t / 2000 * 1e6:.1f} |")
+    dispatched = rows["@parallel, every task dispatched"] / rows["direct task API"]
+    print(f"\n@parallel (every task dispatched) / direct = {dispatched:.2f}x (target: at most 1.5x)")
+    plain = rows["@parallel, granularity control"] / rows["plain Python loop"]
+    print(f"@parallel (granularity control) / plain loop = {plain:.1f}x (target: at most 2x)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--workers", type=int, default=12)
+    parser.add_argument("--engine", default="local", choices=["local", "ray", "dask", "all"])
     options = parser.parse_args()
-    with plait.init(workers=options.workers):
-        plait.get([work(i, 0.05) for i in range(options.workers * 2)])  # every worker warm
-        print(
-            "| program | ideal (s) | sequential (s) | plait median (s) | plait / ideal | within 1.3x ideal + 0.25 s |"
-        )
-        print("|---|---|---|---|---|---|")
-        met = 0
-        for program, arg, ideal, seq in CORPUS:
-            times = []
-            for _ in range(options.repeat):
-                start = time.perf_counter()
-                with contextlib.redirect_stdout(io.StringIO()):  # p09 prints in its loop
-                    program(arg)
-                times.append(time.perf_counter() - start)
-            med = statistics.median(times)
-            ok = med <= 1.3 * ideal + 0.25
-            met += ok
-            print(
-                f"| {program.__name__} | {ideal:.2f} | {seq:.2f} | {med:.3f} | {med / ideal:.2f} | {'yes' if ok else 'NO'} |"
-            )
-        print(f"\n{met} of {len(CORPUS)} programs within the target")
-
-        @plait.parallel
-        def under_parallel(n):
-            out = []
-            for i in range(n):
-                out.append(noop(i))
-            return out
-
-        def direct(n):
-            return plait.get([noop(i) for i in range(n)])
-
-        rows = {}
-        for name, fn in (("direct task API", direct), ("@parallel", under_parallel)):
-            fn(200)
-            times = []
-            for _ in range(options.repeat):
-                start = time.perf_counter()
-                fn(2000)
-                times.append(time.perf_counter() - start)
-            rows[name] = statistics.median(times)
-        ratio = rows["@parallel"] / rows["direct task API"]
-        print("\n| 2,000 tiny tasks | median (s) | per call (us) |")
-        print("|---|---|---|")
-        for name, t in rows.items():
-            print(f"| {name} | {t:.3f} | {t / 2000 * 1e6:.0f} |")
-        print(f"\n@parallel / direct = {ratio:.2f}x (target: at most 2x)")
+    engines = ["local", "ray", "dask"] if options.engine == "all" else [options.engine]
+    results = {}
+    for engine in engines:
+        print(f"\n## engine: {engine}\n")
+        with plait.init(engine=engine, workers=options.workers):
+            plait.get([work(i, 0.05) for i in range(options.workers * 2)])  # every worker warm
+            results[engine] = run_corpus(options.repeat)
+            if engine == "local":
+                run_tiny(options.repeat)
+    if "local" in results and len(results) > 1:
+        print("\n| program | " + " | ".join(f"{e} / local (makespan ratio)" for e in results if e != "local") + " |")
+        print("|---|" + "---|" * (len(results) - 1))
+        for name, local in results["local"].items():
+            cells = [f"{results[e][name] / local:.2f}" for e in results if e != "local"]
+            print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -102,6 +102,7 @@ class CompiledFunction:
     # it looks at task results as futures (.result(), .done(), plait.Future): task calls
     # in it must return futures, never values computed in place
     uses_futures: bool = True
+    waits: bool = False  # learned at run time: a call of it had to wait inside
 
 
 def compile_function(fn: Callable) -> CompiledFunction:

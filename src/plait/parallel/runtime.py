@@ -43,6 +43,7 @@ from plait.errors import PlaitError
 from plait.parallel import callees, granularity
 from plait.parallel.compiler import FUTURE_API, MUTATORS, PURE, STRUCTURAL, CompiledFunction, Stmt
 from plait.parallel.function import ParallelFunction
+from plait.runtime.api import get
 from plait.runtime.future import FAILED, FINISHED, PENDING, Future
 from plait.runtime.options import task_options
 from plait.runtime.task import TaskCall, TaskFunction
@@ -245,6 +246,7 @@ class Invocation:
         # run in its caller's thread: the first time it would wait, its caller goes on without it
         self.caller: Ctx | None = None
         self.caller_thread: threading.Thread | None = None
+        self.callbacks: list[Callable[[], None]] = []
         env = {name: Slot(value, True) for name, value in args.items()}
         self.issuer = Issuer(self, env, (), lookahead, [Block(compiled.body)])
         self.issuer.on_done = self._finish
@@ -267,10 +269,14 @@ class Invocation:
         self.run()
 
     def release_caller(self) -> None:
-        """About to wait while run inline: let the caller's program go on in another thread."""
+        """About to wait while run inline: let the caller's program go on in another thread.
+
+        The caller's statement itself still waits for this call, so a function found to
+        wait inside is started in a thread of its own from then on."""
         caller = self.caller
         if caller is not None and threading.current_thread() is self.caller_thread:
             self.caller = None
+            self.compiled.waits = True
             caller.block_on(_Never())
 
     def run(self) -> None:
@@ -286,12 +292,28 @@ class Invocation:
         else:
             self._exc = outcome[1]
             self._state = FAILED
-        self.done.set()
+        with self.cond:
+            self.done.set()
+            callbacks, self.callbacks = self.callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def on_settled(self, callback: Callable[[], None]) -> None:
+        with self.cond:
+            if not self.done.is_set():
+                self.callbacks.append(callback)
+                return
+        callback()
 
     def _finish(self) -> None:
         futures = [f for _, f in self.futures]
-        if self.detached or any(f._state == PENDING for f in futures):
-            self.release_caller()
+        if (self.detached or any(f._state == PENDING for f in futures)) and (
+            threading.current_thread() is self.caller_thread
+        ):
+            # run inline and done issuing, but not finished: the caller goes on with this
+            # call pending, and another thread waits for the rest
+            _spawn(self._finish)
+            return
         with self.cond:
             while self.detached:
                 self.cond.wait()
@@ -796,14 +818,24 @@ class Ctx:
                 slot.follow(self.bound.get(name))
         if self.detached and self.unit is None:
             if pending_children:
-                _spawn(lambda: self._finish_after(pending_children))
+                self._finish_after(pending_children)
             else:
                 self.inv.finish_detached(self.seq)
 
     def _finish_after(self, children: list[Invocation]) -> None:
+        """This statement is done once its nested calls are (their effects are its own)."""
+        left = [len(children)]
+        lock = threading.Lock()
+
+        def one_settled() -> None:
+            with lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last:
+                self.inv.finish_detached(self.seq)
+
         for child in children:
-            child.wait()
-        self.inv.finish_detached(self.seq)
+            child.on_settled(one_settled)
 
     def _fail(self, exc: BaseException) -> None:
         issuer = self.issuer
@@ -976,11 +1008,22 @@ class Ctx:
             self.heap_read()
         return bool(value)
 
-    def lift(self, name: str, fn: Callable, args: tuple, kwargs: dict | None = None) -> Future:
-        args = tuple(self.resolve(a) if type(a) is Invocation else a for a in args)
+    def lift(self, name: str, fn: Callable, args: tuple, kwargs: dict | None = None) -> Any:
         if _has_mutable(args) or _has_mutable(kwargs):
             # the lifted call captures the containers as they are now: that reads them
             self.heap_read()
+        if _has_invocation(args) or _has_invocation(kwargs):
+            pending: list = []
+            _collect((args, kwargs), pending)
+            if self.inv.lookahead and any(type(p) is Invocation and not p.ready() for p in pending):
+                # an operation on a nested call's pending value: computed in the driver once
+                # it is there, without holding up this statement
+                return self.call_nested(_computed, _computed_program(), (fn, args, kwargs or {}), {})
+            args, kwargs = self.resolve_invocations((args, kwargs))
+        if all(type(a) is not Future or a._state == FINISHED for a in args) and not kwargs:
+            values = tuple(a.result() if type(a) is Future else a for a in args)
+            if all(_small(v) for v in values) and not _has_pending(values):
+                return fn(*values)  # inputs ready and small: computed here, no round trip
         engine = _engine()
         future = engine.submit(apply_task, (fn, args, kwargs or {}), {}, _lift_options(name))
         self.record(future)
@@ -1167,11 +1210,10 @@ class Ctx:
         bound.apply_defaults()
         inv = self.inv
         child = Invocation(compiled, fn, dict(bound.arguments), inv.lookahead, self)
-        if child.depth % INLINE_DEPTH == 0:
-            if inv.lookahead:
-                child.start()
-            else:
-                _spawn(child.run).join()  # a fresh frame stack, still one thread at a time
+        if inv.lookahead and (compiled.waits or child.depth % INLINE_DEPTH == 0):
+            child.start()  # it will wait inside: its caller goes on at once
+        elif child.depth % INLINE_DEPTH == 0:
+            _spawn(child.run).join()  # a fresh frame stack, still one thread at a time
         else:
             child.run_inline(self)
         child.caller = None
@@ -1205,15 +1247,18 @@ class Ctx:
         kwargs = self.resolve_all(kwargs)
         return getattr(obj, name)(*args, **kwargs)
 
+    def settled(self, value: Any) -> Any:
+        """A nested call's value once it is known; the pending call itself until then."""
+        if type(value) is Invocation and value.ready():
+            return self.resolve(value)
+        return value
+
     def binop(self, op: str, a: Any, b: Any) -> Any:
-        if type(a) is Invocation:
-            a = self.resolve(a)
-        if type(b) is Invocation:
-            b = self.resolve(b)
+        a, b = self.settled(a), self.settled(b)
         fn = _BINOPS[op]
         base = op.rstrip("=")
         ta, tb = type(a), type(b)
-        if ta is Future or tb is Future:
+        if ta is Future or tb is Future or ta is Invocation or tb is Invocation:
             return self.lift(base, _BINOPS[base], (a, b))
         if base in ("+", "*") and ta in (list, tuple) and (tb is ta or tb is int):
             # concatenation and repetition arrange items without looking at them:
@@ -1235,8 +1280,8 @@ class Ctx:
     def unary(self, op: str, a: Any) -> Any:
         if op == "not":
             return not self.truth(a)
-        a = self.resolve(a) if type(a) is Invocation else a
-        if type(a) is Future:
+        a = self.settled(a)
+        if type(a) is Future or type(a) is Invocation:
             return self.lift(op, _UNARY[op], (a,))
         return _UNARY[op](a)
 
@@ -1250,8 +1295,7 @@ class Ctx:
                 lv, rv = self.resolve(left), self.resolve(right)
                 result = (lv is rv) if op == "is" else (lv is not rv)
             else:
-                left = self.resolve(left) if type(left) is Invocation else left
-                right = self.resolve(right) if type(right) is Invocation else right
+                left, right = self.settled(left), self.settled(right)
                 if _has_pending(left) or _has_pending(right):
                     result = self.lift(op, _CMPS[op], (left, right))
                 else:
@@ -1283,18 +1327,16 @@ class Ctx:
         return body() if self.truth(test) else orelse()
 
     def getattr(self, obj: Any, name: str) -> Any:
-        if type(obj) is Invocation:
-            obj = self.resolve(obj)
-        if type(obj) is Future:
+        obj = self.settled(obj)
+        if type(obj) is Future or type(obj) is Invocation:
             return self.lift(f".{name}", getattr, (obj, name))
         if not isinstance(obj, _IMMUTABLE) and type(obj).__name__ != "module":
             self.heap_read()
         return getattr(obj, name)
 
     def getitem(self, obj: Any, key: Any) -> Any:
-        if type(obj) is Invocation:
-            obj = self.resolve(obj)
-        if type(obj) is Future:
+        obj = self.settled(obj)
+        if type(obj) is Future or type(obj) is Invocation:
             return self.lift("[]", operator.getitem, (obj, key))
         key = self.resolve_all(key)
         if not isinstance(obj, _IMMUTABLE):
@@ -1538,6 +1580,39 @@ def _call_key(fn: Any, args: tuple, kwargs: dict) -> Any:
         return fn, pickle.dumps((args, sorted(kwargs.items())), protocol=5)
     except Exception:  # noqa: BLE001 - not speculated
         return None
+
+
+@callees.pure
+def _apply_values(fn: Callable, args: tuple, kwargs: dict) -> Any:
+    return fn(*args, **kwargs)
+
+
+def _computed(fn, args, kwargs):
+    """An operation over nested calls' values, run as a nested program: it waits for them."""
+    return _apply_values(fn, get(args), get(kwargs))
+
+
+_computed_compiled: list[CompiledFunction] = []
+
+
+def _computed_program() -> CompiledFunction:
+    if not _computed_compiled:
+        from plait.parallel.compiler import compile_function
+
+        compiled = compile_function(_computed)
+        compiled.waits = True
+        _computed_compiled.append(compiled)
+    return _computed_compiled[0]
+
+
+def _small(value: Any) -> bool:
+    """Cheap enough to compute with in the driver."""
+    t = type(value)
+    if t in _ATOMS:
+        return t not in (str, bytes) or len(value) < 4096
+    if t in (list, tuple) and len(value) <= 64:
+        return set(map(type, value)) <= _ATOMS
+    return False
 
 
 def _is_task(fn: Any) -> bool:
