@@ -353,6 +353,30 @@ def test_parallel_looks_ahead_on_cluster_engines(engine, tmp_path):
     assert latest_start < earliest_end  # both iterations' calls ran at the same time
 
 
+@plait.parallel
+def meeting_search(marker_dir, n, patience):
+    spans = []
+    for i in range(n):
+        s = meet(marker_dir, i, n, patience)
+        spans.append(s)
+        if s[0] < 0:  # never true, but a return test: issuing waits here every iteration
+            return None
+    return spans
+
+
+def test_parallel_speculates_past_a_return_test_on_cluster_engines(engine, tmp_path):
+    """Only speculation can start the second call while the first iteration's test waits."""
+    warm = tmp_path / "warm"
+    warm.mkdir()
+    plait.get([meet(str(warm), i, 2, 60) for i in range(2)], timeout=120)
+    assert current_engine().idle_capacity() >= 2
+    marker_dir = tmp_path / "markers"
+    marker_dir.mkdir()
+    spans = meeting_search(str(marker_dir), 2, 30)
+    assert len(spans) == 2
+    assert max(s for s, _ in spans) < min(e for _, e in spans)  # the two calls ran at once
+
+
 @only("dask")
 def test_dask_refuses_what_it_cannot_honour(engine):
     @plait.actor(max_restarts=1)

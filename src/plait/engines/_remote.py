@@ -361,6 +361,8 @@ class ClusterEngine:
         self._watcher: threading.Thread | None = None
         self._closed = False
         self._wake = threading.Event()
+        self._idle = 0
+        self._idle_until = 0.0
 
     # futures ------------------------------------------------------------
     def _new_future(self, name: str, native: Any) -> Future:
@@ -412,6 +414,21 @@ class ClusterEngine:
 
     def _cancel_local(self, fut: Future) -> None:
         self._complete([(fut, CANCELLED, None)])
+
+    # room for speculative calls -------------------------------------------
+    IDLE_REFRESH = 0.05  # seconds an answer of the cluster is reused
+
+    def idle_capacity(self) -> int:
+        """Task slots the cluster has free now (as its scheduler sees them, a moment ago):
+        how many speculative calls ``@parallel`` may start."""
+        now = time.monotonic()
+        if now >= self._idle_until:
+            self._idle = self._free_slots()
+            self._idle_until = now + self.IDLE_REFRESH
+        return self._idle
+
+    def _free_slots(self) -> int:
+        return 0
 
     def pending_futures(self) -> list[Future]:
         with self._pending_lock:

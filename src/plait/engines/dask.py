@@ -640,6 +640,11 @@ class DaskEngine(rm.ClusterEngine):
         self._complete(batch)
 
     # ================================================================ tools
+    def _free_slots(self) -> int:
+        threads = sum(int(w.get("nthreads", 1)) for w in self.client.scheduler_info()["workers"].values())
+        busy = sum(len(keys) for keys in self.client.processing().values())
+        return max(0, threads - busy)
+
     def _where(self) -> str:
         return "the Dask dashboard shows whether it is queued or running"
 

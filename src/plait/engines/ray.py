@@ -186,6 +186,9 @@ class RayEngine(rm.ClusterEngine):
                 per_fn = self._remotes[fn] = {}
             return per_fn.setdefault(key, remote)
 
+    def _free_slots(self) -> int:
+        return int(ray.available_resources().get("CPU", 0))
+
     def _check_feasible(self, shape: tuple, what: str) -> None:
         # only where the cluster's size is known not to grow: the Ray this engine started
         if not self.started_ray:

@@ -55,6 +55,7 @@ log = logging.getLogger("plait.parallel")
 # nested calls run inline in their caller's thread; every so many levels a new thread
 # takes over, so deep recursion is bounded by Python's limit per thread, as it is sequentially
 INLINE_DEPTH = 12
+SPECULATION_RETRY = 0.1  # seconds between looks for idle workers while issuing waits in place
 
 
 class _Abort(BaseException):
@@ -131,14 +132,14 @@ class Slot:
     def ready(self) -> bool:
         return self.state != 0
 
-    def wait(self) -> None:
+    def wait(self, timeout: float | None = None) -> None:
         with _slot_lock:
             if self.state != 0:
                 return
             if self.event is None:
                 self.event = threading.Event()
             event = self.event
-        event.wait()
+        event.wait(timeout)
 
     def _settle(self, state: int) -> None:
         with _slot_lock:
@@ -182,18 +183,18 @@ class _FuturesDone:
     def ready(self) -> bool:
         return all(f._state != PENDING for f in self.futures)
 
-    def wait(self) -> None:
-        wait_all(self.futures)
+    def wait(self, timeout: float | None = None) -> None:
+        wait_all(self.futures, timeout)
 
 
-def wait_all(items: list) -> None:
-    """Wait for futures and nested invocations alike."""
+def wait_all(items: list, timeout: float | None = None) -> None:
+    """Wait for futures and nested invocations alike (``timeout`` for each kind)."""
     futures = [f for f in items if type(f) is Future]
     if futures:
-        futures[0]._engine.wait_for(futures, len(futures), None)
+        futures[0]._engine.wait_for(futures, len(futures), timeout)
     for item in items:
         if type(item) is Invocation:
-            item.done.wait()
+            item.done.wait(timeout)
 
 
 class _Condition:
@@ -207,8 +208,12 @@ class _Condition:
         with self.inv.cond:
             return not self.predicate()
 
-    def wait(self) -> None:
+    def wait(self, timeout: float | None = None) -> None:
         with self.inv.cond:
+            if timeout is not None:
+                if self.predicate():
+                    self.inv.cond.wait(timeout)
+                return
             while self.predicate():
                 self.inv.cond.wait()
 
@@ -255,8 +260,8 @@ class Invocation:
     def ready(self) -> bool:
         return self.done.is_set()
 
-    def wait(self) -> None:
-        self.done.wait()
+    def wait(self, timeout: float | None = None) -> None:
+        self.done.wait(timeout)
 
     def start(self) -> None:
         """Run in a new thread; the caller gets this invocation as a pending value."""
@@ -408,7 +413,8 @@ class Invocation:
             self.cond.notify_all()
 
     def failed_before(self, seq: tuple) -> bool:
-        return any(is_before(s, seq) for s, _ in self.failures)
+        failures = self.failures
+        return bool(failures) and any(is_before(s, seq) for s, _ in failures)
 
 
 # ------------------------------------------------------------------ issuer
@@ -674,39 +680,40 @@ class Issuer:
             if not loop.broken:
                 self.stack.append(Block(stmt.orelse))
 
-    def speculate(self) -> None:
+    def speculate(self) -> bool:
         """The issuer is about to wait in place (on a break, a return, a try): start the task
         calls that the innermost loop's later iterations will make, as far as idle workers
         allow. A call is taken over when its iteration makes it; one never made is cancelled
-        unseen when the invocation ends."""
+        unseen when the invocation ends. True if later items are left to start."""
         issuer: Issuer | None = self
         while issuer is not None:
             for frame in reversed(issuer.stack):
                 if type(frame) is Loop:
                     if frame.items is not None and frame.stmt.speculate is not None:
-                        issuer._speculate_loop(frame)
-                    return
+                        return issuer._speculate_loop(frame)
+                    return False
             issuer = issuer.parent.issuer if issuer.parent is not None else None
+        return False
 
-    def _speculate_loop(self, loop: Loop) -> None:
+    def _speculate_loop(self, loop: Loop) -> bool:
         inv = self.inv
         room = getattr(_engine(), "idle_capacity", None)
-        if room is None:
-            return
+        if room is None or not inv.lookahead:  # in the driver only, as lookahead
+            return False
         items = loop.items
         assert items is not None
         start = max(loop.position(), loop.ahead)
         if start >= len(items):
-            return
+            return False
         budget = room() - inv.speculating()
         if budget <= 0:
-            return
+            return True
         stmt = loop.stmt
         values = []
         for name in stmt.invariants:
             slot = self.env.get(name)
             if slot is None or slot.state != 1 or slot.value is UNBOUND or _has_pending(slot.value):
-                return
+                return False
             values.append(slot.value)
         index = start
         while index < len(items) and budget > 0:
@@ -721,6 +728,7 @@ class Issuer:
                     budget -= 1
             index += 1
         loop.ahead = index
+        return index < len(items)
 
     def make_unit(self, ctx: Ctx) -> Issuer:
         """Turn the compound statement whose header waits into a unit run by this thread."""
@@ -767,6 +775,11 @@ def _spawn(target: Callable) -> threading.Thread:
 class Ctx:
     """What a running statement sees as ``__c``: its variable versions and the hooks."""
 
+    __slots__ = (
+        "issuer", "inv", "stmt", "seq", "bound", "reserved", "values", "private", "can_detach",
+        "detached", "compound", "unit", "ok", "children", "created", "_collector", "_runs",
+    )  # fmt: skip
+
     def __init__(self, issuer: Issuer, stmt: Stmt, seq: tuple, bound: dict, reserved: dict) -> None:
         self.issuer = issuer
         self.inv = issuer.inv
@@ -782,7 +795,9 @@ class Ctx:
         self.unit: Issuer | None = None
         self.ok = True
         self.children: list[Invocation] = []
-        self.created: list[Future] = []
+        self.created: list[Future | Invocation] = []
+        self._collector: Collector | None = None
+        self._runs = 0
 
     # execution -------------------------------------------------------------
     def execute(self, fn: Callable, returns: bool = False) -> Any:
@@ -882,7 +897,10 @@ class Ctx:
         elif self.issuer.parent is not None and not self.detached:
             self.issuer.parent.block_on(_Never())  # let the enclosing try/with detach
         if not self.detached and self.issuer.owner is threading.current_thread():
-            self.issuer.speculate()  # nothing is issued while this waits: start later iterations' calls
+            # nothing is issued while this waits: start later iterations' calls, and again
+            # now and then while it waits, as workers become free
+            while self.issuer.speculate() and not waitable.ready():
+                waitable.wait(SPECULATION_RETRY)
         waitable.wait()
 
     # variables -------------------------------------------------------------
@@ -1510,7 +1528,7 @@ class Ctx:
 
     def run_block(self, index: int) -> None:
         # only the try body (block 0) collects: handlers, else and finally do not
-        collector = getattr(self, "_collector", None) if index == 0 else None
+        collector = self._collector if index == 0 else None
         assert self.private is not None
         issuer = Issuer(
             self.inv,
@@ -1525,7 +1543,7 @@ class Ctx:
         issuer.run()
 
     def _next_run(self) -> int:
-        self._runs = getattr(self, "_runs", 0) + 1
+        self._runs += 1
         return self._runs
 
     def guard(self, collector: Collector) -> None:
@@ -1564,7 +1582,7 @@ class _Never:
     def ready(self) -> bool:
         return False
 
-    def wait(self) -> None:
+    def wait(self, timeout: float | None = None) -> None:
         return None
 
 
