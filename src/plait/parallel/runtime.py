@@ -234,6 +234,8 @@ class Invocation:
         self.lookahead = lookahead
         self.parent = parent
         self.depth = parent.inv.depth + 1 if parent is not None else 0
+        self.root: Invocation = parent.inv.root if parent is not None else self
+        self.escaped: list = []  # root only: objects given futures by a write (settled at the end)
         self.cond = threading.Condition()
         self.detached: dict[tuple, Stmt] = {}  # statements (and units) still running off the issuer
         self.failures: list[tuple[tuple, BaseException]] = []
@@ -330,6 +332,8 @@ class Invocation:
             self._settle((False, failures[0]) if failures else (True, self.result))
             return
         wait_all(futures)
+        if self.escaped:
+            _settle_escaped(self.escaped)
         failures = [(seq, 0, exc) for seq, exc in self.failures if not isinstance(exc, _Abort)]
         failures += [
             (seq, -1, self.noted(f))
@@ -1254,6 +1258,8 @@ class Ctx:
             args = self.unlazy(consumer, args)
         if name in MUTATORS and type(obj) in _CONTAINERS:
             self.heap_write()
+            if _has_pending(args) or _has_pending(kwargs):
+                self.inv.root.escaped.append(obj)
             return getattr(obj, name)(*args, **kwargs)
         if isinstance(obj, _IMMUTABLE) or type(obj) is tuple:
             args = self.resolve_all(args)
@@ -1364,12 +1370,16 @@ class Ctx:
     def setattr(self, obj: Any, name: str, value: Any) -> None:
         obj = self.resolve(obj)
         self.heap_write()
+        if _has_pending(value):
+            self.inv.root.escaped.append(obj)
         setattr(obj, name, value)
 
     def setitem(self, obj: Any, key: Any, value: Any) -> None:
         obj = self.resolve(obj)
         key = self.resolve_all(key)
         self.heap_write()
+        if _has_pending(value):
+            self.inv.root.escaped.append(obj)
         obj[key] = value
 
     def delitem(self, obj: Any, key: Any) -> None:
@@ -1718,23 +1728,63 @@ def _has_mutable(value: Any) -> bool:
 
 
 def resolve_deep(value: Any, ctx: Ctx | None) -> Any:
-    """``value`` with every future inside replaced by its value (containers rebuilt)."""
+    """``value`` with every future inside replaced by its value.
+
+    Lists, dicts and sets are the program's own objects, which sequentially hold
+    values: they are settled in place, so every name and object that refers to them
+    sees the values. Tuples and frozensets are rebuilt."""
     t = type(value)
     if t is Future or t is Invocation:
         if ctx is not None:
             return ctx.resolve(value)
         return value.result() if t is Future else value.value()
+    if t not in _SEQUENCES and t is not dict:
+        return value
+    if not _has_pending(value):
+        return value
+    if ctx is None:
+        pending: list = []
+        _collect(value, pending)
+        wait_all(pending)
     if t is list:
-        if not _has_pending(value):
-            return value
-        futures = [v for v in value if type(v) is Future]
-        if futures and ctx is None:
-            futures[0]._engine.wait_for(futures, len(futures), None)
-        return [resolve_deep(v, ctx) for v in value]
-    if t is tuple:
-        return tuple(resolve_deep(v, ctx) for v in value) if _has_pending(value) else value
+        for i, item in enumerate(value):
+            settled = resolve_deep(item, ctx)
+            if settled is not item:
+                value[i] = settled
+        return value
     if t is dict:
-        return {resolve_deep(k, ctx): resolve_deep(v, ctx) for k, v in value.items()} if _has_pending(value) else value
-    if t in (set, frozenset):
-        return t(resolve_deep(v, ctx) for v in value) if _has_pending(value) else value
-    return value
+        if any(type(k) in _PENDING for k in value):
+            items = [(resolve_deep(k, ctx), resolve_deep(v, ctx)) for k, v in value.items()]
+            value.clear()
+            value.update(items)
+        else:
+            for key, item in list(value.items()):
+                settled = resolve_deep(item, ctx)
+                if settled is not item:
+                    value[key] = settled
+        return value
+    if t is set:
+        items = [resolve_deep(v, ctx) for v in value]
+        value.clear()
+        value.update(items)
+        return value
+    return t(resolve_deep(v, ctx) for v in value)  # tuple, frozenset
+
+
+def _settle_escaped(objects: list) -> None:
+    """Objects outside the program's variables (a global dict, an argument's attributes)
+    that were given futures: settled in place once every call has finished."""
+    seen: set[int] = set()
+    for obj in objects:
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        try:
+            if type(obj) in _SEQUENCES or type(obj) is dict:
+                resolve_deep(obj, None)
+            elif hasattr(obj, "__dict__"):
+                for name, item in list(vars(obj).items()):
+                    if _has_pending(item):
+                        setattr(obj, name, resolve_deep(item, None))
+        except Exception:  # noqa: BLE001 - a failed call: the invocation reports it
+            continue
