@@ -363,3 +363,67 @@ def test_failure_inside_a_helper_notes_both_lines(engine):
         unused_failure()
     notes = "\n".join(getattr(info.value, "__notes__", []))
     assert "boom(i)" in notes and "x = fails_quietly(5)" in notes, notes
+
+
+# ------------------------------------------------ writes to outside objects
+LOG: dict = {}
+OUT: list = []
+
+
+def logs_then_fails(lst, x):
+    lst.append(x)
+    y = boom(x)
+    lst.append(y)
+    LOG["helper"] = y
+    return y
+
+
+@plait.parallel
+def writes_around_a_failure(a):
+    LOG[0] = 1
+    r = boom(a)
+    LOG[0] = 2  # sequentially never written when boom(a) raised
+    LOG[1] = r
+    OUT.append(inc(a))
+    OUT.extend([1, 2])
+    return r
+
+
+@plait.parallel
+def helper_writes_around_a_failure(a):
+    logs_then_fails(OUT, a)
+    LOG["after"] = inc(a)
+    return 1
+
+
+@plait.parallel
+def writes_to_an_argument(a, lst):
+    lst.append(inc(a))
+    x = boom(a)
+    lst.append(x)
+    lst[0] = 99
+    return x
+
+
+@pytest.mark.parametrize(
+    "program,args",
+    [(writes_around_a_failure, (5,)), (writes_around_a_failure, (1,)),
+     (helper_writes_around_a_failure, (5,)), (helper_writes_around_a_failure, (2,)),
+     (writes_to_an_argument, (5, [7])), (writes_to_an_argument, (2, [7]))],
+    ids=lambda v: getattr(v, "__name__", repr(v)),
+)  # fmt: skip
+def test_outside_objects_end_as_the_sequential_program_leaves_them(engine, program, args):
+    """Writes after a failing call are undone, and futures written are settled to values."""
+    outcomes = []
+    for run in (lambda a: sequential(program.fn, a, {}), lambda a: _outcome(program, *a)):
+        LOG.clear()
+        OUT.clear()
+        fresh = tuple(list(x) if isinstance(x, list) else x for x in args)
+        result = run(fresh)
+        if len(result) == 3:  # sequential(): (ok, value, printed)
+            ok, value, _ = result
+            result = ("returned", value) if ok else ("raised", type(value).__name__, str(value))
+        else:
+            result = result[0]
+        outcomes.append((result, dict(LOG), list(OUT), fresh))
+    assert outcomes[0] == outcomes[1]

@@ -144,6 +144,7 @@ class _Compiler:
         if args.kwarg:
             params.append(args.kwarg.arg)
         self.locals = set(params)
+        self.params = frozenset(params)
         self._check_and_collect(func)
         self.locals = frozenset(self.locals)
         self.assign_counts: dict[str, int] = {}
@@ -274,6 +275,16 @@ class _Compiler:
             return self.with_unit(node, in_loop, common)
         return Stmt(kind="simple", run=self.simple(node), **common)
 
+    def external(self, expr: ast.expr) -> ast.Constant:
+        """Does a write through ``expr`` reach an object from outside the function (a global,
+        a parameter, a closure variable)? Such writes are undone if the call fails before them."""
+        while isinstance(expr, (ast.Attribute, ast.Subscript, ast.Call)):
+            expr = expr.func if isinstance(expr, ast.Call) else expr.value
+        outside = isinstance(expr, ast.Name) and (
+            expr.id not in self.locals or expr.id in self.params or expr.id in self.freevars
+        )
+        return ast.Constant(outside)
+
     def speculator(self, loop: ast.For) -> tuple[Callable | None, tuple[str, ...]]:
         """The loop's task calls that later iterations will make, computable from the item alone."""
         from plait.runtime.task import TaskFunction
@@ -389,9 +400,9 @@ class _Compiler:
                 out.extend(self.assign(elt, item))
             return out
         if isinstance(target, ast.Attribute):
-            return [_expr_stmt(_c_call("setattr", rw.visit(target.value), ast.Constant(target.attr), value))]
+            return [_expr_stmt(_c_call("setattr", rw.visit(target.value), ast.Constant(target.attr), value, self.external(target.value)))]
         if isinstance(target, ast.Subscript):
-            return [_expr_stmt(_c_call("setitem", rw.visit(target.value), rw.visit(target.slice), value))]
+            return [_expr_stmt(_c_call("setitem", rw.visit(target.value), rw.visit(target.slice), value, self.external(target.value)))]
         if isinstance(target, ast.Starred):
             return self.assign(target.value, value)
         self.refuse(target, f"cannot assign to {type(target).__name__} in @plait.parallel")
@@ -421,11 +432,13 @@ class _Compiler:
                     body.append(ast.Assign([ast.Name(key, ast.Store())], rw.visit(target.slice)))
                     current = _c_call("getitem", ast.Name(obj, ast.Load()), ast.Name(key, ast.Load()))
                     new = _c_call("binop", ast.Constant(op + "="), current, rw.visit(node.value))
-                    body.append(_expr_stmt(_c_call("setitem", ast.Name(obj, ast.Load()), ast.Name(key, ast.Load()), new)))
+                    outside = self.external(target.value)
+                    body.append(_expr_stmt(_c_call("setitem", ast.Name(obj, ast.Load()), ast.Name(key, ast.Load()), new, outside)))
                 else:
                     current = _c_call("getattr", ast.Name(obj, ast.Load()), ast.Constant(target.attr))
                     new = _c_call("binop", ast.Constant(op + "="), current, rw.visit(node.value))
-                    body.append(_expr_stmt(_c_call("setattr", ast.Name(obj, ast.Load()), ast.Constant(target.attr), new)))
+                    outside = self.external(target.value)
+                    body.append(_expr_stmt(_c_call("setattr", ast.Name(obj, ast.Load()), ast.Constant(target.attr), new, outside)))
         elif isinstance(node, ast.Expr):
             body = [_expr_stmt(_c_call("discard", rw.visit(node.value)))]
         elif isinstance(node, ast.Pass):
@@ -439,9 +452,9 @@ class _Compiler:
                 if isinstance(target, ast.Name):
                     body.append(_expr_stmt(_c_call("delete", ast.Constant(target.id))))
                 elif isinstance(target, ast.Subscript):
-                    body.append(_expr_stmt(_c_call("delitem", rw.visit(target.value), rw.visit(target.slice))))
+                    body.append(_expr_stmt(_c_call("delitem", rw.visit(target.value), rw.visit(target.slice), self.external(target.value))))
                 elif isinstance(target, ast.Attribute):
-                    body.append(_expr_stmt(_c_call("delattr", rw.visit(target.value), ast.Constant(target.attr))))
+                    body.append(_expr_stmt(_c_call("delattr", rw.visit(target.value), ast.Constant(target.attr), self.external(target.value))))
                 else:
                     self.refuse(target, "cannot delete this target in @plait.parallel")
         elif isinstance(node, ast.Raise):
@@ -624,7 +637,8 @@ class _Rewriter(ast.NodeTransformer):
             values=[self.visit(k.value) for k in node.keywords],
         )
         if isinstance(node.func, ast.Attribute) and self.compiler.callee_kind(node.func) == "method":
-            call = _c_call("method", self.visit(node.func.value), ast.Constant(node.func.attr), args, kwargs)
+            outside = self.compiler.external(node.func.value)
+            call = _c_call("method", self.visit(node.func.value), ast.Constant(node.func.attr), args, kwargs, outside)
         else:
             call = _c_call("call", self.visit(node.func), args, kwargs)
         return ast.copy_location(call, node)

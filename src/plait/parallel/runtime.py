@@ -40,7 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 from plait.errors import PlaitError
-from plait.parallel import callees, granularity
+from plait.parallel import callees, granularity, undo
 from plait.parallel.compiler import FUTURE_API, MUTATORS, PURE, STRUCTURAL, CompiledFunction, Stmt
 from plait.parallel.function import ParallelFunction
 from plait.runtime.api import get
@@ -133,18 +133,20 @@ class Slot:
         return self.state != 0
 
     def wait(self, timeout: float | None = None) -> None:
-        with _slot_lock:
+        with _slot_lock:  # one event per slot, however many wait
             if self.state != 0:
                 return
             if self.event is None:
                 self.event = threading.Event()
             event = self.event
-        event.wait(timeout)
+        if self.state == 0:  # settled meanwhile, the setter may have missed the event: no wait
+            event.wait(timeout)
 
     def _settle(self, state: int) -> None:
-        with _slot_lock:
-            self.state = state
-            event = self.event
+        # no lock: the state is written before the event is read, and a waiter reads the
+        # state again after making the event, so one of the two always sees the other
+        self.state = state
+        event = self.event
         if event is not None:
             event.set()
 
@@ -235,7 +237,8 @@ class Invocation:
         self.parent = parent
         self.depth = parent.inv.depth + 1 if parent is not None else 0
         self.root: Invocation = parent.inv.root if parent is not None else self
-        self.escaped: list = []  # root only: objects given futures by a write (settled at the end)
+        self.escaped: dict[int, Any] = {}  # root only: objects a write gave futures (settled at the end)
+        self.undo: list[tuple[tuple, int, Callable[[], None]]] = []  # writes to outside objects
         self.cond = threading.Condition()
         self.detached: dict[tuple, Stmt] = {}  # statements (and units) still running off the issuer
         self.failures: list[tuple[tuple, BaseException]] = []
@@ -333,16 +336,18 @@ class Invocation:
             return
         wait_all(futures)
         if self.escaped:
-            _settle_escaped(self.escaped)
-        failures = [(seq, 0, exc) for seq, exc in self.failures if not isinstance(exc, _Abort)]
+            _settle_escaped(list(self.escaped.values()))
+        failures = [(seq, 0, exc, -1) for seq, exc in self.failures if not isinstance(exc, _Abort)]
         failures += [
-            (seq, -1, self.noted(f))
-            for seq, f in self.futures
+            (seq, -1, self.noted(f), index)
+            for index, (seq, f) in enumerate(self.futures)
             if f._state != FINISHED and f._exc is not None and id(f) not in self.delivered
         ]
         if failures:
             failures.sort(key=lambda t: (t[0], t[1]))
-            self._settle((False, failures[0][2]))
+            seq, kind, exc, index = failures[0]
+            self.undo_after(seq, index if kind < 0 else None)
+            self._settle((False, exc))
         elif any(isinstance(exc, _Abort) for _, exc in self.failures):
             self._settle((False, PlaitError("a @parallel statement was abandoned without a cause")))
         else:
@@ -350,6 +355,23 @@ class Invocation:
                 self._settle((True, resolve_deep(self.result, None)))
             except BaseException as exc:  # noqa: BLE001
                 self._settle((False, exc))
+
+    def undo_after(self, seq: tuple, index: int | None) -> None:
+        """The call failed at statement ``seq`` (at its future ``index``, for a task call's
+        failure): undo the writes to outside objects made after that point, last first."""
+        for at, mark, how in reversed(self.undo):
+            if is_before(seq, at) or (index is not None and at == seq and mark > index):
+                try:
+                    how()
+                except Exception:  # noqa: BLE001 - the object changed shape meanwhile: left as it is
+                    log.debug("could not undo a write at %s", at, exc_info=True)
+
+    def undo_all(self) -> None:
+        for _, _, how in reversed(self.undo):
+            try:
+                how()
+            except Exception:  # noqa: BLE001
+                log.debug("could not undo a write", exc_info=True)
 
     def add_speculative(self, key: Any, future: Future) -> None:
         with self.cond:
@@ -528,7 +550,7 @@ class Issuer:
                 return
             stmt = frame.stmts[frame.i]
             frame.i += 1
-            getattr(self, "_" + stmt.kind)(stmt)
+            _DISPATCH[stmt.kind](self, stmt)
         elif type(frame) is Loop:
             self._next_iteration(frame)
         else:
@@ -761,6 +783,12 @@ class Issuer:
                 self.inv.finish_detached(frame.seq)
 
 
+_DISPATCH = {
+    kind: getattr(Issuer, "_" + kind)
+    for kind in ("simple", "if", "for", "while", "try", "with", "return", "break", "continue")
+}
+
+
 def _spawn(target: Callable) -> threading.Thread:
     from plait.runtime.context import override
 
@@ -806,7 +834,7 @@ class Ctx:
     # execution -------------------------------------------------------------
     def execute(self, fn: Callable, returns: bool = False) -> Any:
         try:
-            if self.inv.failed_before(self.seq):
+            if self.inv.failures and self.inv.failed_before(self.seq):
                 raise _Abort()
             result = fn(self)
             if self.created and self.issuer.strict:
@@ -822,7 +850,7 @@ class Ctx:
         return result if returns else None
 
     def _complete(self) -> None:
-        pending_children = [c for c in self.children if not c.ready()]
+        pending_children = [c for c in self.children if not c.ready()] if self.children else None
         if pending_children and not self.detached:
             # the nested calls' effects belong to this statement: later statements'
             # barriers wait for them, but its variables are published now
@@ -1063,9 +1091,8 @@ class Ctx:
     def record(self, future: Future | Invocation) -> None:
         self.created.append(future)
         inv = self.inv
-        with inv.cond:
-            inv.futures.append((self.seq, future))
-            inv.lines[id(future)] = self.stmt.line
+        inv.futures.append((self.seq, future))  # atomic; readers copy under inv.cond
+        inv.lines[id(future)] = self.stmt.line
         issuer: Issuer | None = self.issuer
         while issuer is not None:
             if issuer.collector is not None:
@@ -1232,6 +1259,7 @@ class Ctx:
         bound.apply_defaults()
         inv = self.inv
         child = Invocation(compiled, fn, dict(bound.arguments), inv.lookahead, self)
+        inv.undo.append((self.seq, len(inv.futures), child.undo_all))  # if this call turns out not to happen
         if inv.lookahead and (compiled.waits or child.depth % INLINE_DEPTH == 0):
             child.start()  # it will wait inside: its caller goes on at once
         elif child.depth % INLINE_DEPTH == 0:
@@ -1247,7 +1275,7 @@ class Ctx:
         self.children.append(child)
         return child
 
-    def method(self, obj: Any, name: str, args: tuple, kwargs: dict) -> Any:
+    def method(self, obj: Any, name: str, args: tuple, kwargs: dict, outside: bool = False) -> Any:
         if type(obj) is Future and name in FUTURE_API:
             if name == "result":
                 return self.resolve(obj)  # waits here, like any use of the value
@@ -1259,7 +1287,9 @@ class Ctx:
         if name in MUTATORS and type(obj) in _CONTAINERS:
             self.heap_write()
             if _has_pending(args) or _has_pending(kwargs):
-                self.inv.root.escaped.append(obj)
+                self.inv.root.escaped[id(obj)] = obj
+            if outside:
+                self.undoable(undo.method(obj, name, args, kwargs))
             return getattr(obj, name)(*args, **kwargs)
         if isinstance(obj, _IMMUTABLE) or type(obj) is tuple:
             args = self.resolve_all(args)
@@ -1367,31 +1397,46 @@ class Ctx:
             self.heap_read()
         return obj[key]
 
-    def setattr(self, obj: Any, name: str, value: Any) -> None:
+    def setattr(self, obj: Any, name: str, value: Any, outside: bool = False) -> None:
         obj = self.resolve(obj)
         self.heap_write()
         if _has_pending(value):
-            self.inv.root.escaped.append(obj)
+            self.inv.root.escaped[id(obj)] = obj
+        if outside:
+            self.undoable(undo.setattr_(obj, name))
         setattr(obj, name, value)
 
-    def setitem(self, obj: Any, key: Any, value: Any) -> None:
+    def setitem(self, obj: Any, key: Any, value: Any, outside: bool = False) -> None:
         obj = self.resolve(obj)
         key = self.resolve_all(key)
         self.heap_write()
         if _has_pending(value):
-            self.inv.root.escaped.append(obj)
+            self.inv.root.escaped[id(obj)] = obj
+        if outside:
+            self.undoable(undo.setitem(obj, key))
         obj[key] = value
 
-    def delitem(self, obj: Any, key: Any) -> None:
+    def delitem(self, obj: Any, key: Any, outside: bool = False) -> None:
         obj = self.resolve(obj)
         key = self.resolve_all(key)
         self.heap_write()
+        if outside:
+            self.undoable(undo.delitem(obj, key))
         del obj[key]
 
-    def delattr(self, obj: Any, name: str) -> None:
+    def delattr(self, obj: Any, name: str, outside: bool = False) -> None:
         obj = self.resolve(obj)
         self.heap_write()
+        if outside:
+            self.undoable(undo.setattr_(obj, name))
         delattr(obj, name)
+
+    def undoable(self, how: Callable[[], None] | None) -> None:
+        """A write to an outside object: undone if the call fails before it (sequentially,
+        it never happened)."""
+        if how is not None:
+            inv = self.inv
+            inv.undo.append((self.seq, len(inv.futures), how))
 
     def iterate(self, value: Any) -> Any:
         value = self.resolve(value)
