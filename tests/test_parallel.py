@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
+import functools
 import time
 
 import pytest
 
 import plait
-from plait.parallel.check import ParallelCheckError, sequential
+from plait.parallel.check import ParallelCheckError
 from tests import parallel_corpus as corpus
-
-
-def _outcome(fn, args, kwargs):
-    out = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out):
-            value = fn(*args, **kwargs)
-    except Exception as exc:
-        return ("raised", type(exc).__name__, str(exc)), out.getvalue()
-    return ("returned", value), out.getvalue()
+from tests.outcomes import outcome, sequential_outcome
 
 
 @pytest.mark.parametrize(
@@ -29,9 +19,8 @@ def _outcome(fn, args, kwargs):
     ids=[f"{p.__name__}{args}" for p, args, _ in corpus.PROGRAMS],
 )
 def test_equivalent_to_sequential(engine, program, args, kwargs):
-    expected = sequential(program.fn, args, kwargs)
-    want = (("returned", expected[1]) if expected[0] else ("raised", type(expected[1]).__name__, str(expected[1])), expected[2])
-    assert _outcome(program, args, kwargs) == want
+    run = functools.partial(program, **kwargs)
+    assert outcome(run, *args) == sequential_outcome(functools.partial(program.fn, **kwargs), *args)
 
 
 def test_check_mode_passes_and_reports(engine):

@@ -15,7 +15,7 @@ import time
 import pytest
 
 import plait
-from plait.parallel.check import sequential
+from tests.outcomes import outcome, sequential_outcome
 
 
 @plait.task
@@ -42,21 +42,9 @@ def span(i, delay=0.3):
     return start, time.time()
 
 
-def _outcome(fn, *args):
-    out = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out):
-            value = fn(*args)
-    except Exception as exc:  # noqa: BLE001 - compared
-        return ("raised", type(exc).__name__, str(exc)), out.getvalue()
-    return ("returned", value), out.getvalue()
-
-
 def _same_as_sequential(pf, *args):
-    ok, value, printed = sequential(pf.fn, args, {})
-    want = (("returned", value) if ok else ("raised", type(value).__name__, str(value)), printed)
-    got = _outcome(pf, *args)
-    assert got == want
+    got = outcome(pf, *args)
+    assert got == sequential_outcome(pf.fn, *args)
     return got
 
 
@@ -415,15 +403,9 @@ def writes_to_an_argument(a, lst):
 def test_outside_objects_end_as_the_sequential_program_leaves_them(engine, program, args):
     """Writes after a failing call are undone, and futures written are settled to values."""
     outcomes = []
-    for run in (lambda a: sequential(program.fn, a, {}), lambda a: _outcome(program, *a)):
+    for run in (lambda a: sequential_outcome(program.fn, *a), lambda a: outcome(program, *a)):
         LOG.clear()
         OUT.clear()
         fresh = tuple(list(x) if isinstance(x, list) else x for x in args)
-        result = run(fresh)
-        if len(result) == 3:  # sequential(): (ok, value, printed)
-            ok, value, _ = result
-            result = ("returned", value) if ok else ("raised", type(value).__name__, str(value))
-        else:
-            result = result[0]
-        outcomes.append((result, dict(LOG), list(OUT), fresh))
+        outcomes.append((run(fresh), dict(LOG), list(OUT), fresh))
     assert outcomes[0] == outcomes[1]

@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import pytest
 
 import plait
-from plait.parallel.check import sequential
 from tests.hypo_tasks import boom, work
-
-
-def _outcome(fn, *args):
-    out = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out):
-            value = fn(*args)
-    except Exception as exc:  # noqa: BLE001 - compared
-        return ("raised", type(exc).__name__, str(exc)), out.getvalue()
-    return ("returned", value), out.getvalue()
+from tests.outcomes import outcome, sequential_outcome
 
 
 def short_circuit(xs):
@@ -79,9 +66,7 @@ INPUTS = [[1, 2, 3, 5, 6], [5, 1], [6, 7, 8, 9, 10], []]
 @pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.__name__)
 @pytest.mark.parametrize("xs", INPUTS, ids=str)
 def test_iteration_matches_sequential(engine, program, xs):
-    ok, value, printed = sequential(program, (xs,), {})
-    want = (("returned", value) if ok else ("raised", type(value).__name__, str(value)), printed)
-    assert _outcome(plait.parallel(program), xs) == want
+    assert outcome(plait.parallel(program), xs) == sequential_outcome(program, xs)
 
 
 def late_bound_generator(xs):
