@@ -59,7 +59,23 @@ def concatenated(xs):
     return joined[: len(xs) + 1], len(joined)
 
 
-PROGRAMS = [short_circuit, consumed_whole, consumed_in_part, printed_as_asked, native_when_concrete, concatenated]
+def doubled(x):
+    return work(x) * 2
+
+
+def mapped(xs):
+    # map and filter are lazy and call tasks and helpers through @parallel's hooks
+    return (
+        work(sum(map(work, xs))),
+        list(map(doubled, xs)),
+        list(filter(lambda v: v > 1, xs)),
+        any(map(boom, [1, 2, 5])),
+        sorted(map(lambda v, w: v + w, xs, xs)),
+        list(filter(None, [0, *xs])),
+    )
+
+
+PROGRAMS = [mapped, short_circuit, consumed_whole, consumed_in_part, printed_as_asked, native_when_concrete, concatenated]
 INPUTS = [[1, 2, 3, 5, 6], [5, 1], [6, 7, 8, 9, 10], []]
 
 

@@ -1195,6 +1195,8 @@ class Ctx:
             return self.call_task(fn, args, kwargs)
         if isinstance(fn, ParallelFunction):
             return self.call_nested(fn.fn, fn.compiled, args, kwargs)
+        if (fn is map or fn is filter) and len(args) >= 2 and not kwargs:
+            return self.lazy_map(fn, args[0], args[1:])
         if fn in STRUCTURAL:
             if any(type(a) is Invocation for a in args):
                 args = tuple(self.resolve(a) for a in args)
@@ -1493,6 +1495,18 @@ class Ctx:
     # generator expressions ---------------------------------------------------
     def genexp(self, make: Callable[[], Any], speculable: bool) -> Lazy:
         return Lazy(make(), speculable)
+
+    def lazy_map(self, kind: Any, fn: Any, iterables: tuple) -> Lazy:
+        """``map``/``filter``: lazy as in Python, each call made through this statement's hooks
+        (so a task or helper passed in is called as one)."""
+        fn = self.resolve(fn)
+        sources = [self.iterate(it) for it in iterables]
+        if kind is map:
+            calls = (self.call(fn, items, {}) for items in zip(*sources, strict=False))
+            return Lazy(calls, _is_task(fn) or fn in PURE or callees.is_pure(fn))
+        if fn is None:
+            return Lazy((x for x in sources[0] if self.truth(x)), False)
+        return Lazy((x for x in sources[0] if self.truth(self.call(fn, (x,), {}))), False)
 
     def unlazy(self, consumer: Any, values: tuple) -> tuple:
         """Generator expressions handed to ``consumer``, in the form that keeps their meaning.
