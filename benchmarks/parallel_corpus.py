@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import statistics
 import time
 
@@ -339,7 +340,10 @@ def main() -> None:
         with plait.init(engine=engine, workers=options.workers):
             plait.get([work(i, 0.05) for i in range(options.workers * 2)])  # every worker warm
             results[engine] = run_corpus(options.repeat)
-            if engine == "local":
+        if engine == "local":
+            # driver overhead: one worker per core, so the workers do not crowd the driver out
+            with plait.init(engine="local", workers=os.cpu_count()):
+                plait.get([noop(i) for i in range(100)])
                 run_tiny(options.repeat)
     if "local" in results and len(results) > 1:
         print("\n| program | " + " | ".join(f"{e} / local (makespan ratio)" for e in results if e != "local") + " |")

@@ -369,7 +369,6 @@ def test_parallel_speculates_past_a_return_test_on_cluster_engines(engine, tmp_p
     warm = tmp_path / "warm"
     warm.mkdir()
     plait.get([meet(str(warm), i, 2, 60) for i in range(2)], timeout=120)
-    assert current_engine().idle_capacity() >= 2
     marker_dir = tmp_path / "markers"
     marker_dir.mkdir()
     spans = meeting_search(str(marker_dir), 2, 30)

@@ -1197,6 +1197,8 @@ class Ctx:
             return self.call_nested(fn.fn, fn.compiled, args, kwargs)
         if (fn is map or fn is filter) and len(args) >= 2 and not kwargs:
             return self.lazy_map(fn, args[0], args[1:])
+        if type(fn).__hash__ is None:  # an unhashable callable object: an ordinary call
+            return self.call_effect(fn, args, kwargs)
         if fn in STRUCTURAL:
             if any(type(a) is Invocation for a in args):
                 args = tuple(self.resolve(a) for a in args)
@@ -1520,7 +1522,9 @@ class Ctx:
         out = []
         for value in values:
             if type(value) is Lazy:
-                if consumer in STRUCTURAL:
+                if type(consumer).__hash__ is None:
+                    value = (self.resolve_all(item) for item in value.gen)
+                elif consumer in STRUCTURAL:
                     value = value.gen
                 elif consumer is _EAGER or consumer in PURE or callees.is_pure(consumer) or _is_task(consumer):
                     value = list(value.gen)
