@@ -409,3 +409,24 @@ def test_outside_objects_end_as_the_sequential_program_leaves_them(engine, progr
         fresh = tuple(list(x) if isinstance(x, list) else x for x in args)
         outcomes.append((run(fresh), dict(LOG), list(OUT), fresh))
     assert outcomes[0] == outcomes[1]
+
+
+def waits_then_prints(x):
+    y = inc(x)
+    if y > 0:  # waits inside: later calls of it start in a thread of their own
+        try:
+            print("in", y)  # an effect: waits for what its caller did before calling it
+        except ValueError:
+            pass
+    return y
+
+
+@plait.parallel
+def several_waiting_helpers_in_one_statement(a):
+    return waits_then_prints(a) + waits_then_prints(a + 1) + waits_then_prints(a + 2)
+
+
+@pytest.mark.timeout(60)
+def test_an_effect_in_a_helper_does_not_wait_for_its_own_call(engine):
+    # the helper's effect waits for its caller's earlier calls, never for itself (a deadlock)
+    _same_as_sequential(several_waiting_helpers_in_one_statement, 1)

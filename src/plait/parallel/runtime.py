@@ -237,6 +237,7 @@ class Invocation:
         self.parent = parent
         self.depth = parent.inv.depth + 1 if parent is not None else 0
         self.root: Invocation = parent.inv.root if parent is not None else self
+        self.made_before = len(parent.created) if parent is not None else 0  # the caller's calls so far
         self.escaped: dict[int, Any] = {}  # root only: objects a write gave futures (settled at the end)
         self.undo: list[tuple[tuple, int, Callable[[], None]]] = []  # writes to outside objects
         self.cond = threading.Condition()
@@ -1151,7 +1152,10 @@ class Ctx:
                 # did not happen (their variables roll back), and the try around it catches it
                 self.deliver_failure(f, collectors)
 
-    def effect_barrier(self) -> None:
+    def effect_barrier(self, made_before: int | None = None) -> None:
+        """Wait until everything before this point has happened and every earlier call has
+        succeeded. From a nested call, ``made_before`` is how many calls its caller's
+        statement had made when it called (the nested call itself is not among them)."""
         self._barrier(lambda s: True)
         if getattr(_engine(), "tracing", False):
             return  # tracing runs ordinary code as it comes; task results are symbolic
@@ -1162,14 +1166,15 @@ class Ctx:
                 f for s, f in self.inv.futures if is_before(s, seq) and f._state != 1 and id(f) not in delivered
             ]
         # and the calls this statement made before the effect, which come first too
-        earlier += [f for f in self.created if f._state != 1 and id(f) not in delivered]
+        made = self.created if made_before is None else self.created[:made_before]
+        earlier += [f for f in made if f._state != 1 and id(f) not in delivered]
         if earlier:
             self.block_on(_FuturesDone(earlier))
             for f in earlier:
                 if f._exc is not None:
                     self.deliver_failure(f)  # sequentially, that call raised before this effect
         if self.inv.parent is not None:
-            self.inv.parent.effect_barrier()
+            self.inv.parent.effect_barrier(self.inv.made_before)
 
     # hooks used by the rewritten code ----------------------------------------
     def call(self, fn: Any, args: tuple, kwargs: dict) -> Any:
