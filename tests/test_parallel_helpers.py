@@ -430,3 +430,25 @@ def several_waiting_helpers_in_one_statement(a):
 def test_an_effect_in_a_helper_does_not_wait_for_its_own_call(engine):
     # the helper's effect waits for its caller's earlier calls, never for itself (a deadlock)
     _same_as_sequential(several_waiting_helpers_in_one_statement, 1)
+
+
+def announces(x):
+    print("h", x)  # sequentially never printed below: boom(0) raised before this call
+    return x + 1 > 4
+
+
+@plait.parallel
+def helper_after_a_failing_call_in_a_try(a):
+    caught = []
+    try:
+        out = boom(0) * int(announces(a))
+    except ValueError as err:
+        caught.append(str(err))
+        out = None
+    return out, caught
+
+
+def test_a_helper_called_after_a_failing_call_never_runs(engine):
+    # the helper's print waits for the call before it, which failed: the helper is
+    # abandoned and the try around the statement catches boom's own error
+    _same_as_sequential(helper_after_a_failing_call_in_a_try, 3)

@@ -336,8 +336,6 @@ class Invocation:
             self._settle((False, failures[0]) if failures else (True, self.result))
             return
         wait_all(futures)
-        if self.escaped:
-            _settle_escaped(list(self.escaped.values()))
         failures = [(seq, 0, exc, -1) for seq, exc in self.failures if not isinstance(exc, _Abort)]
         failures += [
             (seq, -1, self.noted(f), index)
@@ -348,7 +346,10 @@ class Invocation:
             failures.sort(key=lambda t: (t[0], t[1]))
             seq, kind, exc, index = failures[0]
             self.undo_after(seq, index if kind < 0 else None)
-            self._settle((False, exc))
+        if self.escaped:  # after the undo: a write undone may put back a future
+            _settle_escaped(list(self.escaped.values()))
+        if failures:
+            self._settle((False, failures[0][2]))
         elif any(isinstance(exc, _Abort) for _, exc in self.failures):
             self._settle((False, PlaitError("a @parallel statement was abandoned without a cause")))
         else:
@@ -1023,6 +1024,11 @@ class Ctx:
                         raise _Unwind(issuer.inv.noted(entry), collector)
                 delivered.update(id(e) for _, e, _ in entries)
                 raise _Unwind(exc, collector)
+        if any(entry is obj for entry in self.created):
+            # made by this very statement: it raises here, as sequentially (so a finally
+            # or an except block around it sees it)
+            self.inv.delivered.add(id(obj))
+            raise self.inv.noted(obj)
         if any(entry is obj for _, entry in self.inv.futures):
             raise _Abort()
         raise exc
@@ -1155,7 +1161,9 @@ class Ctx:
     def effect_barrier(self, made_before: int | None = None) -> None:
         """Wait until everything before this point has happened and every earlier call has
         succeeded. From a nested call, ``made_before`` is how many calls its caller's
-        statement had made when it called (the nested call itself is not among them)."""
+        statement had made when it called (the nested call itself is not among them); an
+        earlier call that failed then abandons the nested call (``_Abort``), and the caller
+        raises that failure in its own place."""
         self._barrier(lambda s: True)
         if getattr(_engine(), "tracing", False):
             return  # tracing runs ordinary code as it comes; task results are symbolic
@@ -1172,6 +1180,8 @@ class Ctx:
             self.block_on(_FuturesDone(earlier))
             for f in earlier:
                 if f._exc is not None:
+                    if made_before is not None:
+                        raise _Abort()  # sequentially, the nested call asking never happened
                     self.deliver_failure(f)  # sequentially, that call raised before this effect
         if self.inv.parent is not None:
             self.inv.parent.effect_barrier(self.inv.made_before)
