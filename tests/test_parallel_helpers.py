@@ -452,3 +452,24 @@ def test_a_helper_called_after_a_failing_call_never_runs(engine):
     # the helper's print waits for the call before it, which failed: the helper is
     # abandoned and the try around the statement catches boom's own error
     _same_as_sequential(helper_after_a_failing_call_in_a_try, 3)
+
+
+def catches_what_it_is_given(x):
+    r = [x]
+    try:
+        LOG["got"] = int(4 in r)  # lifted over the argument's future
+    except ValueError as err:
+        LOG["err"] = str(err)
+    return 1
+
+
+@plait.parallel
+def argument_fails_before_the_call(a):
+    return [catches_what_it_is_given(boom(a)) for _ in range(2)]
+
+
+def test_a_helper_never_catches_the_failure_of_its_own_argument(engine):
+    # sequentially boom(0) raises before the helper is called: nothing is logged
+    LOG.clear()
+    assert outcome(argument_fails_before_the_call, 0) == sequential_outcome(argument_fails_before_the_call.fn, 0)
+    assert LOG == {}

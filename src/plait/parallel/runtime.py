@@ -1011,6 +1011,10 @@ class Ctx:
         exc = obj._exc if type(obj) is Future else obj.outcome[1]
         for collector in (collectors or []) + self._collectors_around():
             if any(entry is obj for _, entry, _ in collector.entries):
+                if self.inv.parent is not None:
+                    # about to be caught inside a nested call: not if a call its caller made
+                    # before it failed (then the nested call never happened: _Abort)
+                    self.inv.parent.effect_barrier(self.inv.made_before)
                 # the earliest failing call of that try body is the one that raised
                 entries = sorted(collector.entries, key=lambda e: e[0])
                 pending = [f for _, f, _ in entries if f._state == PENDING]
