@@ -473,3 +473,30 @@ def test_a_helper_never_catches_the_failure_of_its_own_argument(engine):
     LOG.clear()
     assert outcome(argument_fails_before_the_call, 0) == sequential_outcome(argument_fails_before_the_call.fn, 0)
     assert LOG == {}
+
+
+@plait.parallel
+def two_failing_calls_in_one_statement(a):
+    xs = [v * w for v, w in enumerate([inc(a), 5])]  # [a pending product, 5]
+    print("p", list(map(boom, xs)))  # boom(0) fails first, sequentially; boom(5) would too
+    return xs
+
+
+@plait.parallel
+def write_in_an_else_block(c):
+    try:
+        print("p")
+    except ValueError:
+        pass
+    else:
+        LOG[0] = boom(boom(c))  # raises before the write, sequentially
+    return c
+
+
+@pytest.mark.parametrize("program,arg", [(two_failing_calls_in_one_statement, 4), (write_in_an_else_block, 0)],
+                         ids=["first-failure", "else-block-write"])  # fmt: skip
+def test_a_statement_raises_its_first_failing_call_and_writes_nothing_after_it(engine, program, arg):
+    LOG.clear()
+    got = outcome(program, arg), dict(LOG)
+    LOG.clear()
+    assert got == (sequential_outcome(program.fn, arg), dict(LOG))

@@ -368,6 +368,20 @@ class Invocation:
                 except Exception:  # noqa: BLE001 - the object changed shape meanwhile: left as it is
                     log.debug("could not undo a write at %s", at, exc_info=True)
 
+    def undo_own(self, seq: tuple, call: Future | Invocation) -> None:
+        """Statement ``seq`` raises the failure of ``call``: undo its outside writes made after it."""
+        index = next((i for i in range(len(self.futures) - 1, -1, -1) if self.futures[i][1] is call), None)
+        if index is None or not self.undo:
+            return
+        later = [entry for entry in self.undo if entry[0] == seq and entry[1] > index]
+        if later:
+            self.undo = [entry for entry in self.undo if not (entry[0] == seq and entry[1] > index)]
+            for _, _, how in reversed(later):
+                try:
+                    how()
+                except Exception:  # noqa: BLE001
+                    log.debug("could not undo a write at %s", seq, exc_info=True)
+
     def undo_all(self) -> None:
         for _, _, how in reversed(self.undo):
             try:
@@ -1028,11 +1042,11 @@ class Ctx:
                         raise _Unwind(issuer.inv.noted(entry), collector)
                 delivered.update(id(e) for _, e, _ in entries)
                 raise _Unwind(exc, collector)
-        if any(entry is obj for entry in self.created):
-            # made by this very statement: it raises here, as sequentially (so a finally
-            # or an except block around it sees it)
-            self.inv.delivered.add(id(obj))
-            raise self.inv.noted(obj)
+        for k, entry in enumerate(self.created):
+            if entry is obj:
+                # made by this very statement: it raises here, as sequentially (so a finally
+                # or an except block around it sees it), or an earlier call of it does
+                self._raise_own_failure(k)
         if any(entry is obj for _, entry in self.inv.futures):
             raise _Abort()
         raise exc
@@ -1090,14 +1104,20 @@ class Ctx:
         self.record(future)
         return future
 
-    def _raise_own_failure(self) -> None:
-        pending = [f for f in self.created if f._state == PENDING]
+    def _raise_own_failure(self, upto: int | None = None) -> None:
+        """Raise the first failure among this statement's own calls (up to index ``upto``),
+        as the sequential statement raised it: the calls after it never happened (their
+        failures are dropped, the outside writes made after it undone)."""
+        made = self.created if upto is None else self.created[: upto + 1]
+        pending = [f for f in made if f._state == PENDING]
         if pending:
             self.block_on(_FuturesDone(pending))
-        for f in self.created:
-            if f._exc is not None:
-                self.inv.delivered.update(id(g) for g in self.created)
-                raise self.inv.noted(f)
+        inv = self.inv
+        for k, f in enumerate(made):
+            if f._exc is not None and id(f) not in inv.delivered:
+                inv.delivered.update(id(g) for g in self.created[k:])
+                inv.undo_own(self.seq, f)
+                raise inv.noted(f)
 
     def record(self, future: Future | Invocation) -> None:
         self.created.append(future)
