@@ -500,3 +500,37 @@ def test_a_statement_raises_its_first_failing_call_and_writes_nothing_after_it(e
     got = outcome(program, arg), dict(LOG)
     LOG.clear()
     assert got == (sequential_outcome(program.fn, arg), dict(LOG))
+
+
+@plait.parallel
+def error_after_a_failing_call_in_a_try(a):
+    try:
+        c = sum(map(boom, [0, a]))  # boom(0) raises first, sequentially
+        d = max([])  # never reached sequentially
+    finally:
+        a = -1
+    return c, d
+
+
+def reads_the_log(x):
+    y = inc(x)
+    if y > 0:  # waits inside: later calls run in a thread of their own
+        y = y + 0
+    return LOG.get("k", 0) + 1  # reads the dict its caller stores its value into
+
+
+@plait.parallel
+def stores_a_helper_result_it_reads(n):
+    for i in range(n):
+        LOG["k"] = reads_the_log(i)  # sequentially the store comes after the call
+    return LOG["k"]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("program,arg", [(error_after_a_failing_call_in_a_try, 3), (stores_a_helper_result_it_reads, 3)],
+                         ids=["call-error-first", "store-after-call"])  # fmt: skip
+def test_what_a_statement_does_after_a_call_comes_after_it(engine, program, arg):
+    LOG.clear()
+    got = outcome(program, arg), dict(LOG)
+    LOG.clear()
+    assert got == (sequential_outcome(program.fn, arg), dict(LOG))

@@ -859,6 +859,11 @@ class Ctx:
             self._complete()
             raise
         except BaseException as exc:  # noqa: BLE001 - recorded in program order
+            if self.created and isinstance(exc, Exception):
+                try:
+                    self._raise_own_failure()  # a call this statement made before the error raised first
+                except BaseException as earlier:  # noqa: BLE001
+                    exc = earlier
             self.ok = False
             self._fail(exc)
             return None
@@ -1155,6 +1160,12 @@ class Ctx:
 
     def heap_write(self) -> None:
         self._barrier(lambda s: s.heap_read or s.heap_write or s.effects)
+        if self.children:
+            # a nested call this statement made comes first: one that may read objects must
+            # not see this write (its value stored in a dict it reads, say)
+            for child in self.children:
+                if not child.ready() and child.compiled.heap_read:
+                    self.block_on(child)
         collectors = self._collectors_around()
         if collectors:
             # inside try: a task call made before this write would have raised first
@@ -1665,6 +1676,9 @@ class Ctx:
                 self.run_block(0)
             except _Jump:
                 self._raise_failed([collector])  # leaving by break/continue/return: the calls came first
+                raise
+            except Exception:
+                self._raise_failed([collector])  # a call made before the error raised first
                 raise
             self._raise_failed([collector])
         except _Unwind as unwind:
