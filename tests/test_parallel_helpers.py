@@ -534,3 +534,14 @@ def test_what_a_statement_does_after_a_call_comes_after_it(engine, program, arg)
     got = outcome(program, arg), dict(LOG)
     LOG.clear()
     assert got == (sequential_outcome(program.fn, arg), dict(LOG))
+
+
+@plait.parallel
+def mutates_a_task_result(a):
+    xs = sorted([inc(a), 1])  # a future holding a list
+    xs[-1] = len(xs[:])  # mutates the list itself...
+    return sum(xs[::-1])  # ...which the later lifted operation must see
+
+
+def test_a_mutated_task_result_is_what_later_operations_see(engine):
+    _same_as_sequential(mutates_a_task_result, 0)

@@ -44,7 +44,7 @@ from plait.parallel import callees, granularity, undo
 from plait.parallel.compiler import FUTURE_API, MUTATORS, PURE, STRUCTURAL, CompiledFunction, Stmt
 from plait.parallel.function import ParallelFunction
 from plait.runtime.api import get
-from plait.runtime.future import FAILED, FINISHED, PENDING, Future
+from plait.runtime.future import _NO_VALUE, FAILED, FINISHED, PENDING, Future
 from plait.runtime.options import task_options
 from plait.runtime.task import TaskCall, TaskFunction
 
@@ -1104,6 +1104,7 @@ class Ctx:
             values = tuple(a.result() if type(a) is Future else a for a in args)
             if all(_small(v) for v in values) and not _has_pending(values):
                 return fn(*values)  # inputs ready and small: computed here, no round trip
+        args, kwargs = _fetched_values(args), _fetched_values(kwargs)
         engine = _engine()
         future = engine.submit(apply_task, (fn, args, kwargs or {}), {}, _lift_options(name))
         self.record(future)
@@ -1271,6 +1272,7 @@ class Ctx:
         return self.call_effect(fn, args, kwargs)
 
     def call_task(self, fn: Any, args: tuple, kwargs: dict) -> Any:
+        args, kwargs = _fetched_values(args), _fetched_values(kwargs)
         inv = self.inv
         future = None
         if inv.speculative:
@@ -1630,10 +1632,10 @@ class Ctx:
     def native(self, fast: Callable, hooked: Callable, names: tuple[str, ...]) -> Any:
         """A comprehension that only computes: plain Python when its inputs hold no futures."""
         values = [self.load(name) for name in names]
+        if _has_mutable(values):
+            self.heap_read()  # first: an earlier statement may still be filling a list it reads
         if _has_pending(values):
             return hooked()
-        if _has_mutable(values):
-            self.heap_read()
         return fast(*values)
 
     def discard(self, value: Any) -> None:
@@ -1757,6 +1759,26 @@ def _small(value: Any) -> bool:
     if t in (list, tuple) and len(value) <= 64:
         return set(map(type, value)) <= _ATOMS
     return False
+
+
+def _fetched_values(values: Any) -> Any:
+    """A future whose mutable value the driver has fetched stands for that object, which
+    the program may have changed since (``xs = sorted(fs); xs[0] = 1``): pass the object."""
+    if not values:
+        return values
+    items = values.values() if type(values) is dict else values
+    if not any(type(v) is Future and v._state == FINISHED and v._value is not _NO_VALUE for v in items):
+        return values
+
+    def swap(v: Any) -> Any:
+        if type(v) is Future and v._state == FINISHED and v._value is not _NO_VALUE:
+            if not isinstance(v._value, _IMMUTABLE) and type(v._value) is not tuple:
+                return v._value
+        return v
+
+    if type(values) is dict:
+        return {k: swap(v) for k, v in values.items()}
+    return tuple(swap(v) for v in values)
 
 
 def _is_task(fn: Any) -> bool:
