@@ -47,11 +47,14 @@ FEATURES = {
     "raise",  # raise ValueError(...) in programs and helpers, try/finally
     "index_loops",  # for k in range(len(xs)): xs[k] = ...; for/else; while True with break
     "recursion",  # bounded recursive helpers
+    "task_containers",  # tasks taking a list (total(xs)) and returning a tuple (u, w = pair(e))
 }
 _without = {f.strip() for f in os.environ.get("PLAIT_HYPOTHESIS_WITHOUT", "").split(",") if f.strip()}
 _unknown = _without - FEATURES
 if _unknown:
-    raise ValueError(f"PLAIT_HYPOTHESIS_WITHOUT: unknown features {sorted(_unknown)}; known: {sorted(FEATURES)}")
+    raise ValueError(
+        f"PLAIT_HYPOTHESIS_WITHOUT: unknown features {sorted(_unknown)}; known: {sorted(FEATURES)}"
+    )
 ON = FEATURES - _without
 
 _counter = itertools.count()
@@ -126,6 +129,8 @@ def int_exprs(draw, ctx: Ctx, depth: int = 0) -> str:
             options += ["aggregate", "aggregate"]
     if "membership" in ON and depth <= 1:
         options.append("member")
+    if "task_containers" in ON and ctx.tasks and depth <= 1:
+        options += ["total", "pair_index"]
     kind = draw(st.sampled_from(options))
     sub = int_exprs(ctx, depth + 1)
     if kind == "leaf":
@@ -142,6 +147,10 @@ def int_exprs(draw, ctx: Ctx, depth: int = 0) -> str:
         return f"({draw(sub)} if {draw(conditions(ctx, 1))} else {draw(sub)})"
     if kind == "andor":
         return f"({draw(sub)} {draw(st.sampled_from(['or', 'and']))} {draw(sub)})"
+    if kind == "total":
+        return f"total({draw(list_reads(ctx, depth + 1))})"
+    if kind == "pair_index":
+        return f"pair({draw(sub)})[{draw(st.integers(0, 1))}]"
     if kind == "get":
         return f"{ctx.dct}.get({draw(st.integers(0, 2))}, {draw(sub)})"
     if kind == "helper":
@@ -394,7 +403,11 @@ def statements(draw, ctx: Ctx) -> list[str]:
         return [f"{draw(st.sampled_from(grow))}.append({draw(expr)})"]
     if kind == "list_extend":
         k = draw(st.integers(0, 3))
-        source = draw(st.sampled_from([f"list(range({k}))", f"[{draw(expr)}, {draw(expr)}]", f"[{draw(expr)} for v in range({k})]"]))
+        source = draw(
+            st.sampled_from(
+                [f"list(range({k}))", f"[{draw(expr)}, {draw(expr)}]", f"[{draw(expr)} for v in range({k})]"]
+            )
+        )
         return [f"{draw(st.sampled_from(ctx.growable()))}.extend({source})"]
     if kind == "list_assign":
         return [f"{draw(st.sampled_from(ctx.lists))} = {draw(list_exprs(ctx))}"]
@@ -439,10 +452,17 @@ def statements(draw, ctx: Ctx) -> list[str]:
     if kind == "tree":
         return draw(trees(ctx))
     if kind == "unpack":
-        u, w = draw(st.lists(st.sampled_from(ctx.assignable), min_size=2, max_size=2, unique=True)) if len(
-            ctx.assignable
-        ) > 1 else (ctx.assignable[0], ctx.assignable[0])
-        form = draw(st.sampled_from(["swap", "pair", "divmod"]))
+        u, w = (
+            draw(st.lists(st.sampled_from(ctx.assignable), min_size=2, max_size=2, unique=True))
+            if len(ctx.assignable) > 1
+            else (ctx.assignable[0], ctx.assignable[0])
+        )
+        forms = ["swap", "pair", "divmod"]
+        if "task_containers" in ON and ctx.tasks:
+            forms.append("task_pair")
+        form = draw(st.sampled_from(forms))
+        if form == "task_pair":
+            return [f"{u}, {w} = pair({draw(expr)})"]
         if form == "swap" and u != w:
             return [f"{u}, {w} = {w}, {u}"]
         if form == "divmod":
@@ -621,7 +641,11 @@ def helper_defs(draw, name: str, kind: str, earlier: tuple[Helper, ...]) -> Help
         step = f"{task}(x)" if task else "x * 2"
         body = ["if x <= 0:", "    " + ret("0"), ret(f"{step} + {name}(min(x, 4) - 1)")]
     elif pick == "raises":
-        body = [f"if x % 4 == {draw(st.integers(0, 3))}:", "    raise ValueError(f'helper {x}')", ret(f"x - {y}")]
+        body = [
+            f"if x % 4 == {draw(st.integers(0, 3))}:",
+            "    raise ValueError(f'helper {x}')",
+            ret(f"x - {y}"),
+        ]
     elif pick == "print":
         body = [f"print('h', {x})", ret(f"{x} + 1")]
     elif pick == "log":
@@ -631,13 +655,17 @@ def helper_defs(draw, name: str, kind: str, earlier: tuple[Helper, ...]) -> Help
     elif pick == "calls":
         calls = []
         for h in draw(st.lists(st.sampled_from(list(earlier)), min_size=1, max_size=2)):
-            calls.append({"int1": f"{h.name}({x})", "int2": f"{h.name}({x}, {y})", "pred": f"int({h.name}({x}))"}.get(
-                h.kind, f"{h.name}(r, {x})"
-            ))
+            calls.append(
+                {"int1": f"{h.name}({x})", "int2": f"{h.name}({x}, {y})", "pred": f"int({h.name}({x}))"}.get(
+                    h.kind, f"{h.name}(r, {x})"
+                )
+            )
         body = ["r = []", ret(" + ".join(calls))]
     else:
         body = ["t = 0", "r = [x, t]", *draw(blocks(ctx, max_size=3))]
-        body.append(f"return {draw(conditions(ctx, 1))}" if kind == "pred" else f"return {draw(int_exprs(ctx, 1))}")
+        body.append(
+            f"return {draw(conditions(ctx, 1))}" if kind == "pred" else f"return {draw(int_exprs(ctx, 1))}"
+        )
     if kind != "list" and any("lst" in line for line in body):
         body = ["lst = []", *body]
     args = {"int1": "x", "int2": "x, y", "pred": "x", "list": "lst, x"}[kind]
@@ -668,7 +696,7 @@ def programs(draw) -> str:
     )
     init_xs = draw(list_exprs(_no_lists(ctx)))
     body = draw(blocks(ctx, max_size=4))
-    lines = ["from tests.hypo_tasks import boom, work", "", "LOG = {}", "K = 3", ""]
+    lines = ["from tests.hypo_tasks import boom, pair, total, work", "", "LOG = {}", "K = 3", ""]
     for h in helpers:
         lines += ["", *h.lines, ""]
     lines += [

@@ -13,3 +13,13 @@ def boom(x):
     if x % 5 == 0:
         raise ValueError(f"boom {x}")
     return x * 2
+
+
+@plait.task
+def pair(x):
+    return x, x + 1
+
+
+@plait.task
+def total(xs):
+    return sum(xs)

@@ -27,7 +27,6 @@ import importlib.util
 import io
 import itertools
 import os
-import signal
 import threading
 
 import pytest
@@ -43,35 +42,9 @@ _examples_env = os.environ.get("PLAIT_HYPOTHESIS_EXAMPLES")
 EXAMPLES = int(_examples_env or "60")
 DERANDOMIZE = os.environ.get("PLAIT_HYPOTHESIS_DERANDOMIZE", "0" if _examples_env else "1") not in ("", "0")
 ENGINES = [e for e in os.environ.get("PLAIT_HYPOTHESIS_ENGINES", "inline,local").split(",") if e]
-HANG_S = float(os.environ.get("PLAIT_HYPOTHESIS_HANG_S", "20"))  # a parallel run this slow counts as a hang
-
-
-class _Hang(BaseException):
-    """Raised in the main thread when a parallel run takes longer than HANG_S (a deadlock)."""
-
-
-@contextlib.contextmanager
-def _watchdog(seconds: float):
-    """Interrupt a blocked wait in this thread after ``seconds`` (SIGUSR2: pytest-timeout keeps SIGALRM)."""
-    armed = threading.Event()
-
-    def handler(signum, frame):
-        if armed.is_set():
-            armed.clear()
-            raise _Hang()
-
-    previous = signal.signal(signal.SIGUSR2, handler)
-    main = threading.get_ident()
-    timer = threading.Timer(seconds, lambda: armed.is_set() and signal.pthread_kill(main, signal.SIGUSR2))
-    timer.daemon = True
-    armed.set()
-    timer.start()
-    try:
-        yield
-    finally:
-        armed.clear()
-        timer.cancel()
-        signal.signal(signal.SIGUSR2, previous)
+# a parallel run this slow counts as a hang (runs take milliseconds); once one hung, shrinking waits less
+HANG_S = float(os.environ.get("PLAIT_HYPOTHESIS_HANG_S", "10"))
+_hangs: list[str] = []
 
 
 def _load(source: str, tmp_path) -> object:
@@ -84,16 +57,25 @@ def _load(source: str, tmp_path) -> object:
 
 
 def _outcome(fn, args, log: dict):
+    """The run's result, printed output and LOG; run in a thread, so a deadlock is reported, not waited for."""
     log.clear()
     out = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out), _watchdog(HANG_S):
-            value = fn(*args)
-    except _Hang:
-        return ("hung", f"no result after {HANG_S:g} s"), out.getvalue(), dict(log)
-    except Exception as exc:  # noqa: BLE001 - compared below
-        return ("raised", type(exc).__name__, str(exc)), out.getvalue(), dict(log)
-    return ("returned", value), out.getvalue(), dict(log)
+    box: list = []
+
+    def target():
+        try:
+            box.append(("returned", fn(*args)))
+        except Exception as exc:  # noqa: BLE001 - compared below
+            box.append(("raised", type(exc).__name__, str(exc)))
+
+    with contextlib.redirect_stdout(out):
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        thread.join(HANG_S if not _hangs else min(HANG_S, 2.0))
+    if not box:
+        _hangs.append(fn.__name__)
+        return ("hung", "no result (a deadlock?)"), out.getvalue(), dict(log)
+    return box[0], out.getvalue(), dict(log)
 
 
 @pytest.fixture(scope="module", params=ENGINES)

@@ -1239,6 +1239,7 @@ class Ctx:
             if not (isinstance(fn, ParallelFunction) or callees.helper(fn) is not None):
                 args, kwargs = self.unlazy(fn, args), {k: self.unlazy(fn, (v,))[0] for k, v in kwargs.items()}
         if isinstance(fn, (TaskFunction, TaskCall)):
+            args, kwargs = _fetched_values(args), _fetched_values(kwargs)
             if _has_invocation(args) or _has_invocation(kwargs):
                 args, kwargs = self.resolve_invocations((args, kwargs))
             if _has_mutable(args) or _has_mutable(kwargs):
@@ -1272,7 +1273,6 @@ class Ctx:
         return self.call_effect(fn, args, kwargs)
 
     def call_task(self, fn: Any, args: tuple, kwargs: dict) -> Any:
-        args, kwargs = _fetched_values(args), _fetched_values(kwargs)
         inv = self.inv
         future = None
         if inv.speculative:
@@ -1874,8 +1874,11 @@ def resolve_deep(value: Any, ctx: Ctx | None) -> Any:
     t = type(value)
     if t is Future or t is Invocation:
         if ctx is not None:
-            return ctx.resolve(value)
-        return value.result() if t is Future else value.value()
+            got = ctx.resolve(value)
+        else:
+            got = value.result() if t is Future else value.value()
+        # a value the driver fetched may have been given futures since (xs[0] = f(xs))
+        return resolve_deep(got, ctx) if type(got) in _SEQUENCES or type(got) is dict else got
     if t not in _SEQUENCES and t is not dict:
         return value
     if not _has_pending(value):
