@@ -545,3 +545,16 @@ def mutates_a_task_result(a):
 
 def test_a_mutated_task_result_is_what_later_operations_see(engine):
     _same_as_sequential(mutates_a_task_result, 0)
+
+
+@plait.parallel
+def fills_a_task_result_with_calls(a):
+    xs = sorted([inc(a), 1])  # a future holding a list
+    for k in range(len(xs)):
+        xs[k] = inc(xs[k])  # the fetched list now holds futures
+        print("p", xs)  # printed as values, as sequentially
+    return xs
+
+
+def test_a_task_result_filled_with_calls_reads_as_values(engine):
+    _same_as_sequential(fills_a_task_result_with_calls, 3)
