@@ -43,21 +43,18 @@ class ParallelFunction:
             from plait.parallel.check import run_checked
 
             return run_checked(self, args, kwargs)
-        invocation = self.invoke(args, kwargs, parent=None)
+        invocation = self.invoke(args, kwargs)
         return invocation.value()
 
-    def invoke(self, args: tuple, kwargs: dict, parent: Any) -> Any:
+    def invoke(self, args: tuple, kwargs: dict) -> Any:
+        """Run one call from ordinary code (calls from @parallel code nest in the runtime)."""
         from plait.parallel.runtime import Invocation
 
         compiled = self.compiled
         bound = compiled.signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        lookahead = _lookahead_allowed()
-        invocation = Invocation(compiled, self.fn, dict(bound.arguments), lookahead, parent)
-        if parent is not None and lookahead:
-            invocation.start()
-        else:
-            invocation.run()
+        invocation = Invocation(compiled, self.fn, dict(bound.arguments), _lookahead_allowed(), None)
+        invocation.run()
         return invocation
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
