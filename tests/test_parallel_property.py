@@ -17,7 +17,9 @@ With PLAIT_HYPOTHESIS_EXAMPLES set, examples are random (derandomize off) unless
 PLAIT_HYPOTHESIS_DERANDOMIZE=1; the default run is derandomized, so CI is
 repeatable. PLAIT_HYPOTHESIS_ENGINES=local restricts the engines,
 PLAIT_HYPOTHESIS_WITHOUT=helper_tasks,genexp switches grammar features off
-(to look past a known bug; see FEATURES in hypo_grammar.py).
+(to look past a known bug; see FEATURES in hypo_grammar.py). A parallel run
+that gives no result within PLAIT_HYPOTHESIS_HANG_S seconds (default 10; runs
+take milliseconds) is reported as "hung" instead of blocking the test.
 """
 
 from __future__ import annotations
