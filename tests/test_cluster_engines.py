@@ -222,10 +222,9 @@ def test_actor_created_inside_a_task(engine):
 
 def test_wait_returns_as_soon_as_enough_are_done(engine):
     futures = [nap(0, 0.0), nap(1, 0.0), nap(2, 4)]
-    start = time.monotonic()
     done, pending = plait.wait(futures, num_returns=2, timeout=30)
     assert len(done) == 2 and pending == [futures[2]]
-    assert time.monotonic() - start < 3.5
+    assert not futures[2].done()  # it returned with the 4 s task still running
     with pytest.raises(plait.GetTimeoutError):
         futures[2].result(timeout=0.2)
     assert plait.status() and "nap" in str(plait.status())

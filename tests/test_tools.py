@@ -62,20 +62,17 @@ def _python(code: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
     )
 
 
-def test_import_is_fast_and_light():
+def test_import_is_light():
+    # how fast it imports is measured in benchmarks/run.py (W7, start-up to first result)
     result = _python(
         """
-        import sys, time
-        start = time.perf_counter()
+        import sys
         import plait
-        elapsed = time.perf_counter() - start
         heavy = [m for m in ("numpy", "ray", "dask", "cloudpickle") if m in sys.modules]
-        print(elapsed, heavy)
+        print(heavy)
         """
     )
-    elapsed, heavy = result.stdout.split(" ", 1)
-    assert float(elapsed) < 0.15, result.stdout
-    assert heavy.strip() == "[]"
+    assert result.stdout.strip() == "[]", result.stdout
 
 
 def test_plait_run_command(tmp_path):
