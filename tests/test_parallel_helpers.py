@@ -15,6 +15,7 @@ import time
 import pytest
 
 import plait
+from tests.hypo_tasks import boom
 from tests.outcomes import outcome, sequential_outcome
 
 
@@ -29,17 +30,18 @@ def double(x):
 
 
 @plait.task
-def boom(x):
-    if x % 5 == 0:
-        raise ValueError(f"boom {x}")
-    return x * 2
-
-
-@plait.task
 def span(i, delay=0.3):
     start = time.time()
     time.sleep(delay)
     return start, time.time()
+
+
+def _same_with_log(pf, *args):
+    """The outcome and what the program left in LOG, both as sequentially."""
+    LOG.clear()
+    got = outcome(pf, *args), dict(LOG)
+    LOG.clear()
+    assert got == (sequential_outcome(pf.fn, *args), dict(LOG))
 
 
 def _same_as_sequential(pf, *args):
@@ -496,10 +498,7 @@ def write_in_an_else_block(c):
 @pytest.mark.parametrize("program,arg", [(two_failing_calls_in_one_statement, 4), (write_in_an_else_block, 0)],
                          ids=["first-failure", "else-block-write"])  # fmt: skip
 def test_a_statement_raises_its_first_failing_call_and_writes_nothing_after_it(engine, program, arg):
-    LOG.clear()
-    got = outcome(program, arg), dict(LOG)
-    LOG.clear()
-    assert got == (sequential_outcome(program.fn, arg), dict(LOG))
+    _same_with_log(program, arg)
 
 
 @plait.parallel
@@ -530,10 +529,7 @@ def stores_a_helper_result_it_reads(n):
 @pytest.mark.parametrize("program,arg", [(error_after_a_failing_call_in_a_try, 3), (stores_a_helper_result_it_reads, 3)],
                          ids=["call-error-first", "store-after-call"])  # fmt: skip
 def test_what_a_statement_does_after_a_call_comes_after_it(engine, program, arg):
-    LOG.clear()
-    got = outcome(program, arg), dict(LOG)
-    LOG.clear()
-    assert got == (sequential_outcome(program.fn, arg), dict(LOG))
+    _same_with_log(program, arg)
 
 
 @plait.parallel
