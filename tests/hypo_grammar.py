@@ -48,6 +48,7 @@ FEATURES = {
     "index_loops",  # for k in range(len(xs)): xs[k] = ...; for/else; while True with break
     "recursion",  # bounded recursive helpers
     "task_containers",  # tasks taking a list (total(xs)) and returning a tuple (u, w = pair(e))
+    "task_lists",  # task results that are lists (xs = rows(e)), changed in place, nested ones too
 }
 _without = {f.strip() for f in os.environ.get("PLAIT_HYPOTHESIS_WITHOUT", "").split(",") if f.strip()}
 _unknown = _without - FEATURES
@@ -193,8 +194,12 @@ def list_exprs(draw, ctx: Ctx, depth: int = 0) -> str:
     if "builtins" in ON:
         options += ["concat", "slice", "list_enum", "tuple_list"]
         options += [k for k in ("map", "sorted") if k in ON]
+    if "task_lists" in ON and ctx.tasks:
+        options += ["rows", "rows"]
     kind = draw(st.sampled_from(options))
     elem = int_exprs(ctx, max(depth, 1))
+    if kind == "rows":
+        return f"rows({draw(elem)})"
     if kind == "literal":
         return "[" + ", ".join(draw(st.lists(elem, max_size=3))) + "]"
     if kind == "range":
@@ -379,11 +384,15 @@ def statements(draw, ctx: Ctx) -> list[str]:
         kinds += ["for_index", "for_else", "while_true"]
     if "return" in ON and (ctx.in_loop or ctx.depth > 0):
         kinds.append("return")
+    if "task_lists" in ON and ctx.tasks and ctx.effects:
+        kinds.append("nested_result")
     kind = draw(st.sampled_from(kinds))
     expr = int_exprs(ctx)
     cond = conditions(ctx)
     if kind == "assign":
         return [f"{draw(st.sampled_from(ctx.assignable))} = {draw(expr)}"]
+    if kind == "nested_result":
+        return draw(nested_results(ctx))
     if kind == "augassign":
         return [f"{draw(st.sampled_from(ctx.assignable))} {draw(st.sampled_from(['+=', '-=']))} {draw(expr)}"]
     if kind == "append":
@@ -511,6 +520,37 @@ def statements(draw, ctx: Ctx) -> list[str]:
     lines = ["try:", *body, f"except {exc} as err:", f"    {record}", *handler]
     if draw(st.integers(0, 3)) == 0:
         lines += ["else:", *_indent(draw(blocks(ctx.deeper(), max_size=1)))]
+    return lines
+
+
+@st.composite
+def nested_results(draw, ctx: Ctx) -> list[str]:
+    """A task result holding lists, changed in place through its items or through values
+    computed from it, then read back: plain Python has one object for all of these."""
+    k = next(_counter)
+    nn, row = f"n{k}", f"r{k}"
+    expr = int_exprs(ctx, 1)
+    i = draw(st.integers(0, 1))
+    lines = [f"{nn} = nest({draw(expr)})"]
+    before = draw(st.sampled_from(["", f"{row} = {nn}[{i}]", f"{row} = max({nn})", f"{row} = sorted({nn})[0]"]))
+    if before:
+        lines.append(before)
+    change = [
+        f"{nn}[{i}].append({draw(expr)})",
+        f"{nn}[{i}] = [{draw(expr)}]",
+        f"{nn}.append([{draw(expr)}])",
+        f"for {row}x in {nn}:",
+    ]
+    if before:
+        change += [f"{row}.append({draw(expr)})", f"{row}[0] = {draw(expr)}"]
+    how = draw(st.sampled_from(change))
+    lines.append(how)
+    if how.startswith("for "):
+        lines.append(f"    {row}x.append({draw(expr)})")
+    reads = [f"print({ctx.label!r}, {nn})", f"{ctx.dct}[{i}] = len({nn}[{i}])", f"{ctx.dct}[{i}] = total({nn}[{i}])"]
+    if before:
+        reads += [f"print({ctx.label!r}, {row})", f"{ctx.dct}[{i}] = total({row})"]
+    lines.extend(draw(st.lists(st.sampled_from(reads), min_size=1, max_size=2)))
     return lines
 
 
@@ -696,7 +736,7 @@ def programs(draw) -> str:
     )
     init_xs = draw(list_exprs(_no_lists(ctx)))
     body = draw(blocks(ctx, max_size=4))
-    lines = ["from tests.hypo_tasks import boom, pair, total, work", "", "LOG = {}", "K = 3", ""]
+    lines = ["from tests.hypo_tasks import boom, nest, pair, rows, total, work", "", "LOG = {}", "K = 3", ""]
     for h in helpers:
         lines += ["", *h.lines, ""]
     lines += [

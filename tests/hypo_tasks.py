@@ -23,3 +23,13 @@ def pair(x):
 @plait.task
 def total(xs):
     return sum(xs)
+
+
+@plait.task
+def rows(x):
+    return [x, x + 1]
+
+
+@plait.task
+def nest(x):
+    return [[x], [x + 1, x]]

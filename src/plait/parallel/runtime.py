@@ -40,11 +40,11 @@ from collections.abc import Callable
 from typing import Any
 
 from plait.errors import PlaitError
-from plait.parallel import callees, granularity, undo
+from plait.parallel import aliases, callees, granularity, undo
 from plait.parallel.compiler import FUTURE_API, MUTATORS, PURE, STRUCTURAL, CompiledFunction, Stmt
 from plait.parallel.function import ParallelFunction
 from plait.runtime.api import get
-from plait.runtime.future import _NO_VALUE, FAILED, FINISHED, PENDING, Future
+from plait.runtime.future import FAILED, FINISHED, PENDING, Future
 from plait.runtime.options import task_options
 from plait.runtime.task import TaskCall, TaskFunction
 
@@ -239,6 +239,7 @@ class Invocation:
         self.root: Invocation = parent.inv.root if parent is not None else self
         self.made_before = len(parent.created) if parent is not None else 0  # the caller's calls so far
         self.escaped: dict[int, Any] = {}  # root only: objects a write gave futures (settled at the end)
+        self.owned: dict[int, Future] = {}  # root only: results changed in place (see aliases)
         self.undo: list[tuple[tuple, int, Callable[[], None]]] = []  # writes to outside objects
         self.cond = threading.Condition()
         self.detached: dict[tuple, Stmt] = {}  # statements (and units) still running off the issuer
@@ -1010,13 +1011,19 @@ class Ctx:
                 self.block_on(_FuturesDone([value]))
             if value._exc is not None:
                 self.deliver_failure(value)
-            return value.result()
+            got = value.result()
+            if not aliases.cannot_share(got):
+                self.heap_read()  # the driver's object: earlier statements may be changing it
+            return got
         if t is Invocation:
             if not value.ready():
                 self.block_on(value)
             if value.outcome is not None and not value.outcome[0]:
                 self.deliver_failure(value)
-            return value.value()
+            got = value.value()
+            if not aliases.cannot_share(got):
+                self.heap_read()
+            return got
         return value
 
     def deliver_failure(self, obj: Any, collectors: list[Collector] | None = None) -> None:
@@ -1092,19 +1099,22 @@ class Ctx:
         if _has_mutable(args) or _has_mutable(kwargs):
             # the lifted call captures the containers as they are now: that reads them
             self.heap_read()
-        if _has_invocation(args) or _has_invocation(kwargs):
+        args, kwargs = self.driver_values(args), self.driver_values(kwargs)
+        in_driver = fn in aliases.ALIASING  # its value may be part of an input: never a copy
+        if in_driver or _has_invocation(args) or _has_invocation(kwargs):
             pending: list = []
             _collect((args, kwargs), pending)
-            if self.inv.lookahead and any(type(p) is Invocation and not p.ready() for p in pending):
-                # an operation on a nested call's pending value: computed in the driver once
-                # it is there, without holding up this statement
+            if self.inv.lookahead and any(not p.ready() if type(p) is Invocation else in_driver and p._state == PENDING for p in pending):
+                # computed in the driver once its inputs are there, without holding up
+                # this statement (ordered like any statement that reads objects)
                 return self.call_nested(_computed, _computed_program(), (fn, args, kwargs or {}), {})
+            if in_driver:
+                return fn(*self.resolve_all(args), **self.resolve_all(kwargs or {}))
             args, kwargs = self.resolve_invocations((args, kwargs))
         if all(type(a) is not Future or a._state == FINISHED for a in args) and not kwargs:
             values = tuple(a.result() if type(a) is Future else a for a in args)
             if all(_small(v) for v in values) and not _has_pending(values):
                 return fn(*values)  # inputs ready and small: computed here, no round trip
-        args, kwargs = _fetched_values(args), _fetched_values(kwargs)
         engine = _engine()
         future = engine.submit(apply_task, (fn, args, kwargs or {}), {}, _lift_options(name))
         self.record(future)
@@ -1239,11 +1249,11 @@ class Ctx:
             if not (isinstance(fn, ParallelFunction) or callees.helper(fn) is not None):
                 args, kwargs = self.unlazy(fn, args), {k: self.unlazy(fn, (v,))[0] for k, v in kwargs.items()}
         if isinstance(fn, (TaskFunction, TaskCall)):
-            args, kwargs = _fetched_values(args), _fetched_values(kwargs)
+            if _has_mutable(args) or _has_mutable(kwargs):
+                self.heap_read()  # the call pickles them now: after earlier statements fill them
+            args, kwargs = self.driver_values(args), self.driver_values(kwargs)
             if _has_invocation(args) or _has_invocation(kwargs):
                 args, kwargs = self.resolve_invocations((args, kwargs))
-            if _has_mutable(args) or _has_mutable(kwargs):
-                self.heap_read()  # the call pickles them now
             return self.call_task(fn, args, kwargs)
         if isinstance(fn, ParallelFunction):
             return self.call_nested(fn.fn, fn.compiled, args, kwargs)
@@ -1336,6 +1346,7 @@ class Ctx:
             if name == "result":
                 return self.resolve(obj)  # waits here, like any use of the value
             return getattr(obj, name)(*self.resolve_all(args), **self.resolve_all(kwargs))
+        self.own(obj)
         obj = self.resolve(obj)
         if Lazy in map(type, args):
             consumer = _EAGER if isinstance(obj, _IMMUTABLE) or type(obj) in _CONTAINERS else None
@@ -1358,10 +1369,38 @@ class Ctx:
         return getattr(obj, name)(*args, **kwargs)
 
     def settled(self, value: Any) -> Any:
-        """A nested call's value once it is known; the pending call itself until then."""
-        if type(value) is Invocation and value.ready():
+        """A nested call's value once it is known; the pending call itself until then. A
+        result the driver holds (or is about to change) as an object: that object."""
+        t = type(value)
+        if t is Invocation and value.ready():
+            return self.resolve(value)
+        if t is Future and self._driver_holds(value):
             return self.resolve(value)
         return value
+
+    # results as objects (see aliases) ------------------------------------------
+    def own(self, obj: Any) -> None:
+        """``obj`` is about to be changed in place: if it is a result, the driver's copy is
+        the object from now on (marked before this statement may wait, so the statements
+        issued after it read it after this change)."""
+        if type(obj) is Future:
+            self.inv.root.owned[id(obj)] = obj
+
+    def _driver_holds(self, future: Future) -> bool:
+        return id(future) in self.inv.root.owned or aliases.exposed(future)
+
+    def driver_values(self, values: Any) -> Any:
+        """Arguments with every result the driver holds as an object replaced by that
+        object (read after the statements that may change it): a task or a lifted
+        operation must see it as the program left it, not the stored copy."""
+        if not values or not _holds(values, (Future,)):
+            return values
+        pending: list = []
+        _collect(values, pending)
+        held = {id(f): f for f in pending if type(f) is Future and self._driver_holds(f)}
+        if not held:
+            return values
+        return _replaced(values, {k: self.resolve(f) for k, f in held.items()})
 
     def binop(self, op: str, a: Any, b: Any) -> Any:
         a, b = self.settled(a), self.settled(b)
@@ -1454,6 +1493,7 @@ class Ctx:
         return obj[key]
 
     def setattr(self, obj: Any, name: str, value: Any, outside: bool = False) -> None:
+        self.own(obj)
         obj = self.resolve(obj)
         self.heap_write()
         if _has_pending(value):
@@ -1463,6 +1503,7 @@ class Ctx:
         setattr(obj, name, value)
 
     def setitem(self, obj: Any, key: Any, value: Any, outside: bool = False) -> None:
+        self.own(obj)
         obj = self.resolve(obj)
         key = self.resolve_all(key)
         self.heap_write()
@@ -1473,6 +1514,7 @@ class Ctx:
         obj[key] = value
 
     def delitem(self, obj: Any, key: Any, outside: bool = False) -> None:
+        self.own(obj)
         obj = self.resolve(obj)
         key = self.resolve_all(key)
         self.heap_write()
@@ -1481,6 +1523,7 @@ class Ctx:
         del obj[key]
 
     def delattr(self, obj: Any, name: str, outside: bool = False) -> None:
+        self.own(obj)
         obj = self.resolve(obj)
         self.heap_write()
         if outside:
@@ -1761,24 +1804,20 @@ def _small(value: Any) -> bool:
     return False
 
 
-def _fetched_values(values: Any) -> Any:
-    """A future whose mutable value the driver has fetched stands for that object, which
-    the program may have changed since (``xs = sorted(fs); xs[0] = 1``): pass the object."""
-    if not values:
-        return values
-    items = values.values() if type(values) is dict else values
-    if not any(type(v) is Future and v._state == FINISHED and v._value is not _NO_VALUE for v in items):
-        return values
-
-    def swap(v: Any) -> Any:
-        if type(v) is Future and v._state == FINISHED and v._value is not _NO_VALUE:
-            if not isinstance(v._value, _IMMUTABLE) and type(v._value) is not tuple:
-                return v._value
-        return v
-
-    if type(values) is dict:
-        return {k: swap(v) for k, v in values.items()}
-    return tuple(swap(v) for v in values)
+def _replaced(values: Any, objects: dict[int, Any]) -> Any:
+    """``values`` with the futures whose ids are in ``objects`` replaced (containers rebuilt)."""
+    t = type(values)
+    if t is Future:
+        return objects.get(id(values), values)
+    if t in _SEQUENCES:
+        if not _holds(values, (Future,)):
+            return values
+        return t(_replaced(v, objects) for v in values)
+    if t is dict:
+        if not _holds(values, (Future,)):
+            return values
+        return {_replaced(k, objects): _replaced(v, objects) for k, v in values.items()}
+    return values
 
 
 def _is_task(fn: Any) -> bool:

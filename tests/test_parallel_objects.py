@@ -1,0 +1,132 @@
+"""Task results are objects: changed in place, shared by every name and item that refers to them.
+
+Sequentially a task's result is one object. Under @parallel it is a future whose
+value lives in a worker's store, with a copy in the driver once fetched. Each
+test guards a wrong answer the random programs found (the grammar's
+``task_lists`` feature): a change made through one copy that another use did
+not see. Every program runs on the inline and local engines, many times (the
+bugs were races), and is compared with plain sequential Python.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import plait
+from tests.hypo_tasks import nest, rows, total, work
+from tests.outcomes import outcome, sequential_outcome
+
+RUNS = 6  # the wrong answers were races between a statement that waits and the ones after it
+
+
+@plait.task
+def load_dict(n):
+    return {"items": list(range(n)), "name": "x"}
+
+
+def _same_as_sequential(fn, *args):
+    pf = plait.parallel(fn)
+    want = sequential_outcome(fn, *args)
+    for _ in range(RUNS):
+        assert outcome(pf, *args) == want
+
+
+# ------------------------------------------ a change the later statements must see
+def append_to_a_pending_result(a):
+    xs = sorted([work(a)])
+    xs.append(1)
+    return len(xs), sum(xs)
+
+
+def test_a_read_after_an_append_to_a_pending_result_sees_it(engine):
+    """`len(xs)` was 1: it read the result before the statement appending to it ran."""
+    _same_as_sequential(append_to_a_pending_result, 3)
+
+
+def change_a_result_then_pass_it(n):
+    r = rows(n)
+    r.append(10)
+    r[0] = 5
+    return total(r), r
+
+
+def test_a_task_is_passed_the_result_as_the_program_changed_it(engine):
+    """The task got the stored copy, without the append."""
+    _same_as_sequential(change_a_result_then_pass_it, 2)
+
+
+def change_a_driver_computed_value(n):
+    m = max(nest(n))
+    m[0] = 0
+    return total(m)
+
+
+def test_a_task_is_passed_a_driver_computed_value_after_its_change(engine):
+    _same_as_sequential(change_a_driver_computed_value, 0)
+
+
+# ------------------------------------------------- items are parts of the object
+def change_an_item(n):
+    r = nest(n)
+    r[0].append(5)
+    return r, total(r[0])
+
+
+def change_an_item_through_a_name(n):
+    d = load_dict(n)
+    items = d["items"]
+    items.append(99)
+    d["extra"] = 1
+    return d, total(d["items"])
+
+
+def replace_an_item_after_reading_it(n):
+    r = nest(n)
+    first = r[0]
+    r[0] = [9, 9]
+    return first, r
+
+
+def change_the_largest(n):
+    r = nest(n)
+    m = max(r)
+    m.append(7)
+    return r, m
+
+
+def change_every_row(n):
+    r = nest(n)
+    first = r[0]
+    for row in r:
+        row.append(1)
+    return first, total(first)
+
+
+@pytest.mark.parametrize(
+    "program",
+    [change_an_item, change_an_item_through_a_name, replace_an_item_after_reading_it, change_the_largest, change_every_row],
+)
+def test_an_item_of_a_result_is_the_item_not_a_copy(engine, program):
+    """`r[0]`, `d["items"]` and `max(r)` were computed from a copy in a worker: a change
+    through them did not reach the result, nor a change of the result reach them."""
+    _same_as_sequential(program, 3)
+
+
+# ----------------------------------------- containers holding pending helper calls
+def later(x):
+    t = work(x)
+    if t > 0:
+        t = 2
+    return t
+
+
+def list_with_a_pending_helper_call(a):
+    xs = [a]
+    xs.append(later(a))
+    return total(xs)
+
+
+def test_a_list_holding_a_pending_helper_call_is_passed_its_value(engine):
+    """It failed with a SerializationError: the list was checked for pending helper calls
+    before the statement appending one had run."""
+    _same_as_sequential(list_with_a_pending_helper_call, 3)
