@@ -130,3 +130,16 @@ def test_a_list_holding_a_pending_helper_call_is_passed_its_value(engine):
     """It failed with a SerializationError: the list was checked for pending helper calls
     before the statement appending one had run."""
     _same_as_sequential(list_with_a_pending_helper_call, 3)
+
+
+def item_given_a_pending_helper_call(n):
+    r = nest(n)
+    largest = max(r)
+    r[1].append(later(n))
+    return total(largest)
+
+
+def test_a_value_whose_item_was_given_a_pending_helper_call_is_passed_its_value(engine):
+    """`largest` is `r[1]`, which then holds a pending helper call: passing it to a task
+    failed with a SerializationError."""
+    _same_as_sequential(item_given_a_pending_helper_call, 6)

@@ -461,7 +461,7 @@ class DaskEngine(rm.ClusterEngine):
                 if small:
                     values = self.client.gather([f._payload for f in small])
                     for f, value in zip(small, values, strict=True):
-                        f._value = value
+                        f.offer_value(value)
         except Exception:  # noqa: BLE001 - only an optimization: each value is read when asked for
             return
 

@@ -309,7 +309,7 @@ class RayEngine(rm.ClusterEngine):
                 batch.append((f, FAILED, self._convert(status.error, f._name)))
                 continue
             if len(status) == 4:  # a small value travelled with the status
-                f._value = status[3]
+                f.offer_value(status[3])
             spans[f._id] = (f._name, status[0], status[1], status[2])
             batch.append((f, FINISHED, f._payload))
         self._complete(batch)

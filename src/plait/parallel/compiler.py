@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plait.errors import PlaitError
+from plait.parallel import native
 
 
 class ParallelSyntaxError(PlaitError, SyntaxError):
@@ -85,6 +86,7 @@ class Stmt:
     # for one item, so they may start before the iterations that make them
     speculate: Callable | None = None
     invariants: tuple[str, ...] = ()
+    native: Any = None  # for: the loop as plain Python, run when its tasks are tiny (native.py)
 
 
 @dataclass
@@ -251,7 +253,12 @@ class _Compiler:
             mutated = _mutation_receivers(node.body)
             iter_name = node.iter.id if isinstance(node.iter, ast.Name) else None
             speculate, invariants = self.speculator(node)
+            twin = native.twin(self, node, reads | writes)
+            if twin is not None:
+                names = frozenset(twin.names)
+                twin.stmt = Stmt(node, "native", node.lineno, names, names, False, True, True, False)
             return Stmt(
+                native=twin,
                 kind="for",
                 speculate=speculate,
                 invariants=invariants,

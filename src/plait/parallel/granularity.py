@@ -25,6 +25,7 @@ from plait.runtime.task import TaskFunction, call_by_value
 
 ENABLED = os.environ.get("PLAIT_INLINE_TASKS", "1") != "0"
 INLINE_BELOW = 50e-6  # seconds of run time: well under what dispatching a task costs
+SLOW_FACTOR = 20  # a run in place this many times INLINE_BELOW: that task goes to workers again
 _slow: set[int] = set()  # ids of task functions that ran slowly in place: never again
 
 
@@ -40,19 +41,28 @@ def _plain(fn: TaskFunction) -> bool:
     )
 
 
-def tiny(fn: TaskFunction, args: tuple, kwargs: dict) -> bool:
-    """Should this call run in place? Only for measured tiny tasks with ready arguments."""
+def tiny_task(fn: Any) -> bool:
+    """Is ``fn`` a task measured to run far quicker than its dispatch?"""
     if type(fn) is not TaskFunction or id(fn) in _slow:
         return False
     measure = getattr(current_engine(), "typical_run_time", None)
     if measure is None:
         return False
     typical = measure(fn.name)
-    if typical is None or typical >= INLINE_BELOW or not _plain(fn):
+    return typical is not None and typical < INLINE_BELOW and _plain(fn)
+
+
+def tiny(fn: TaskFunction, args: tuple, kwargs: dict) -> bool:
+    """Should this call run in place? Only for measured tiny tasks with ready arguments."""
+    if not tiny_task(fn):
         return False
     from plait.parallel.runtime import _has_pending
 
     return not (_has_pending(args) or _has_pending(kwargs))
+
+
+def ran_slowly(fn: TaskFunction) -> None:
+    _slow.add(id(fn))
 
 
 def run_here(fn: TaskFunction, args: tuple, kwargs: dict) -> Any:
@@ -60,5 +70,5 @@ def run_here(fn: TaskFunction, args: tuple, kwargs: dict) -> Any:
     try:
         return call_by_value(fn.fn, args, kwargs)
     finally:
-        if time.perf_counter() - start > 20 * INLINE_BELOW:
-            _slow.add(id(fn))
+        if time.perf_counter() - start > SLOW_FACTOR * INLINE_BELOW:
+            ran_slowly(fn)

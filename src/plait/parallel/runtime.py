@@ -30,6 +30,7 @@ statements after a failure are abandoned before they perform any effect.
 
 from __future__ import annotations
 
+import itertools
 import linecache
 import logging
 import operator
@@ -40,7 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 from plait.errors import PlaitError
-from plait.parallel import aliases, callees, granularity, undo
+from plait.parallel import aliases, callees, granularity, native, undo
 from plait.parallel.compiler import FUTURE_API, MUTATORS, PURE, STRUCTURAL, CompiledFunction, Stmt
 from plait.parallel.function import ParallelFunction
 from plait.runtime.api import get
@@ -55,6 +56,7 @@ log = logging.getLogger("plait.parallel")
 # nested calls run inline in their caller's thread; every so many levels a new thread
 # takes over, so deep recursion is bounded by Python's limit per thread, as it is sequentially
 INLINE_DEPTH = 12
+NATIVE_LOOK_EVERY = 16  # iterations between looks at whether a loop's tasks became tiny
 SPECULATION_RETRY = 0.1  # seconds between looks for idle workers while issuing waits in place
 
 
@@ -470,7 +472,7 @@ class Block:
 
 
 class Loop:
-    __slots__ = ("stmt", "iterator", "lazy", "broken", "items", "ahead")
+    __slots__ = ("stmt", "iterator", "lazy", "broken", "items", "ahead", "native_in")
 
     def __init__(self, stmt: Stmt, iterator: Any, lazy: bool = False, items: list | None = None) -> None:
         self.stmt = stmt
@@ -479,6 +481,7 @@ class Loop:
         self.broken = False
         self.items = items  # the snapshot a for loop walks, when it has one
         self.ahead = 0  # items before this index have had their calls started speculatively
+        self.native_in = 0  # iterations until the next look at whether its native twin may run
 
     def position(self) -> int:
         """Index of the item the next iteration takes."""
@@ -698,6 +701,12 @@ class Issuer:
                 self.stack.pop()
                 self.stack.append(Block(stmt.orelse))
             return
+        if stmt.native is not None and self.inv.inline_tasks and not loop.lazy:
+            loop.native_in -= 1
+            if loop.native_in < 0:
+                loop.native_in = NATIVE_LOOK_EVERY
+                if stmt.native.ready() and self._native_loop(loop, stmt.native):
+                    return
         iterator = loop.iterator
         lazy = loop.lazy
 
@@ -722,6 +731,35 @@ class Issuer:
             self.stack.pop()
             if not loop.broken:
                 self.stack.append(Block(stmt.orelse))
+
+    def _native_loop(self, loop: Loop, twin: native.NativeLoop) -> bool:
+        """Run the rest of ``loop`` as plain Python (its tasks are tiny). False: issue the
+        next iteration after all (the twin declined, or handed the loop back)."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s:%d: the loop runs as plain Python from here: its tasks are measured tiny",
+                self.inv.compiled.filename, loop.stmt.line,
+            )  # fmt: skip
+        ctx = self._new_ctx(twin.stmt, self.next_seq(), twin.stmt.writes)
+        ctx.can_detach = False
+        ended = ctx.execute(lambda c: c.run_native(twin, loop.iterator), returns=True)
+        if not ctx.ok:
+            return True  # it failed before it began (an earlier failure): as a statement does
+        if ended is None:
+            return False
+        how, what = ended
+        if how == native.PAUSED:  # an iteration was slow: issued from the next item on
+            log.debug("%s:%d: an iteration ran slowly: the loop is issued again", self.inv.compiled.filename, loop.stmt.line)
+            twin.slow = True
+            loop.iterator = itertools.chain([what], loop.iterator)
+            loop.items = None
+            return False
+        self.stack.pop()  # the loop is over (its else block ran in the twin)
+        if how == native.RAISED:
+            failing = self._new_ctx(twin.stmt, self.next_seq(), frozenset())
+            failing.can_detach = False
+            failing.execute(lambda c: _reraise(what))
+        return True
 
     def speculate(self) -> bool:
         """The issuer is about to wait in place (on a break, a return, a try): start the task
@@ -1081,9 +1119,12 @@ class Ctx:
     def resolve_invocations(self, value: Any) -> Any:
         """Replace nested @parallel results inside ``value`` by their values (futures stay)."""
         t = type(value)
-        if t is Invocation:
-            return self.resolve(value)
+        if t is Invocation:  # its value may hold nested calls too (an item given one since)
+            got = self.resolve(value)
+            return self.resolve_invocations(got) if _has_invocation(got) else got
         if t in (list, tuple, set, frozenset):
+            if not _has_invocation(value):
+                return value
             return t(self.resolve_invocations(v) for v in value)
         if t is dict:
             return {self.resolve_invocations(k): self.resolve_invocations(v) for k, v in value.items()}
@@ -1672,6 +1713,25 @@ class Ctx:
             self.inv.delivered.update(dropped)
             self.created = [f for f in self.created if id(f) not in dropped]
 
+    def run_native(self, twin: native.NativeLoop, iterator: Any) -> tuple[int, Any] | None:
+        """The loop's native twin, on the values of the variables it uses."""
+        self.heap_write()  # it reads and changes objects: after the statements touching them
+        values = []
+        for name in twin.names:
+            try:
+                values.append(self.load(name) if self.bound.get(name) is not None else UNBOUND)
+            except UnboundLocalError:
+                values.append(UNBOUND)
+        if Lazy in map(type, values):
+            for name, value in zip(twin.names, values, strict=True):
+                self.store(name, value)
+            return None
+        values = self.resolve_all(values)
+        how, what, final = native.start(twin, iterator, UNBOUND, values)
+        for name in twin.names:
+            self.store(name, final.get(name, UNBOUND))
+        return how, what
+
     def native(self, fast: Callable, hooked: Callable, names: tuple[str, ...]) -> Any:
         """A comprehension that only computes: plain Python when its inputs hold no futures."""
         values = [self.load(name) for name in names]
@@ -1759,6 +1819,10 @@ class _Never:
 
 _CONTAINERS = (list, dict, set, bytearray)
 
+
+
+def _reraise(exc: BaseException) -> None:
+    raise exc
 
 
 def _call_key(fn: Any, args: tuple, kwargs: dict) -> Any:

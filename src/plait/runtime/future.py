@@ -87,12 +87,22 @@ class Future:
                 )
         if self._state == FINISHED:
             if self._value is _NO_VALUE:
-                self._value = self._engine.value_of(self)
+                self.offer_value(self._engine.value_of(self))
             return self._value
         if self._state == CANCELLED:
             raise CancelledError(f"task {self._name!r} was cancelled")
         assert self._exc is not None
         raise self._exc
+
+    def offer_value(self, value: Any) -> None:
+        """The value, fetched by the engine or by a thread: kept unless one is there already.
+
+        The first fetched object is *the* value: the program may hold it and change it
+        in place, so threads fetching at once, or an engine prefetching late, never
+        replace it."""
+        with _lock:
+            if self._value is _NO_VALUE:
+                self._value = value
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         try:

@@ -1,0 +1,225 @@
+"""Loops of measured-tiny tasks run as plain Python (their native twin), with sequential meaning.
+
+What counts as tiny is a threshold on measured run time; the tests set a
+generous one themselves, so they check behaviour, not the machine's speed.
+Each program is compared with plain sequential Python; whether the loop ran
+natively is read from the DEBUG log of ``plait.parallel``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import pytest
+
+import plait
+from plait.parallel import granularity
+from tests.outcomes import outcome, sequential_outcome
+
+SHARED = [0]
+
+
+@plait.task
+def inc(x):
+    return x + 1
+
+
+@plait.task
+def fails_at_three(x):
+    if x == 3:
+        raise ValueError("three")
+    return x
+
+
+@plait.task
+def halve_appending(xs):
+    xs.append(0)  # changes its own copy: the caller's list stays as it was
+    return [v // 2 for v in xs]
+
+
+@plait.task
+def module_list():
+    return SHARED  # the caller gets a copy, as from a worker
+
+
+@plait.task
+def sleepy(i):
+    if i == 5:
+        time.sleep(0.05)
+    return i
+
+
+@plait.task
+def where(i):
+    return os.getpid()
+
+
+def accumulate(n):
+    base = inc(100)
+    total = 0
+    squares = []
+    for i in range(n):
+        if i % 4 == 0:
+            continue
+        total += inc(i) + base
+        squares.append(inc(i) * inc(i))
+        if total > 900:
+            break
+    else:
+        total = -total
+    return total, squares, i
+
+
+def unbound_after_an_empty_loop(n):
+    for i in range(n):
+        last = inc(i)
+    return last, i
+
+
+def tuple_targets_and_items(pairs):
+    out = {}
+    for k, v in pairs:
+        out[k] = inc(v)
+    return out
+
+
+def nested_loops(n):
+    grid = []
+    for i in range(n):
+        row = []
+        for j in range(i):
+            row.append(inc(i * j))
+        grid.append(row)
+    return grid
+
+
+def arguments_are_copied(n):
+    xs = [1, 2, 3]
+    out = []
+    for _ in range(n):
+        out.append(halve_appending(xs))
+    return xs, out
+
+
+def results_are_copies(n):
+    sizes = []
+    for i in range(n):
+        r = module_list()
+        r.append(i)
+        sizes.append(len(r))
+    return sizes, SHARED
+
+
+def failure_caught_around_the_loop(n):
+    seen = []
+    try:
+        for i in range(n):
+            seen.append(fails_at_three(i))
+    except ValueError as err:
+        return seen, str(err), i
+    return seen, None, i
+
+
+def failure_ends_the_call(n):
+    total = 0
+    for i in range(n):
+        total += fails_at_three(i)
+    return total
+
+
+def slow_at_five(n):
+    out = []
+    for i in range(n):
+        out.append(sleepy(i))
+    return out
+
+
+def pids(n):
+    out = []
+    for i in range(n):
+        out.append(where(i))
+    return out
+
+
+@pytest.fixture
+def generous(monkeypatch):
+    monkeypatch.setattr(granularity, "INLINE_BELOW", 1.0)
+    with plait.init(engine="local", workers=2) as session:
+        for task, n in ((inc, 10), (fails_at_three, 3), (halve_appending, 1), (module_list, 1), (where, 10), (sleepy, 4)):
+            if task is halve_appending:
+                plait.get([task([i]) for i in range(10)])
+            elif task is module_list:
+                plait.get([task() for _ in range(10)])
+            else:
+                plait.get([task(i % n) for i in range(10)])
+            assert session.engine.typical_run_time(task.name) is not None
+        yield session.engine
+
+
+def _native_runs(caplog) -> int:
+    return sum("runs as plain Python" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("program", "arg"),
+    [
+        (accumulate, 40),
+        (accumulate, 3),
+        (unbound_after_an_empty_loop, 0),
+        (unbound_after_an_empty_loop, 5),
+        (tuple_targets_and_items, [(1, 2), (3, 4), (1, 5)]),
+        (nested_loops, 5),
+        (arguments_are_copied, 3),
+        (results_are_copies, 4),
+        (failure_caught_around_the_loop, 6),
+        (failure_caught_around_the_loop, 2),
+        (failure_ends_the_call, 6),
+    ],
+)
+def test_a_loop_of_tiny_tasks_runs_natively_with_sequential_meaning(generous, caplog, program, arg):
+    caplog.set_level(logging.DEBUG, logger="plait.parallel")
+    want = sequential_outcome(program, arg)
+    pf = plait.parallel(program)
+    for _ in range(3):
+        assert outcome(pf, arg) == want
+    if arg:  # a loop with items reached its twin
+        assert _native_runs(caplog) >= 3
+
+
+def test_the_twin_runs_its_tasks_in_the_driver(generous, caplog):
+    caplog.set_level(logging.DEBUG, logger="plait.parallel")
+    assert set(plait.parallel(pids)(20)) == {os.getpid()}
+    assert _native_runs(caplog) == 1
+
+
+def test_unmeasured_tasks_keep_the_loop_issued(caplog):
+    caplog.set_level(logging.DEBUG, logger="plait.parallel")
+    with plait.init(engine="local", workers=2):
+        assert os.getpid() not in set(plait.parallel(pids)(4))
+    assert _native_runs(caplog) == 0
+
+
+def test_a_slow_iteration_hands_the_loop_back(generous, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG, logger="plait.parallel")
+    monkeypatch.setattr(granularity, "SLOW_FACTOR", 0.01)  # an iteration over 10 ms is slow
+    pf = plait.parallel(slow_at_five)
+    assert outcome(pf, 12) == sequential_outcome(slow_at_five, 12)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("runs as plain Python" in m for m in messages)
+    assert any("issued again" in m for m in messages)
+    granularity._slow.clear()
+
+
+def test_a_loop_with_an_effect_is_issued(generous, caplog, capsys):
+    caplog.set_level(logging.DEBUG, logger="plait.parallel")
+
+    @plait.parallel
+    def prints(n):
+        for i in range(n):
+            print(inc(i))
+
+    prints(3)
+    assert capsys.readouterr().out == "1\n2\n3\n"
+    assert _native_runs(caplog) == 0
