@@ -117,6 +117,7 @@ def test_a_task_slow_in_place_is_not_run_in_place_again(generous, monkeypatch):
     monkeypatch.setattr(granularity, "INLINE_BELOW", 1e-9)  # every run in place now looks slow...
     granularity._slow.discard(id(where))
     monkeypatch.setattr(generous, "typical_run_time", lambda name: 0.0)  # ...though measured tiny
-    first = pids(3)
-    assert first[0] == os.getpid() and os.getpid() not in first[1:]
+    first = pids(4)
+    # two slow runs in a row (one might be the machine being busy), then to workers
+    assert first[:2] == [os.getpid()] * 2 and os.getpid() not in first[2:]
     granularity._slow.discard(id(where))

@@ -46,8 +46,8 @@ def module_list():
 
 @plait.task
 def sleepy(i):
-    if i == 5:
-        time.sleep(0.05)
+    if i >= 5:
+        time.sleep(0.001)
     return i
 
 
@@ -129,7 +129,7 @@ def failure_ends_the_call(n):
     return total
 
 
-def slow_at_five(n):
+def slow_from_five(n):
     out = []
     for i in range(n):
         out.append(sleepy(i))
@@ -203,9 +203,10 @@ def test_unmeasured_tasks_keep_the_loop_issued(caplog):
 
 def test_a_slow_iteration_hands_the_loop_back(generous, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG, logger="plait.parallel")
-    monkeypatch.setattr(granularity, "SLOW_FACTOR", 0.01)  # an iteration over 10 ms is slow
-    pf = plait.parallel(slow_at_five)
-    assert outcome(pf, 12) == sequential_outcome(slow_at_five, 12)
+    monkeypatch.setattr(granularity, "SLOW_FACTOR", 0.01)  # 16 iterations over 10 ms are slow
+    # (sleepy sleeps 1 ms from item 5 on: the stretches from item 16 on are slow)
+    pf = plait.parallel(slow_from_five)
+    assert outcome(pf, 40) == sequential_outcome(slow_from_five, 40)
     messages = [r.getMessage() for r in caplog.records]
     assert any("runs as plain Python" in m for m in messages)
     assert any("issued again" in m for m in messages)

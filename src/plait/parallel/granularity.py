@@ -25,8 +25,10 @@ from plait.runtime.task import TaskFunction, call_by_value
 
 ENABLED = os.environ.get("PLAIT_INLINE_TASKS", "1") != "0"
 INLINE_BELOW = 50e-6  # seconds of run time: well under what dispatching a task costs
-SLOW_FACTOR = 20  # a run in place this many times INLINE_BELOW: that task goes to workers again
+SLOW_FACTOR = 20  # a run in place this many times INLINE_BELOW is slow
+SLOW_RUNS = 2  # slow runs in a row that send a task back to workers (one may be a preemption)
 _slow: set[int] = set()  # ids of task functions that ran slowly in place: never again
+_slow_in_a_row: dict[int, int] = {}
 
 
 def _plain(fn: TaskFunction) -> bool:
@@ -65,10 +67,21 @@ def ran_slowly(fn: TaskFunction) -> None:
     _slow.add(id(fn))
 
 
+def _ran(fn: TaskFunction, seconds: float) -> None:
+    key = id(fn)
+    if seconds <= SLOW_FACTOR * INLINE_BELOW:
+        if key in _slow_in_a_row:
+            del _slow_in_a_row[key]
+        return
+    runs = _slow_in_a_row.get(key, 0) + 1
+    _slow_in_a_row[key] = runs
+    if runs >= SLOW_RUNS:
+        ran_slowly(fn)
+
+
 def run_here(fn: TaskFunction, args: tuple, kwargs: dict) -> Any:
     start = time.perf_counter()
     try:
         return call_by_value(fn.fn, args, kwargs)
     finally:
-        if time.perf_counter() - start > SLOW_FACTOR * INLINE_BELOW:
-            ran_slowly(fn)
+        _ran(fn, time.perf_counter() - start)

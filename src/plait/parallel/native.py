@@ -44,14 +44,27 @@ class NativeLoop:
     globals: dict = field(default_factory=dict)
     stmt: Any = None  # the statement the issuer runs it as (reads and writes every name)
 
-    slow: bool = False  # an iteration ran slowly: the loop is issued from then on
+    pauses: int = 0  # runs handed back after a slow stretch
+    skip: int = 0  # looks at it still to decline after the last pause
+
+    def paused(self) -> None:
+        """A slow stretch (slow tasks, or a busy machine): issue the loop for a while,
+        twice as long after each pause."""
+        self.pauses += 1
+        self.skip = 2 ** min(self.pauses, 12)
 
     def ready(self) -> bool:
         """Every task it calls is measured tiny (and its name still means that task)."""
-        if self.slow or any(self.globals.get(name) is not fn for name, fn in self.bindings):
+        if self.skip:
+            self.skip -= 1
+            return False
+        if any(self.globals.get(name) is not fn for name, fn in self.bindings):
             return False
         return all(granularity.tiny_task(fn) for fn in self.tasks)
 
+
+LOOK_EVERY = 16  # iterations between looks at the clock (a look costs more than an iteration)
+SLOW_STRETCHES = 2  # slow stretches in a row that hand the loop back
 
 # how a run of the twin ended
 DONE, PAUSED, BROKE, RAISED = 0, 1, 2, 3
@@ -212,7 +225,8 @@ def _and_all(checks: list[ast.expr]) -> ast.expr:
 def _build(compiler: Any, loop: ast.For, names: list[str], tasks: tuple[TaskFunction, ...]) -> Any:
     """def __loop(__it, __unbound, <tasks>, <names>): the loop, then how it ended and its locals.
 
-    An iteration that took longer than ``__limit`` seconds hands the loop back."""
+    Two stretches in a row of LOOK_EVERY iterations that each took longer than
+    ``__limit`` seconds hand the loop back (at the item after them)."""
     import copy
 
     loop = copy.deepcopy(loop)
@@ -234,9 +248,28 @@ def _build(compiler: Any, loop: ast.For, names: list[str], tasks: tuple[TaskFunc
         [ast.Gt()],
         [ast.Name("__limit", ast.Load())],
     )
+    # every LOOK_EVERY iterations: did they take longer than the limit, twice in a row
+    # (once may be the machine being busy)?
+    slow_count = ast.Name("__slow", ast.Load())
+    look = ast.If(
+        ast.UnaryOp(ast.Not(), ast.Name("__k", ast.Load())),
+        [
+            ast.Assign([ast.Name("__k", ast.Store())], ast.Constant(LOOK_EVERY)),
+            ast.If(
+                slow,
+                [
+                    ast.AugAssign(ast.Name("__slow", ast.Store()), ast.Add(), ast.Constant(1)),
+                    ast.If(ast.Compare(slow_count, [ast.GtE()], [ast.Constant(SLOW_STRETCHES)]), [ended(PAUSED, item)], []),
+                ],
+                [ast.Assign([ast.Name("__slow", ast.Store())], ast.Constant(0))],
+            ),
+            ast.Assign([ast.Name("__last", ast.Store())], ast.Name("__now", ast.Load())),
+        ],
+        [],
+    )
     body = [
-        ast.If(slow, [ended(PAUSED, item)], []),
-        ast.Assign([ast.Name("__last", ast.Store())], ast.Name("__now", ast.Load())),
+        ast.AugAssign(ast.Name("__k", ast.Store()), ast.Sub(), ast.Constant(1)),
+        look,
         ast.Assign([loop.target], item),
         *loop.body,
     ]
@@ -251,9 +284,13 @@ def _build(compiler: Any, loop: ast.For, names: list[str], tasks: tuple[TaskFunc
         )
         for n in names
     ]
-    start = ast.Assign([ast.Name("__last", ast.Store())], now())
+    start = [
+        ast.Assign([ast.Name("__last", ast.Store())], now()),
+        ast.Assign([ast.Name("__k", ast.Store())], ast.Constant(LOOK_EVERY + 1)),
+        ast.Assign([ast.Name("__slow", ast.Store())], ast.Constant(0)),
+    ]
     guarded = ast.Try(
-        [start, native_for, ended(BROKE, ast.Constant(None))],
+        [*start, native_for, ended(BROKE, ast.Constant(None))],
         [ast.ExceptHandler(ast.Name("Exception", ast.Load()), "__exc", [ended(RAISED, ast.Name("__exc", ast.Load()))])],
         [],
         [],

@@ -261,6 +261,7 @@ class Invocation:
         self.caller: Ctx | None = None
         self.caller_thread: threading.Thread | None = None
         self.callbacks: list[Callable[[], None]] = []
+        self.passed_pending = _has_pending(args)  # futures among its arguments
         env = {name: Slot(value, True) for name, value in args.items()}
         self.issuer = Issuer(self, env, (), lookahead, [Block(compiled.body)])
         self.issuer.on_done = self._finish
@@ -357,7 +358,9 @@ class Invocation:
             self._settle((False, PlaitError("a @parallel statement was abandoned without a cause")))
         else:
             try:
-                self._settle((True, resolve_deep(self.result, None)))
+                # no call made and none passed in: nothing in the result can be pending
+                made_calls = self.futures or self.passed_pending
+                self._settle((True, resolve_deep(self.result, None) if made_calls else self.result))
             except BaseException as exc:  # noqa: BLE001
                 self._settle((False, exc))
 
@@ -750,7 +753,7 @@ class Issuer:
         how, what = ended
         if how == native.PAUSED:  # an iteration was slow: issued from the next item on
             log.debug("%s:%d: an iteration ran slowly: the loop is issued again", self.inv.compiled.filename, loop.stmt.line)
-            twin.slow = True
+            twin.paused()
             loop.iterator = itertools.chain([what], loop.iterator)
             loop.items = None
             return False
@@ -1589,7 +1592,9 @@ class Ctx:
     def loop_iterator(self, value: Any, stmt: Stmt) -> tuple[Any, bool, list | None]:
         """The loop's iterator, and whether it is lazy (a generator, a file)."""
         value = self.iterate(value)
-        if type(value) in _CONTAINERS or type(value) in (tuple, str, bytes, range):
+        if type(value) in (tuple, str, bytes, range):
+            return iter(value), False, value  # immutable: its own snapshot
+        if type(value) in _CONTAINERS:
             if stmt.mutates_iterable:
                 return iter(value), False, None
             snapshot = list(value)  # later statements may run ahead of this loop
