@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -155,3 +156,42 @@ def test_actor_restarts(local):
 def test_actor_pid_helper_matches(local):
     log = Log()
     assert current_engine().actor_pid(log) == log.pid().result()
+
+
+@plait.actor
+class AsyncCounter:
+    """The shape of Ray's async actors: async methods, a task living across calls."""
+
+    def __init__(self):
+        self.total = 0
+        self.background = None
+
+    async def add(self, x):
+        await asyncio.sleep(0.001)
+        self.total += x
+        return self.total
+
+    async def start_ticking(self, n):
+        async def tick():
+            for _ in range(n):
+                await asyncio.sleep(0.001)
+                self.total += 1
+
+        self.background = asyncio.get_running_loop().create_task(tick())
+        return "started"
+
+    async def ticked(self):
+        await self.background
+        return self.total
+
+    def value(self):
+        return self.total
+
+
+def test_async_methods_run_on_the_actors_event_loop(engine):
+    """They were accepted and silently never run (a ported Ray example summed to 0)."""
+    counter = AsyncCounter()
+    assert plait.get([counter.add(i) for i in range(1, 11)]) == [sum(range(1, i + 1)) for i in range(1, 11)]
+    assert counter.value().result() == 55
+    assert counter.start_ticking(5).result() == "started"
+    assert counter.ticked().result() == 60

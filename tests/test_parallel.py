@@ -11,6 +11,7 @@ import plait
 from plait.parallel.check import ParallelCheckError
 from tests import parallel_corpus as corpus
 from tests.outcomes import outcome, sequential_outcome
+from tests.test_tasks import three_values
 
 
 @pytest.mark.parametrize(
@@ -177,3 +178,15 @@ def test_parallel_in_a_script_run_as_main(tmp_path):
         )
         assert result.returncode == 0, result.stderr
         assert result.stdout.splitlines() == ["big [4, 5]", "total 55"]
+
+
+def unpack_num_returns(n):
+    out = []
+    for i in range(n):
+        low, mid, high = three_values(i)
+        out.append(low + high)
+    return out, mid
+
+
+def test_num_returns_tasks_in_parallel_code(engine):
+    assert outcome(plait.parallel(unpack_num_returns), 5) == sequential_outcome(unpack_num_returns, 5)

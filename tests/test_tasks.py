@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -251,3 +252,141 @@ def test_context_manager_and_reinit():
 def test_unknown_engine():
     with pytest.raises(ValueError, match="unknown engine"):
         plait.init(engine="nope")
+
+
+class Unpicklable(Exception):
+    def __init__(self, message):
+        super().__init__(message)
+        self.lock = threading.Lock()  # cannot cross a process boundary as itself
+
+
+@plait.task
+def raise_unpicklable(message):
+    raise Unpicklable(message)
+
+
+@plait.task
+def call_through(depth, message):
+    if depth == 0:
+        return raise_unpicklable(message).result()
+    return call_through(depth - 1, message).result()
+
+
+def test_a_task_error_message_is_not_repeated_at_each_hop(engine):
+    """It doubled at every pickle hop: "task 'x' raised Bad: task 'x' raised Bad: ..."."""
+    with pytest.raises(plait.TaskError) as info:
+        call_through(2, "the detail").result()
+    assert str(info.value).count("the detail") == 1
+    assert str(info.value).count("raised") == 1
+    assert info.value.type_name == "Unpicklable" and info.value.message == "the detail"
+
+
+def test_a_future_has_no_truth_value(engine):
+    f = echo(0)
+    with pytest.raises(TypeError, match=r"\.result\(\)"):
+        if f:
+            pass
+    assert f.result() == 0
+
+
+async def _coroutine_task(x):
+    return x
+
+
+def _generator_task(n):
+    yield from range(n)
+
+
+class _Holder:
+    def method(self, x):
+        return x
+
+
+@pytest.mark.parametrize(
+    ("fn", "says"),
+    [
+        (_coroutine_task, "async def"),
+        (_generator_task, "generator"),
+        (_Holder.method, "method"),
+    ],
+)
+def test_functions_a_task_cannot_be_are_refused_at_decoration(fn, says):
+    with pytest.raises(TypeError, match=says):
+        plait.task(fn)
+    with pytest.raises(TypeError, match=says):
+        plait.task(retries=0)(fn)
+
+
+@pytest.mark.parametrize("engine_name", ["inline", "local"])
+def test_unknown_init_keywords_are_errors(engine_name):
+    with pytest.raises(TypeError, match="runtime_env"):
+        plait.init(engine=engine_name, runtime_env={"pip": ["x"]})
+    assert not plait.is_initialized()
+
+
+# ------------------------------------------------------------- num_returns
+@plait.task(num_returns=3)
+def three_values(x):
+    return x, x + 1, x + 2
+
+
+@plait.task(num_returns=2)
+def split_counts(text):
+    """Ray's num_returns word count: one partial count per reducer."""
+    low, high = {}, {}
+    for word in text.split():
+        part = low if word[0] < "n" else high
+        part[word] = part.get(word, 0) + 1
+    return low, high
+
+
+@plait.task
+def merge_counts(*parts):
+    out = {}
+    for part in parts:
+        for word, n in part.items():
+            out[word] = out.get(word, 0) + n
+    return out
+
+
+def test_num_returns_gives_one_future_per_item(engine):
+    a, b, c = three_values(10)
+    assert isinstance(a, plait.Future) and plait.get([c, a, b]) == [12, 10, 11]
+    assert add(b, 1).result() == 12  # each item is a dependency of its own
+
+
+def test_num_returns_word_count(engine):
+    texts = ["apple pear zebra apple", "moon night apple", "zebra zebra kiwi"]
+    partials = [split_counts(t) for t in texts]
+    low = merge_counts(*[p[0] for p in partials])
+    high = merge_counts(*[p[1] for p in partials])
+    merged = {**low.result(), **high.result()}
+    want: dict = {}
+    for word in " ".join(texts).split():
+        want[word] = want.get(word, 0) + 1
+    assert merged == want
+
+
+def test_num_returns_per_call_and_zero(engine, tmp_path):
+    first, second = echo.options(num_returns=2)((1, 2))
+    assert plait.get([first, second]) == [1, 2]
+    marker = tmp_path / "ran"
+
+    @plait.task(num_returns=0)
+    def touch(path):
+        open(path, "w").close()
+
+    assert touch(str(marker)) is None
+    deadline = time.time() + 60
+    while not marker.exists() and time.time() < deadline:
+        time.sleep(0.01)
+    assert marker.exists()  # it ran, though nothing waits for it
+
+
+def test_num_returns_that_do_not_match_are_errors(engine):
+    first, second = echo.options(num_returns=2)([1, 2, 3])
+    for item in (first, second):
+        with pytest.raises(ValueError, match="num_returns=2 but returned 3 values"):
+            item.result()
+    with pytest.raises(ValueError, match="num_returns"):
+        plait.task(num_returns=-1)(add.fn)

@@ -50,10 +50,11 @@ class TaskError(PlaitError):
         super().__init__(f"task {task_name!r} raised {type_name}: {message}")
         self.task_name = task_name
         self.type_name = type_name
+        self.message = message  # the original exception's text, without this prefix
         self.remote_traceback = tb
 
     def __reduce__(self):
-        return (type(self), (self.task_name, self.type_name, self.args[0], self.remote_traceback))
+        return (type(self), (self.task_name, self.type_name, self.message, self.remote_traceback))
 
 
 class WorkerCrashedError(PlaitError):

@@ -35,11 +35,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from plait.errors import TaskTimeoutError
+from plait.errors import TaskError, TaskTimeoutError
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
 from plait.runtime.future import CANCELLED, FAILED, FINISHED, PENDING, Future
-from plait.runtime.invoke import call_with_retries, format_remote
+from plait.runtime.invoke import call_with_retries, format_remote, run_method
 
 # how a call's arguments travel (first positional argument of the remote wrapper)
 PLAIN = 0  # args and kwargs as given; top-level futures replaced by native handles
@@ -68,6 +68,8 @@ class Failure(Exception):
     def __str__(self) -> str:
         try:
             exc = self.unwrap()
+            if isinstance(exc, TaskError):
+                return str(exc)  # it says which task raised what
             return f"task {self.task_name!r} raised {type(exc).__name__}: {exc}"
         except Exception:  # noqa: BLE001 - only a description
             return f"task {self.task_name!r} failed"
@@ -245,6 +247,7 @@ def run_call(fn: Callable, args: tuple, kwargs: dict, options: Any, name: str, t
     """
     start = time.time()
     timeout = options.timeout
+    error: Failure | None = None
     try:
         if timeout is None:
             result = call_with_retries(fn, args, kwargs, options)
@@ -252,9 +255,13 @@ def run_call(fn: Callable, args: tuple, kwargs: dict, options: Any, name: str, t
             with Deadline(timeout):
                 result = call_with_retries(fn, args, kwargs, options)
     except _Overrun:
-        raise plain_failure(_timeout_error(name, timeout), name) from None
-    except Exception as exc:
-        raise failure(exc, name, f"task {name!r}") from None
+        error = plain_failure(_timeout_error(name, timeout), name)
+    except Exception as exc:  # noqa: BLE001 - it travels inside the Failure
+        error = failure(exc, name, f"task {name!r}")
+    if error is not None:
+        # raised outside the handler: no chain to the task's own exception, which travels
+        # pickled by plait inside it (a framework pickling chains, as Dask does, could fail)
+        raise error
     end = time.time()
     if timeout is not None and end - start > timeout:
         raise plain_failure(_timeout_error(name, timeout), name)
@@ -278,10 +285,13 @@ def _timeout_error(name: str, timeout: float) -> TaskTimeoutError:
 
 def call_method(instance: Any, method: str, args: tuple, kwargs: dict, name: str, token: str | None) -> Any:
     start = time.time()
+    error: Failure | None = None
     try:
-        result = getattr(instance, method)(*args, **kwargs)
-    except Exception as exc:
-        raise failure(exc, name, f"actor call {name!r}") from None
+        result = run_method(instance, method, args, kwargs)
+    except Exception as exc:  # noqa: BLE001 - it travels inside the Failure
+        error = failure(exc, name, f"actor call {name!r}")
+    if error is not None:
+        raise error  # outside the handler: no chain (see run_call)
     end = time.time()
     _last.span = (start, end)
     if token is not None:

@@ -22,7 +22,7 @@ from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
 from plait.runtime.actor import ActorHandle
 from plait.runtime.future import FAILED, FINISHED, Future
-from plait.runtime.invoke import call_with_retries, format_remote
+from plait.runtime.invoke import call_with_retries, format_remote, run_method
 from plait.runtime.resources import ResourcePool, detect_cpus, detect_gpu_ids, detect_memory
 
 
@@ -148,7 +148,7 @@ class InlineEngine:
         start = time.time()
         try:
             a, k = ser.loads(data, buffers, self._resolve)
-            result = getattr(instance, method)(*a, **k)
+            result = run_method(instance, method, a, k)
         except Exception as exc:
             tb = format_remote(exc, f"actor call {name!r}")
             self._settle(future, FAILED, ser.loads_exception(ser.dumps_exception(exc, name, tb)))

@@ -40,6 +40,7 @@ def _plain(fn: TaskFunction) -> bool:
         and not o.resources
         and o.timeout is None
         and not o.retry_exceptions
+        and o.num_returns == 1
     )
 
 

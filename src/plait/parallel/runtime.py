@@ -1336,6 +1336,10 @@ class Ctx:
             if inv.inline_tasks and granularity.tiny(fn, args, kwargs):
                 return granularity.run_here(fn, args, kwargs)
             future = fn(*args, **kwargs)
+            if type(future) is not Future:  # num_returns: a tuple of futures, or None
+                for item in future or ():
+                    self.record(item)
+                return future
         self.record(future)
         return future
 
@@ -1832,7 +1836,9 @@ def _reraise(exc: BaseException) -> None:
 
 def _call_key(fn: Any, args: tuple, kwargs: dict) -> Any:
     """What identifies a task call for taking over a speculative one (exact types included)."""
-    if type(fn) is not TaskFunction or _has_pending(args) or _has_pending(kwargs):
+    if type(fn) is not TaskFunction or fn.task_options.num_returns != 1:
+        return None
+    if _has_pending(args) or _has_pending(kwargs):
         return None
     try:
         return fn, pickle.dumps((args, sorted(kwargs.items())), protocol=5)

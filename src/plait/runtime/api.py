@@ -20,6 +20,7 @@ ENGINES = {
     "ray": "plait.engines.ray:RayEngine",
     "dask": "plait.engines.dask:DaskEngine",
 }
+_PASSES_KEYWORDS_ON = {"ray", "dask"}  # engines that hand unknown keywords to their framework
 _atexit_registered = False
 
 
@@ -70,6 +71,13 @@ def init(
     name = engine or os.environ.get("PLAIT_ENGINE") or "local"
     if name not in ENGINES:
         raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(sorted(ENGINES))}")
+    if extra and name not in _PASSES_KEYWORDS_ON:
+        options = "workers, num_cpus, num_gpus, memory, resources, object_store_memory, spill_dir, trace, progress"
+        raise TypeError(
+            f"plait.init(engine={name!r}): unknown keyword(s) {', '.join(sorted(extra))}. "
+            f"Its options are {options}; other keywords are passed on only by "
+            "engine='ray' (to ray.init) and engine='dask' (to LocalCluster)"
+        )
     if workers is None and os.environ.get("PLAIT_WORKERS"):
         workers = int(os.environ["PLAIT_WORKERS"])
     if workers is not None and workers < 1:

@@ -94,6 +94,13 @@ class Future:
         assert self._exc is not None
         raise self._exc
 
+    def __bool__(self) -> bool:
+        raise TypeError(
+            f"a plait.Future (of task {self._name!r}) has no truth value: `if future:` would "
+            "always be true. Use future.result() for the task's value, or future.done() to ask "
+            "whether it has finished"
+        )
+
     def offer_value(self, value: Any) -> None:
         """The value, fetched by the engine or by a thread: kept unless one is there already.
 

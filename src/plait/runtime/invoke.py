@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import threading
 import traceback
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -33,3 +36,55 @@ def format_remote(exc: BaseException, where: str) -> str:
         tb = tb.tb_next
     lines = traceback.format_exception(type(exc), exc, tb)
     return f"Traceback of {where}:\n" + "".join(lines[1:] if lines[0].startswith("Traceback") else lines)
+
+
+def run_method(instance: Any, method: str, args: tuple, kwargs: dict) -> Any:
+    """Call an actor's method; an ``async def`` one runs to its end on the actor's event loop."""
+    result = getattr(instance, method)(*args, **kwargs)
+    if inspect.iscoroutine(result):
+        return _event_loop_of(instance).run(result)
+    return result
+
+
+class _ActorLoop:
+    """One event loop per actor, in a thread of its own: its coroutines share it, so their
+    tasks and awaitables live across calls, as on a Ray async actor. Calls still run one
+    at a time, in call order."""
+
+    def __init__(self) -> None:
+        import asyncio  # only where an actor has async methods
+
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="plait-actor-loop", daemon=True).start()
+
+    def run(self, coroutine: Any) -> Any:
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+_loops: dict[int, _ActorLoop] = {}
+_loops_lock = threading.Lock()
+
+
+def _event_loop_of(instance: Any) -> _ActorLoop:
+    key = id(instance)
+    with _loops_lock:
+        loop = _loops.get(key)
+        if loop is None:
+            loop = _loops[key] = _ActorLoop()
+            try:
+                weakref.finalize(instance, _forget_loop, key)
+            except TypeError:  # not weakly referable: the loop lives as long as the process
+                pass
+    return loop
+
+
+def _forget_loop(key: int) -> None:
+    with _loops_lock:
+        loop = _loops.pop(key, None)
+    if loop is not None:
+        loop.close()

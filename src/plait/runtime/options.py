@@ -14,6 +14,7 @@ _TASK_OPTION_NAMES = (
     "retry_exceptions",
     "timeout",
     "name",
+    "num_returns",
 )
 _ACTOR_OPTION_NAMES = ("num_cpus", "num_gpus", "memory", "resources", "max_restarts", "name")
 
@@ -28,6 +29,7 @@ class TaskOptions:
     retry_exceptions: bool | tuple[type[BaseException], ...] = False
     timeout: float | None = None
     name: str | None = None
+    num_returns: int = 1  # the call gives this many futures, one per item of the returned sequence
 
     def shape(self) -> tuple[tuple[str, float], ...]:
         """The resources one call holds while it runs, as a hashable key."""
@@ -103,8 +105,8 @@ def _normalize(owner: str, kwargs: dict[str, Any], allowed: tuple[str, ...]) -> 
                 raise ValueError(f"{owner}: use num_cpus/num_gpus/memory instead of resources[{k!r}]")
             _check_number(owner, f"resources[{k!r}]", v)
         out["resources"] = tuple(sorted(res.items()))
-    if "retries" in out or "max_restarts" in out:
-        for key in ("retries", "max_restarts"):
+    if "retries" in out or "max_restarts" in out or "num_returns" in out:
+        for key in ("retries", "max_restarts", "num_returns"):
             if key in out and (not isinstance(out[key], int) or out[key] < 0):
                 raise ValueError(f"{owner}: {key}={out[key]!r} must be an int >= 0")
     if "retry_exceptions" in out:

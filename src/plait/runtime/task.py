@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ class TaskFunction:
     def __init__(self, fn: Callable, options: TaskOptions) -> None:
         if not callable(fn):
             raise TypeError(f"@plait.task needs a function, got {fn!r}")
+        _refuse_unsupported(fn)
         self.fn = fn
         self.task_options = options
         self.name = options.name or getattr(fn, "__qualname__", repr(fn))
@@ -25,7 +27,9 @@ class TaskFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if sequential_reference.active:
-            return call_by_value(self.fn, args, kwargs)
+            return _values(self, call_by_value(self.fn, args, kwargs), self.task_options)
+        if self.task_options.num_returns != 1:
+            return submit_returning(self, args, kwargs, self.task_options)
         return current_engine().submit(self, args, kwargs, self.task_options)
 
     def options(self, **overrides: Any) -> TaskCall:
@@ -57,8 +61,78 @@ class TaskCall:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if sequential_reference.active:
-            return call_by_value(self.task.fn, args, kwargs)
+            return _values(self.task, call_by_value(self.task.fn, args, kwargs), self.task_options)
+        if self.task_options.num_returns != 1:
+            return submit_returning(self.task, args, kwargs, self.task_options)
         return current_engine().submit(self.task, args, kwargs, self.task_options)
+
+
+def submit_returning(task: TaskFunction, args: tuple, kwargs: dict, options: TaskOptions) -> Any:
+    """A call with ``num_returns=k``: the call itself, then one small task per item, so each
+    item is a future of its own (a dependency that waits for the call only). ``k=0``:
+    the call runs and gives None."""
+    from dataclasses import replace
+
+    engine = current_engine()
+    count = options.num_returns
+    call = engine.submit(task, args, kwargs, replace(options, num_returns=1))
+    if count == 0:
+        return None
+    return tuple(
+        engine.submit(_nth, (call, i, count, task.name), {}, task_options(f"{task.name}[{i}]", name=f"{task.name}[{i}]", retries=0))
+        for i in range(count)
+    )
+
+
+def _check_count(value: Any, count: int, name: str) -> None:
+    try:
+        n = len(value)
+    except TypeError:
+        n = None
+    if n != count:
+        what = f"{n} values" if n is not None else f"a {type(value).__name__}"
+        raise ValueError(
+            f"task {name!r} has num_returns={count} but returned {what}: return a tuple or list of {count}"
+        )
+
+
+def _nth_item(value: Any, index: int, count: int, name: str) -> Any:
+    _check_count(value, count, name)
+    return value[index]
+
+
+def _values(task: TaskFunction, value: Any, options: TaskOptions) -> Any:
+    """The sequential reference's result of a call: the items, as the futures would give them."""
+    count = options.num_returns
+    if count == 1:
+        return value
+    if count == 0:
+        return None
+    _check_count(value, count, task.name)
+    return tuple(value)
+
+
+def _refuse_unsupported(fn: Callable) -> None:
+    """Functions a task cannot be, refused where they are decorated (never a later pickling error)."""
+    name = getattr(fn, "__qualname__", repr(fn))
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        raise TypeError(
+            f"@plait.task {name!r} is an async def: tasks are plain functions (their calls already "
+            "run concurrently). Write a plain def, or run asyncio code inside one with asyncio.run(); "
+            "async methods of a @plait.actor run on the actor's event loop"
+        )
+    if inspect.isgeneratorfunction(fn):
+        raise TypeError(
+            f"@plait.task {name!r} is a generator (it has `yield`): a task returns one value. "
+            "Return a list of the items, or make each item a task call"
+        )
+    parts = name.split(".")
+    if len(parts) > 1 and parts[-2] != "<locals>" and inspect.isfunction(fn):
+        raise TypeError(
+            f"@plait.task on the method {name!r}: a task is a plain function, called without an "
+            "object. Make it a module-level function that takes the object as an argument, or make "
+            "the class a @plait.actor (its methods then run in the actor's process)"
+        )
 
 
 def call_by_value(fn: Callable, args: tuple, kwargs: dict) -> Any:
@@ -96,3 +170,6 @@ def task(fn: Callable | None = None, **options: Any) -> Any:
     if options:
         raise TypeError("use @plait.task(...) with keyword options only")
     return TaskFunction(fn, task_options(getattr(fn, "__qualname__", "task")))
+
+
+_nth = TaskFunction(_nth_item, task_options("num_returns item", retries=0))

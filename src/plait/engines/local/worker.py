@@ -33,7 +33,7 @@ from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
 from plait.runtime.actor import ActorHandle
 from plait.runtime.future import FAILED, FINISHED, PENDING, Future
-from plait.runtime.invoke import call_with_retries, format_remote
+from plait.runtime.invoke import call_with_retries, format_remote, run_method
 
 # kinds of work items the driver sends
 TASK, ACTOR_CALL, ACTOR_INIT = 0, 1, 2
@@ -170,7 +170,7 @@ class WorkerRuntime:
                     self._set_visible_gpus(gpus)
                 result = call_with_retries(fn.fn, call_args, call_kwargs, options)
             elif kind == ACTOR_CALL:
-                result = getattr(self.actor, what)(*call_args, **call_kwargs)
+                result = run_method(self.actor, what, call_args, call_kwargs)
             else:
                 self._set_visible_gpus(gpus)
                 self.actor = what.cls(*call_args, **call_kwargs)
