@@ -390,3 +390,30 @@ def test_num_returns_that_do_not_match_are_errors(engine):
             item.result()
     with pytest.raises(ValueError, match="num_returns"):
         plait.task(num_returns=-1)(add.fn)
+
+
+# ------------------------------------------------------------------ memmaps
+@plait.task
+def fill_rows(out, start, stop, value):
+    out[start:stop] = value  # lands in the file: the task maps the same file
+    return float(out[start:stop].sum())
+
+
+@plait.task
+def column_sum(view):
+    return float(view.sum())
+
+
+def test_a_memmap_passed_to_tasks_is_shared_through_its_file(engine, tmp_path):
+    """joblib's memmap example: each task writes its rows; the writes were lost in copies
+    (the result summed to all zeros)."""
+    np = pytest.importorskip("numpy")
+    out = np.memmap(tmp_path / "out.dat", dtype=np.float64, mode="w+", shape=(40, 3))
+    sums = plait.get([fill_rows(out, 10 * i, 10 * (i + 1), i + 1) for i in range(4)])
+    assert sums == [30.0 * (i + 1) for i in range(4)]
+    out.flush()
+    assert float(out.sum()) == sum(30.0 * (i + 1) for i in range(4))
+    assert float(np.asarray(out[::10]).sum()) == 3.0 * (1 + 2 + 3 + 4)
+    # a strided view of a read-only map reads the right bytes
+    readonly = np.memmap(tmp_path / "out.dat", dtype=np.float64, mode="r", shape=(40, 3))
+    assert column_sum(readonly[::2, 1]).result() == float(readonly[::2, 1].sum())

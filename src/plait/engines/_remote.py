@@ -125,7 +125,7 @@ def pack_args(
             call_kwargs = kwargs
         return (PLAIN, *call_args), call_kwargs
     data, buffers, refs = ser.dumps_args(name, args, kwargs)
-    if not refs and not always_pickle:
+    if not refs and not always_pickle and not getattr(refs, "shares_files", False):
         return (PLAIN, *args), kwargs
     ids: list[int] = []
     handles: list[Any] = []

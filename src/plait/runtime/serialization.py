@@ -10,6 +10,11 @@ Futures found anywhere inside a pickled value are not pickled: they are
 recorded as references (``persistent_id``), so the runtime knows the value's
 dependencies and the receiver can substitute each future's value
 (``resolve``) or a live future for it.
+
+A ``numpy.memmap`` (or a view of one) travels as its file, not its bytes: the
+receiver maps the same region of the same file, so a task's writes land in
+the file, as with joblib. The file must be reachable where the task runs
+(this machine, or a shared file system).
 """
 
 from __future__ import annotations
@@ -36,13 +41,21 @@ def _classes() -> tuple[Any, Any]:
         import cloudpickle
 
         class RefPickler(cloudpickle.Pickler):
-            refs: list[Future]
+            refs: Refs
 
             def persistent_id(self, obj: Any) -> Any:
                 if type(obj) is Future:
                     self.refs.append(obj)
                     return obj._id
                 return None
+
+            def reducer_override(self, obj: Any) -> Any:
+                if type(obj).__name__ == "memmap" and type(obj).__module__ == "numpy":
+                    shared = _reduce_memmap(obj)
+                    if shared is not None:
+                        self.refs.shares_files = True
+                        return shared
+                return super().reducer_override(obj)
 
         class RefUnpickler(pickle.Unpickler):
             resolve: Callable[[int], Any]
@@ -52,6 +65,42 @@ def _classes() -> tuple[Any, Any]:
 
         _pickler_class, _unpickler_class = RefPickler, RefUnpickler
     return _pickler_class, _unpickler_class
+
+
+class Refs(list):
+    """The futures found in a pickled value; ``shares_files``: it maps files (memmaps), so
+    it must be unpickled by plait, not copied by a framework's own pickler."""
+
+    shares_files = False
+
+
+def _reduce_memmap(obj: Any) -> Any:
+    """(how to map the same bytes of the same file) for a memmap or a view of one."""
+    import mmap
+
+    import numpy as np
+
+    root = obj
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    filename = getattr(root, "filename", None)
+    if not isinstance(root.base, mmap.mmap) or not filename:
+        return None  # not backed by a file's map (an in-memory copy): pickled as an array
+    mode = "r" if root.mode == "r" else "c" if root.mode == "c" else "r+"  # never w+ (truncates)
+    start = obj.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    return (
+        _map_region,
+        (filename, root.offset, root.nbytes, mode, obj.dtype.str, obj.shape, obj.strides, start),
+    )
+
+
+def _map_region(
+    filename: str, offset: int, nbytes: int, mode: str, dtype: str, shape: tuple, strides: tuple, start: int
+) -> Any:
+    import numpy as np
+
+    region = np.memmap(filename, dtype=np.uint8, mode=mode, offset=offset, shape=(nbytes,))
+    return np.ndarray(shape, dtype=np.dtype(dtype), buffer=region, offset=start, strides=strides)
 
 
 def is_atomic(value: Any) -> bool:
@@ -66,7 +115,7 @@ def dumps(value: Any, *, out_of_band: bool = True) -> tuple[bytes, list[pickle.P
     buffers: list[pickle.PickleBuffer] = []
     stream = io.BytesIO()
     pickler = pickler_cls(stream, protocol=5, buffer_callback=buffers.append if out_of_band else None)
-    pickler.refs = []
+    pickler.refs = Refs()
     pickler.dump(value)
     return stream.getvalue(), buffers, pickler.refs
 
