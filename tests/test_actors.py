@@ -195,3 +195,58 @@ def test_async_methods_run_on_the_actors_event_loop(engine):
     assert counter.value().result() == 55
     assert counter.start_ticking(5).result() == "started"
     assert counter.ticked().result() == 60
+
+
+# ---------------------------------------------------------------- ActorPool
+@plait.actor
+class Doubler:
+    def double(self, v):
+        return 2 * v
+
+    def slow_double(self, v):
+        time.sleep(0.2 if v == 0 else 0.0)
+        return 2 * v
+
+    def fail_on(self, v):
+        if v == 3:
+            raise ValueError("three")
+        return v
+
+    def pid(self):
+        return os.getpid()
+
+
+def test_actor_pool_map_keeps_order_and_unordered_gives_all(engine):
+    """Ray's ActorPool example: pool.map(lambda a, v: a.double.remote(v), [1, 2, 3, 4])."""
+    pool = plait.ActorPool([Doubler(), Doubler()])
+    assert list(pool.map(lambda a, v: a.double(v), [1, 2, 3, 4])) == [2, 4, 6, 8]
+    unordered = list(pool.map_unordered(lambda a, v: a.slow_double(v), range(6)))
+    assert sorted(unordered) == [0, 2, 4, 6, 8, 10]
+
+
+def test_actor_pool_submit_get_next_and_errors(engine):
+    pool = plait.ActorPool([Doubler(), Doubler()])
+    for v in range(5):
+        pool.submit(lambda a, v: a.fail_on(v), v)  # three of them wait in the pool for an actor
+    got = []
+    while pool.has_next():
+        try:
+            got.append(pool.get_next())
+        except ValueError as err:
+            got.append(str(err))
+    assert got == [0, 1, 2, "three", 4]
+    with pytest.raises(StopIteration):
+        pool.get_next()
+    with pytest.raises(TypeError, match="actor call"):
+        pool.submit(lambda a, v: v, 1)
+
+
+def test_actor_pool_spreads_calls_over_its_actors(local):
+    actors = [Doubler(), Doubler()]
+    pids = set(plait.get([a.pid() for a in actors]))
+    pool = plait.ActorPool(actors)
+    assert set(pool.map(lambda a, _: a.pid(), range(6))) == pids
+    idle = pool.pop_idle()
+    assert idle is not None and pool.has_free()
+    pool.push(idle)
+    assert len(pids) == 2

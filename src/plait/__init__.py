@@ -21,6 +21,7 @@ from plait.errors import (
 )
 from plait.parallel import ParallelSyntaxError, TraceError, capture, parallel, pure, trace
 from plait.runtime.actor import ActorHandle, actor
+from plait.runtime.actor_pool import ActorPool
 from plait.runtime.api import (
     as_completed,
     get,
@@ -41,6 +42,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ActorDiedError",
     "ActorHandle",
+    "ActorPool",
     "CancelledError",
     "Future",
     "GetTimeoutError",
