@@ -28,6 +28,7 @@ import pytest
 
 import plait
 import tests.test_actors as actor_tests
+import tests.test_engine_conformance as conformance_tests
 import tests.test_graph_run as graph_tests
 import tests.test_parallel as parallel_tests
 import tests.test_tasks as task_tests
@@ -127,7 +128,7 @@ def _engine_tests(*modules) -> dict:
     return found
 
 
-globals().update(_engine_tests(task_tests, actor_tests, parallel_tests, graph_tests))
+globals().update(_engine_tests(task_tests, actor_tests, parallel_tests, graph_tests, conformance_tests))
 
 
 def test_nested_tasks(engine):

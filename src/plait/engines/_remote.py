@@ -31,6 +31,7 @@ import os
 import signal
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +39,7 @@ from typing import Any
 from plait.errors import TaskError, TaskTimeoutError
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
+from plait.runtime.engine import Engine
 from plait.runtime.future import CANCELLED, FAILED, FINISHED, PENDING, Future
 from plait.runtime.invoke import call_with_retries, format_remote, run_method
 
@@ -325,7 +327,7 @@ def install_reducer() -> None:
 
 
 # ------------------------------------------------------------------ engine
-class ClusterEngine:
+class ClusterEngine(Engine):
     """Futures, waiting and callbacks for an engine whose futures wrap native handles.
 
     A subclass provides ``_ready(futures, need, timeout) -> ready futures``
@@ -364,6 +366,7 @@ class ClusterEngine:
         # every unsettled future, held strongly as the local engine holds its tasks: a
         # future whose only holder is its done-callback must still complete and call it
         self._pending: dict[int, Future] = {}
+        self._live: weakref.WeakValueDictionary[int, Future] = weakref.WeakValueDictionary()
         self._pending_lock = threading.Lock()
         self.made = 0  # futures made here (a task that made none cannot return a live one)
         self._waiting = 0  # wait_for calls in progress: they settle what they wait for
@@ -383,6 +386,7 @@ class ClusterEngine:
 
     def _track(self, fut: Future) -> None:
         """Count ``fut`` as pending (the watcher and sweeps see it from now on)."""
+        self._live[fut._id] = fut
         with self._pending_lock:
             self.made += 1
             self._pending[fut._id] = fut
@@ -393,12 +397,14 @@ class ClusterEngine:
         fut = Future(self, next(self._ids), name)
         fut._payload = native
         fut._state = FINISHED
+        self._live[fut._id] = fut
         return fut
 
     def _failed_future(self, name: str, exc: BaseException) -> Future:
         fut = Future(self, next(self._ids), name)
         fut._exc = exc
         fut._state = FAILED
+        self._live[fut._id] = fut
         return fut
 
     def _complete(self, batch: list[tuple[Future, int, Any]]) -> None:
@@ -567,12 +573,17 @@ class ClusterEngine:
         return None  # the native handle held by the future is the reference
 
     def adopt(self, object_id: int, name: str) -> Future:
-        import pickle
+        """A future of this engine's, still alive here (across processes futures travel as
+        the framework's own handles instead, see ``reduce_future``)."""
+        future = self._live.get(object_id)
+        if future is None:
+            import pickle
 
-        raise pickle.UnpicklingError(
-            f"a plait future pickled by plait's own pickler cannot be rebuilt on the {self.name} engine; "
-            "pass futures as task arguments or inside put() values"
-        )
+            raise pickle.UnpicklingError(
+                f"future {name!r} (id {object_id}) cannot be rebuilt on the {self.name} engine: it is "
+                "not alive in this process; pass futures as task arguments or inside put() values"
+            )
+        return future
 
     def status(self) -> list[dict[str, Any]]:
         return [
@@ -589,7 +600,7 @@ class ClusterEngine:
         return "the framework's own dashboard shows where it runs"
 
 
-class WorkerEngine:
+class WorkerEngine(Engine):
     """The engine a cluster worker process talks to: the driver's own, or one made here once.
 
     Code running in a Ray or Dask worker (nested task calls, ``get``, actor

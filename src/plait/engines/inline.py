@@ -21,12 +21,13 @@ from plait.errors import ActorDiedError, TaskTimeoutError
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
 from plait.runtime.actor import ActorHandle
+from plait.runtime.engine import Engine
 from plait.runtime.future import FAILED, FINISHED, Future
 from plait.runtime.invoke import call_with_retries, format_remote, run_method
 from plait.runtime.resources import ResourcePool, detect_cpus, detect_gpu_ids, detect_memory
 
 
-class InlineEngine:
+class InlineEngine(Engine):
     name = "inline"
 
     def __init__(self, config: Any) -> None:
@@ -117,7 +118,13 @@ class InlineEngine:
         return None
 
     def adopt(self, object_id: int, name: str) -> Future:
-        raise pickle.UnpicklingError("a future inside a value can only be rebuilt by its own engine")
+        future = self._live.get(object_id)
+        if future is None:
+            raise pickle.UnpicklingError(
+                f"future {name!r} (id {object_id}) is gone: its value was released before this "
+                "copy of it was unpickled; keep a reference to the future while it travels"
+            )
+        return future
 
     def _adopt_ref(self, object_id: int) -> Any:
         return self._live[object_id]  # kept alive by the payload that refers to it

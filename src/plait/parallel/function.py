@@ -74,7 +74,7 @@ def _lookahead_allowed() -> bool:
     from plait.runtime.context import current_engine
 
     engine = current_engine()
-    return bool(getattr(engine, "concurrent_clients", False)) and os.environ.get("PLAIT_LOOKAHEAD", "1") != "0"
+    return engine.concurrent_clients and os.environ.get("PLAIT_LOOKAHEAD", "1") != "0"
 
 
 def parallel(fn: Callable | None = None, *, check: bool | None = None) -> Any:

@@ -48,10 +48,7 @@ def tiny_task(fn: Any) -> bool:
     """Is ``fn`` a task measured to run far quicker than its dispatch?"""
     if type(fn) is not TaskFunction or id(fn) in _slow:
         return False
-    measure = getattr(current_engine(), "typical_run_time", None)
-    if measure is None:
-        return False
-    typical = measure(fn.name)
+    typical = current_engine().typical_run_time(fn.name)
     return typical is not None and typical < INLINE_BELOW and _plain(fn)
 
 

@@ -335,7 +335,7 @@ class Invocation:
         if self.speculative:
             self.drop_speculative()
         futures = [f for _, f in self.futures]
-        if getattr(_engine(), "tracing", False):
+        if _engine().tracing:
             failures = [exc for _, exc in self.failures if not isinstance(exc, _Abort)]
             self._settle((False, failures[0]) if failures else (True, self.result))
             return
@@ -781,15 +781,17 @@ class Issuer:
 
     def _speculate_loop(self, loop: Loop) -> bool:
         inv = self.inv
-        room = getattr(_engine(), "idle_capacity", None)
-        if room is None or not inv.lookahead:  # in the driver only, as lookahead
+        if not inv.lookahead:  # in the driver only, as lookahead
             return False
         items = loop.items
         assert items is not None
         start = max(loop.position(), loop.ahead)
         if start >= len(items):
             return False
-        budget = room() - inv.speculating()
+        room = _engine().idle_capacity()
+        if room is None:  # the engine cannot tell: nothing is started speculatively
+            return False
+        budget = room - inv.speculating()
         if budget <= 0:
             return True
         stmt = loop.stmt
@@ -1255,7 +1257,7 @@ class Ctx:
         earlier call that failed then abandons the nested call (``_Abort``), and the caller
         raises that failure in its own place."""
         self._barrier(lambda s: True)
-        if getattr(_engine(), "tracing", False):
+        if _engine().tracing:
             return  # tracing runs ordinary code as it comes; task results are symbolic
         seq = self.seq
         with self.inv.cond:

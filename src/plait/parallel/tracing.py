@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from plait.errors import NotSupported, PlaitError
+from plait.runtime.engine import Engine
 from plait.runtime.future import FINISHED, Future
 from plait.runtime.future import complete as _complete
 
@@ -38,7 +39,7 @@ class _NeedsValue(Exception):
     pass
 
 
-class TracingEngine:
+class TracingEngine(Engine):
     name = "trace"
     concurrent_clients = False
     tracing = True

@@ -111,7 +111,7 @@ def shutdown() -> None:
     if engine is None:
         return
     context.set_engine(None)
-    trace = getattr(getattr(engine, "config", None), "trace", None)
+    trace = engine.config.trace if engine.config is not None else None
     try:
         if trace:
             _write_timeline(engine, trace)
@@ -247,7 +247,7 @@ def _write_timeline(engine: Any, path: str) -> str:
 def _progress(futures: list[Future], engine: Any, progress: bool | None) -> Any:
     from contextlib import nullcontext
 
-    enabled = progress if progress is not None else getattr(getattr(engine, "config", None), "progress", False)
+    enabled = progress if progress is not None else engine.config is not None and engine.config.progress
     if not enabled or len(futures) < 2:
         return nullcontext()
     from plait.tools.progress import ProgressBar

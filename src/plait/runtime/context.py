@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from plait.runtime.engine import Engine
 
 _engine: Any = None
 _lock = threading.RLock()
@@ -32,7 +35,7 @@ class _Override(threading.local):
 override = _Override()  # a per-thread engine (tracing uses it)
 
 
-def current_engine() -> Any:
+def current_engine() -> Engine:
     engine = override.engine or _engine
     if engine is not None:
         return engine

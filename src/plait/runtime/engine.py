@@ -3,31 +3,43 @@
 An engine runs task calls and actor calls and keeps their results. Front ends
 (the task API, ``@parallel``, datasets, streams) talk only to this protocol,
 so every engine runs every front end. Engines live in ``plait.engines`` and
-are imported only when chosen.
+are imported only when chosen; each one subclasses ``Engine`` (so it inherits
+the defaults of the capabilities it does not offer), and
+``tests/test_engine_conformance.py`` runs every engine against it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from plait.runtime.actor import ActorClass, ActorHandle
     from plait.runtime.future import Future
-    from plait.runtime.options import ActorOptions, TaskOptions
+    from plait.runtime.options import ActorOptions, EngineConfig, TaskOptions
     from plait.runtime.task import TaskFunction
 
 
+@runtime_checkable
 class Engine(Protocol):
-    """What an engine implements. Two rules besides the signatures:
+    """What an engine implements. Rules besides the signatures:
 
+    - a future changes state only through ``plait.runtime.future.complete``
+      (under the futures lock, once: later settlements of a settled future are
+      ignored), and its value only through ``Future.offer_value`` (the first
+      fetched object stays); an engine sets ``_payload`` (its handle of the
+      result) only on a future it has just made;
     - when ``wait_for`` returns, every finished future among those given is in
-      its final state (``_state`` set; a failed one has ``_exc``), because front
-      ends read that state without calling ``result()``;
+      its final state, because front ends read that state without calling
+      ``result()``;
     - an engine holds its pending futures strongly until they finish: a caller
       may keep a future only through a callback it registered.
     """
 
-    name: str
+    name: ClassVar[str]
+    # capabilities, declared by each engine (front ends read them, never guess)
+    concurrent_clients: ClassVar[bool] = False  # several threads may call it at once
+    tracing: ClassVar[bool] = False  # calls are recorded into a graph, not run
+    config: EngineConfig | None = None  # what plait.init asked for (None inside workers)
 
     # tasks and values
     def submit(self, fn: TaskFunction, args: tuple, kwargs: dict, options: TaskOptions) -> Future: ...
@@ -50,6 +62,17 @@ class Engine(Protocol):
     ) -> ActorHandle: ...
     def call_actor(self, handle: ActorHandle, method: str, args: tuple, kwargs: dict) -> Future: ...
     def kill_actor(self, handle: ActorHandle) -> None: ...
+
+    # scheduling hints (optional: the defaults say "unknown")
+    def idle_capacity(self) -> int | None:
+        """How many more task calls could start right now, or None if the engine cannot tell
+        (``@parallel`` speculates only within this budget)."""
+        return None
+
+    def typical_run_time(self, name: str) -> float | None:
+        """Mean run time in seconds of the task called ``name``, once measured, else None
+        (granularity control runs measured-tiny tasks in place)."""
+        return None
 
     # tools
     def status(self) -> list[dict[str, Any]]:

@@ -70,6 +70,7 @@ from plait.errors import ActorDiedError, PlaitError, TaskTimeoutError, WorkerCra
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
 from plait.runtime.actor import ActorHandle
+from plait.runtime.engine import Engine
 from plait.runtime.future import CANCELLED, FAILED, FINISHED, Future
 from plait.runtime.resources import ResourcePool, detect_cpus, detect_gpu_ids, detect_memory
 
@@ -204,7 +205,7 @@ class _RemoteWait:
         self.active = True
 
 
-class LocalEngine:
+class LocalEngine(Engine):
     name = "local"
     concurrent_clients = True  # any thread may submit: @parallel may look ahead
 

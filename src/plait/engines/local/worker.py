@@ -32,6 +32,7 @@ from plait.runtime import context
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
 from plait.runtime.actor import ActorHandle
+from plait.runtime.engine import Engine
 from plait.runtime.future import FAILED, FINISHED, PENDING, Future
 from plait.runtime.invoke import call_with_retries, format_remote, run_method
 
@@ -41,7 +42,7 @@ _FLUSH_COUNT = 64
 _FLUSH_DELAY = 0.002
 
 
-class WorkerRuntime:
+class WorkerRuntime(Engine):
     name = "local"
 
     def __init__(self, channel: BlockingChannel, index: int, dirs: StoreDirs, parent: int) -> None:

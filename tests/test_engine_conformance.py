@@ -1,0 +1,142 @@
+"""Every engine against the Engine protocol (src/plait/runtime/engine.py).
+
+The same checks run on the inline and local engines here, on Ray and Dask in
+tests/test_cluster_engines.py (which re-collects the tests that take the
+``engine`` fixture), on the engine a task sees inside a worker, and on the
+tracing engine. A check reads the protocol, never an engine's internals.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+import plait
+from plait.runtime.context import current_engine
+from plait.runtime.engine import Engine
+from plait.runtime.future import CANCELLED, FAILED, FINISHED, PENDING, Future
+from plait.runtime.options import TaskOptions
+
+REQUIRED = (
+    "submit", "put", "wait_for", "value_of", "refresh", "cancel", "release", "adopt",
+    "create_actor", "call_actor", "kill_actor", "status", "timeline_events", "shutdown",
+)  # fmt: skip
+OPTIONS = TaskOptions()
+
+
+@plait.task
+def double(x):
+    return 2 * x
+
+
+@plait.task
+def refuse(x):
+    raise ValueError(f"no {x}")
+
+
+@plait.task
+def nap(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+def shape_problems(engine) -> list[str]:
+    """What is wrong with ``engine``'s shape: its class, its methods, its capabilities."""
+    problems = []
+    if not isinstance(engine, Engine) or Engine not in type(engine).__mro__:
+        problems.append(f"{type(engine).__name__} does not subclass plait.runtime.engine.Engine")
+    for name in REQUIRED:
+        if getattr(type(engine), name, None) is getattr(Engine, name):
+            problems.append(f"{type(engine).__name__} does not implement {name}()")
+    if not isinstance(engine.name, str) or not engine.name:
+        problems.append("name must be a non-empty str")
+    for flag in ("concurrent_clients", "tracing"):
+        if not isinstance(getattr(engine, flag), bool):
+            problems.append(f"{flag} must be a bool")
+    room = engine.idle_capacity()
+    if room is not None and (not isinstance(room, int) or room < 0):
+        problems.append(f"idle_capacity() gave {room!r}: an int >= 0, or None")
+    typical = engine.typical_run_time("a task never called")
+    if typical is not None:
+        problems.append(f"typical_run_time() of a task never called gave {typical!r}, not None")
+    return problems
+
+
+@plait.task
+def problems_inside_a_task():
+    return shape_problems(current_engine())
+
+
+def test_every_engine_has_the_protocols_shape(engine):
+    assert shape_problems(current_engine()) == []
+
+
+def test_the_engine_inside_a_task_has_the_protocols_shape(engine):
+    assert problems_inside_a_task().result() == []
+
+
+def test_the_tracing_engine_has_the_protocols_shape():
+    from plait.graph import Graph
+    from plait.parallel.tracing import TracingEngine
+
+    problems = shape_problems(TracingEngine(Graph(), None))
+    assert problems == []
+
+
+def test_submit_wait_for_and_value_of(engine):
+    e = current_engine()
+    f = e.submit(double, (21,), {}, OPTIONS)
+    assert isinstance(f, Future)
+    e.wait_for([f], 1, None)
+    assert f._state == FINISHED  # final when wait_for returns, without result()
+    assert e.value_of(f) == 42 and f.result() == 42
+    e.refresh(f)  # a no-op on a settled future
+    assert f._state == FINISHED
+
+
+def test_a_failure_is_final_with_its_exception(engine):
+    e = current_engine()
+    f = e.submit(refuse, (3,), {}, OPTIONS)
+    e.wait_for([f], 1, None)
+    assert f._state == FAILED and isinstance(f._exc, ValueError) and "no 3" in str(f._exc)
+    with pytest.raises(ValueError, match="no 3"):
+        f.result()
+
+
+def test_put_adopt_and_dependencies(engine):
+    e = current_engine()
+    box = e.put({"k": [1, 2]})
+    e.wait_for([box], 1, None)
+    assert e.value_of(box) == {"k": [1, 2]}
+    again = e.adopt(box._id, box.name)
+    assert isinstance(again, Future) and again.result() == {"k": [1, 2]}
+    assert e.submit(double, (e.submit(double, (1,), {}, OPTIONS),), {}, OPTIONS).result() == 4
+
+
+def test_wait_for_returns_at_its_timeout(engine):
+    e = current_engine()
+    slow = e.submit(nap, (2.0,), {}, OPTIONS)
+    e.wait_for([slow], 1, 0.01)
+    assert slow._state in (PENDING, FINISHED)  # no error; a 2 s nap cannot have ended
+    e.wait_for([slow], 1, None)
+    assert slow._state == FINISHED
+
+
+def test_callbacks_are_pushed_and_cancel_answers(engine):
+    e = current_engine()
+    seen = threading.Event()
+    f = e.submit(double, (5,), {}, OPTIONS)
+    f.add_done_callback(lambda fut: seen.set())
+    assert seen.wait(60) and f.result() == 10
+    assert e.cancel(f) is False  # finished: nothing to cancel
+    assert f._state != CANCELLED
+
+
+def test_status_and_timeline_are_records(engine):
+    e = current_engine()
+    e.submit(double, (1,), {}, OPTIONS).result()
+    assert isinstance(e.status(), list) and all(isinstance(r, dict) for r in e.status())
+    events = e.timeline_events()
+    assert isinstance(events, list) and all(isinstance(ev, dict) for ev in events)
