@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -151,29 +152,52 @@ def test_callback_cannot_block_the_scheduler(local):
     assert errors and "done-callback" in errors[0]
 
 
-def test_extra_workers_started_for_blocked_ones_are_retired(local, monkeypatch):
+@plait.task
+def wait_for_file(path, value):
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    return value
+
+
+@plait.task
+def pid_after(delay):
+    time.sleep(delay)
+    return os.getpid()
+
+
+def _until(condition, what: str, limit: float = 60.0) -> None:
+    """Wait for a state, not for a time (the machine may be slow)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _state_of(name: str) -> str | None:
+    return next((r["state"] + " " + r["why"] for r in plait.status() if r["name"] == name), None)
+
+
+def test_extra_workers_started_for_blocked_ones_are_retired(local, monkeypatch, tmp_path):
     from plait.engines.local import engine as engine_module
 
     monkeypatch.setattr(engine_module, "IDLE_RETIRE_S", 0.2)
     engine = current_engine()
+    original = set(engine.worker_pids())
+    gate = str(tmp_path / "gate")
 
     @plait.task
     def parent(box):
         return plait.get(box[0])  # runs elsewhere: this worker blocks and lends its CPU
 
-    slow = sleep_return("slow", 1.0)
-    time.sleep(0.1)
+    slow = wait_for_file(gate, "slow")  # holds one worker until the test opens the gate
+    _until(lambda: (_state_of("wait_for_file") or "").startswith("running"), "the gated task to run")
     waiting = parent(plait.put([slow]))
-    time.sleep(0.3)
-    others = [sleep_return(i, 0.2) for i in range(4)]  # run by an extra worker meanwhile
-    time.sleep(0.1)
-    assert engine.stats()["workers"] > 2
-    assert plait.get(others, timeout=30) == [0, 1, 2, 3]
-    assert waiting.result(timeout=30) == "slow"
-    deadline = time.monotonic() + 10
-    while len(engine.worker_pids()) > 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert len(engine.worker_pids()) == 2
+    _until(lambda: "blocked in get()" in (_state_of("test_extra_workers_started_for_blocked_ones_are_retired.<locals>.parent") or ""), "the parent to block")
+    others = plait.get([pid_after(0.05) for _ in range(4)], timeout=60)
+    assert set(others).isdisjoint(original)  # both original workers are busy: an extra one ran them
+    open(gate, "w").close()
+    assert waiting.result(timeout=60) == "slow"
+    _until(lambda: len(engine.worker_pids()) == 2, "the extra worker to retire")
 
 
 def test_submit_from_many_threads(local):
