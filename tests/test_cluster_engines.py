@@ -242,6 +242,25 @@ def test_cancel_a_queued_task(engine):
     assert plait.get(blockers, timeout=60) == [0, 1]
 
 
+def test_cancel_force_of_a_running_task(engine, tmp_path):
+    """Ray stops it; Dask cannot interrupt a running task and says so."""
+    from tests.test_local_engine import _until, gated
+
+    pid_file = tmp_path / "pid"
+    running = gated(str(tmp_path / "never"), str(pid_file))
+    _until(lambda: pid_file.exists() and pid_file.read_text() != "", "the task to start")
+    if engine == "dask":
+        with pytest.raises(plait.NotSupported, match="cannot stop running task"):
+            running.cancel(force=True)
+        (tmp_path / "never").touch()
+        assert running.result(timeout=60) == "opened"
+        return
+    assert running.cancel(force=True) is True
+    with pytest.raises(plait.CancelledError):
+        running.result(timeout=60)
+    assert task_tests.add(1, 2).result(timeout=60) == 3  # the cluster goes on
+
+
 def test_shutdown_leaves_an_attached_cluster_running(cluster):
     with cluster.attach():
         assert task_tests.add(1, 1).result() == 2

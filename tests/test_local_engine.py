@@ -240,3 +240,39 @@ def test_driver_memory_stays_flat_over_many_tasks(local, total):
     while engine.stats()["results"] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert engine.stats()["results"] == 0
+
+
+@plait.task
+def gated(path, pid_file):
+    with open(pid_file, "w") as f:
+        f.write(str(os.getpid()))
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    return "opened"
+
+
+def test_cancel_of_a_running_task_and_cancel_force(local, tmp_path):
+    """cancel() of a running task answers False and it keeps running; force=True stops it."""
+    engine = current_engine()
+    pid_file = tmp_path / "pid"
+    running = gated(str(tmp_path / "never"), str(pid_file))
+    _until(lambda: pid_file.exists() and pid_file.read_text() != "", "the task to start")
+    pid = int(pid_file.read_text())
+    assert running.cancel() is False and not running.done()
+    assert running.cancel(force=True) is True
+    assert running.cancelled()
+    with pytest.raises(plait.CancelledError, match="cancelled"):
+        running.result()
+    _until(lambda: pid not in engine.worker_pids() and len(engine.worker_pids()) == 2, "the worker to be replaced")
+    assert plait.get([sleep_return(i, 0) for i in range(4)]) == [0, 1, 2, 3]  # the engine goes on
+
+
+def test_force_cancel_of_an_actor_call_is_refused(local, tmp_path):
+    from tests.test_actors import Log
+
+    log = Log()
+    busy = log.slow_append("x", 1.0)
+    _until(lambda: "running" in (_state_of("Log.slow_append") or ""), "the call to run")
+    with pytest.raises(plait.NotSupported, match="plait.kill"):
+        busy.cancel(force=True)
+    assert busy.result() == 1

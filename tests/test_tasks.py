@@ -417,3 +417,33 @@ def test_a_memmap_passed_to_tasks_is_shared_through_its_file(engine, tmp_path):
     # a strided view of a read-only map reads the right bytes
     readonly = np.memmap(tmp_path / "out.dat", dtype=np.float64, mode="r", shape=(40, 3))
     assert column_sum(readonly[::2, 1]).result() == float(readonly[::2, 1].sum())
+
+
+def test_a_failure_nobody_read_is_reported_when_its_future_is_dropped(engine, caplog):
+    import gc
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="plait")
+    f = fail("never read")
+    plait.wait([f], num_returns=1, timeout=60)
+    del f
+
+    def reports() -> list[str]:
+        gc.collect()
+        return [r.getMessage() for r in caplog.records if "never read" in r.getMessage()]
+
+    deadline = time.monotonic() + 60  # the engine's own thread may still hold it a moment
+    while not reports() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(reports()) == 1 and "dropped without its result being read" in reports()[0]
+
+    caplog.clear()
+    g = fail("read once")
+    with pytest.raises(ValueError):
+        g.result()
+    h = add(fail("passed on"), 1)  # a dependency: its failure reaches the dependent
+    with pytest.raises(ValueError):
+        h.result()
+    del g, h
+    gc.collect()
+    assert not [r for r in caplog.records if "dropped without" in r.getMessage()]

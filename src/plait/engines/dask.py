@@ -479,11 +479,17 @@ class DaskEngine(rm.ClusterEngine):
         died.__cause__ = err
         return died
 
-    def cancel(self, future: Future) -> bool:
+    def cancel(self, future: Future, force: bool = False) -> bool:
         df = self._df(future)
         if df.done():
             self._settle_ready([future])
             return future._state == CANCELLED
+        if force:
+            raise NotSupported(
+                f"the dask engine cannot stop running task {future._name!r}: Dask does not interrupt "
+                "a task once a worker runs it. cancel() without force cancels it if it has not started "
+                "(a running one finishes, its result unused); the local and ray engines can force it"
+            )
         self.client.cancel([df])
         self._cancel_local(future)
         return True

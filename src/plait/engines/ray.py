@@ -69,6 +69,7 @@ from plait.errors import (
     ActorDiedError,
     CancelledError,
     InfeasibleResourcesError,
+    NotSupported,
     PlaitError,
     RemoteTraceback,
     SerializationError,
@@ -346,13 +347,19 @@ class RayEngine(rm.ClusterEngine):
     def _poll(self, futures: list[Future]) -> list[Future]:
         return self._ready(futures, len(futures), 0)
 
-    def cancel(self, future: Future) -> bool:
+    def cancel(self, future: Future, force: bool = False) -> bool:
         ref = future._payload
         ready, _ = ray.wait([ref], timeout=0, fetch_local=False)
         if ready:
             self._settle_ready([future])
             return False
-        ray.cancel(ref, force=False, recursive=True)
+        try:
+            ray.cancel(ref, force=force, recursive=True)
+        except ValueError as err:  # Ray: force=True is not supported for actor tasks
+            raise NotSupported(
+                f"cannot force-cancel {future._name!r} on the ray engine ({err}); "
+                "use plait.kill(actor) to stop the actor, or cancel() without force"
+            ) from None
         self._cancel_local(future)
         self._status.pop(future._id, None)  # after: another thread's settling finds it cancelled
         return True

@@ -335,6 +335,9 @@ class Invocation:
         if self.speculative:
             self.drop_speculative()
         futures = [f for _, f in self.futures]
+        for f in futures:  # their failures are this call's to report (or were never made)
+            if type(f) is Future:
+                f._seen = True
         if _engine().tracing:
             failures = [exc for _, exc in self.failures if not isinstance(exc, _Abort)]
             self._settle((False, failures[0]) if failures else (True, self.result))

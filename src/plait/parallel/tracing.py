@@ -126,7 +126,7 @@ class TracingEngine(Engine):
     def refresh(self, future: Future) -> None:
         return None
 
-    def cancel(self, future: Future) -> bool:
+    def cancel(self, future: Future, force: bool = False) -> bool:
         return False
 
     def release(self, object_id: int) -> None:

@@ -50,7 +50,9 @@ class Engine(Protocol):
         """The value of a finished future (deserialized here, on demand)."""
     def refresh(self, future: Future) -> None:
         """Bring a future's state up to date where the engine does not push it."""
-    def cancel(self, future: Future) -> bool: ...
+    def cancel(self, future: Future, force: bool = False) -> bool:
+        """Cancel a call not started yet; with ``force``, stop a running one (its worker is
+        stopped). True if the future is now cancelled."""
     def release(self, object_id: int) -> None:
         """A future was dropped: the engine may free its value (called from ``__del__``)."""
     def adopt(self, object_id: int, name: str) -> Future:

@@ -46,6 +46,7 @@ class Future:
         "_exc",
         "_waiters",
         "_callbacks",
+        "_seen",
         "__weakref__",
     )
 
@@ -59,6 +60,7 @@ class Future:
         self._exc: BaseException | None = None
         self._waiters: list | None = None
         self._callbacks: list | None = None
+        self._seen = False  # something read its outcome (or took it on): a failure is not lost
 
     # ------------------------------------------------------------------ user API
     @property
@@ -92,6 +94,7 @@ class Future:
         if self._state == CANCELLED:
             raise CancelledError(f"task {self._name!r} was cancelled")
         assert self._exc is not None
+        self._seen = True
         raise self._exc
 
     def __bool__(self) -> bool:
@@ -122,15 +125,24 @@ class Future:
             return exc
         return None
 
-    def cancel(self) -> bool:
-        """Cancel the task if it has not been handed to a worker yet."""
+    def cancel(self, force: bool = False) -> bool:
+        """Cancel the task if it has not started; True if the future is now cancelled.
+
+        A running task: on the local engine ``cancel()`` returns False and it runs on;
+        ``force=True`` stops the worker running it (replaced at once; the other calls
+        queued there run elsewhere, their retries unspent). On Ray, ``cancel()``
+        interrupts it (``KeyboardInterrupt`` in the task, as ``ray.cancel``) and
+        ``force=True`` kills its worker. On Dask the future is cancelled at once but a
+        task already running finishes, unused; ``force=True`` raises ``NotSupported``.
+        Actor calls cannot be force-cancelled (that would kill the actor: plait.kill)."""
         if self._state == CANCELLED:
             return True
         if self._state != PENDING:
             return False
-        return bool(self._engine.cancel(self))
+        return bool(self._engine.cancel(self, force))
 
     def add_done_callback(self, fn: Callable[[Future], Any]) -> None:
+        self._seen = True  # the callback looks at the outcome
         with _lock:
             if self._state == PENDING:
                 if self._callbacks is None:
@@ -155,7 +167,14 @@ class Future:
     def __repr__(self) -> str:
         return f"<plait.Future {self._name or ''}#{self._id:x} {_STATE_NAMES[self._state]}>"
 
+    def mark_seen(self) -> None:
+        """A front end took this future's outcome on (a dependent task, a program that
+        reports its failures): its failure is not lost if the future is dropped."""
+        self._seen = True
+
     def __del__(self) -> None:
+        if self._state == FAILED and not self._seen:
+            _report_unread(self)
         engine = self._engine
         if engine is not None:
             engine.release(self._id)
@@ -185,6 +204,22 @@ class Future:
 def _settle(aio: Any) -> None:
     if not aio.done():
         aio.set_result(None)
+
+
+def _report_unread(future: Future) -> None:
+    """A failure nothing read: said once, through the ``plait`` logger (as Ray reports
+    unhandled errors), rather than lost."""
+    try:
+        import logging
+
+        exc = future._exc
+        logging.getLogger("plait").warning(
+            "task %r failed and its future was dropped without its result being read: %s: %s "
+            "(call result() or exception() on the futures whose failures matter)",
+            future._name, type(exc).__name__, exc,
+        )  # fmt: skip
+    except Exception:  # noqa: BLE001 - at interpreter exit logging may be gone
+        pass
 
 
 def _rebuild_future(object_id: int, name: str) -> Future:

@@ -45,6 +45,7 @@ def _classes() -> tuple[Any, Any]:
 
             def persistent_id(self, obj: Any) -> Any:
                 if type(obj) is Future:
+                    obj._seen = True  # a dependency: its failure reaches the dependent
                     self.refs.append(obj)
                     return obj._id
                 return None

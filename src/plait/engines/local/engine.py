@@ -66,7 +66,7 @@ from typing import Any
 from plait.engines.local.store import ObjectStore, decode, encode
 from plait.engines.local.wire import Connection, pack
 from plait.engines.local.worker import ACTOR_CALL, ACTOR_INIT, TASK
-from plait.errors import ActorDiedError, PlaitError, TaskTimeoutError, WorkerCrashedError
+from plait.errors import ActorDiedError, NotSupported, PlaitError, TaskTimeoutError, WorkerCrashedError
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
 from plait.runtime.actor import ActorHandle
@@ -370,6 +370,7 @@ class LocalEngine(Engine):
                 notify, self._notify = self._notify, []
             if notify:
                 fut_mod.run_callbacks(fut_mod.complete(notify))
+                notify = []  # no reference to the futures while this thread waits for more
 
     def _register_connections(self) -> None:
         while self._new_workers:
@@ -451,7 +452,11 @@ class LocalEngine(Engine):
                 self.refs[oid] += 1
                 worker.borrowed[oid] = worker.borrowed.get(oid, 0) + 1
         elif op == "cancel":
-            self._send(worker, [("reply", msg[1], self._cancel(msg[2]))])
+            try:
+                cancelled = self._cancel(msg[2], msg[3] if len(msg) > 3 else False)
+            except NotSupported:
+                cancelled = False  # an actor call from inside a task: it runs on
+            self._send(worker, [("reply", msg[1], cancelled)])
         elif op == "acall":
             _, tid, aid, method, payload, size, deps = msg
             if size:
@@ -904,17 +909,32 @@ class LocalEngine(Engine):
     def _adopt_ref(self, object_id: int) -> Future:
         return self.adopt(object_id, "")
 
-    def cancel(self, future: Future) -> bool:
+    def cancel(self, future: Future, force: bool = False) -> bool:
         with self._lock:
-            cancelled = self._cancel(future._id)
+            cancelled = self._cancel(future._id, force)
             notify, self._notify = self._notify, []
         fut_mod.run_callbacks(fut_mod.complete(notify))
         return cancelled
 
-    def _cancel(self, tid: int) -> bool:
+    def _cancel(self, tid: int, force: bool = False) -> bool:
         task = self.tasks.get(tid)
-        if task is None or task.state in (ASSIGNED, DONE) or task.kind == ACTOR_INIT:
+        if task is None or task.state == DONE or task.kind == ACTOR_INIT:
             return False
+        if task.state == ASSIGNED:
+            if not force:
+                return False  # handed to a worker: it runs (cancel(force=True) stops it)
+            if task.kind == ACTOR_CALL:
+                raise NotSupported(
+                    f"cannot force-cancel actor call {task.name!r}: stopping it would kill the actor; "
+                    "use plait.kill(actor) to stop the actor, or cancel() before the call starts"
+                )
+            worker = task.worker
+            worker.inflight.remove(task)
+            self._deadlines.pop(tid, None)
+            error = CancelledError(f"task {task.name!r} was cancelled while running; its worker was stopped")
+            self._finish(task, False, ser.dumps_exception(error, task.name, ""), state=CANCELLED)
+            self._stop_worker(worker)  # replaced; its other calls run elsewhere, retries unspent
+            return True
         error = CancelledError(f"task {task.name!r} was cancelled")
         self._finish(task, False, ser.dumps_exception(error, task.name, ""), state=CANCELLED)
         return True

@@ -301,8 +301,8 @@ class WorkerRuntime(Engine):
     def refresh(self, future: Future) -> None:
         self.wait_for([future], 1, 0)
 
-    def cancel(self, future: Future) -> bool:
-        return bool(self._request(("cancel", None, future._id)))
+    def cancel(self, future: Future, force: bool = False) -> bool:
+        return bool(self._request(("cancel", None, future._id, force)))
 
     def release(self, object_id: int) -> None:
         self.releases.append(object_id)
