@@ -276,3 +276,35 @@ def test_force_cancel_of_an_actor_call_is_refused(local, tmp_path):
     with pytest.raises(plait.NotSupported, match="plait.kill"):
         busy.cancel(force=True)
     assert busy.result() == 1
+
+
+def test_queued_work_is_shared_evenly_among_busy_workers(tmp_path):
+    """Equal tasks behind busy workers split 9/5/3/3 over four: the first worker to finish
+    took half the queue. A worker now takes its share among all the workers."""
+    import re
+
+    with plait.init(engine="local", workers=4):
+        gates = [tmp_path / f"gate{i}" for i in range(4)]
+        pid_files = [tmp_path / f"pid{i}" for i in range(4)]
+        holders = [gated(str(g), str(p)) for g, p in zip(gates, pid_files, strict=True)]
+        _until(lambda: all(p.exists() and p.read_text() for p in pid_files), "all four workers to be busy")
+        rest = tmp_path / "rest"
+        queued = [wait_for_file(str(rest), i) for i in range(12)]
+        _until(lambda: sum(r["state"] == "ready" for r in plait.status()) == 12, "the calls to queue")
+        gates[0].touch()  # one worker finishes: it takes its share of the twelve
+        assert holders[0].result(timeout=60) == "opened"
+
+        def on_workers() -> dict:
+            counts: dict = {}
+            for r in plait.status():
+                m = re.search(r"on worker (\d+)", r["why"])
+                if m and r["name"] == "wait_for_file":
+                    counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+            return counts
+
+        _until(lambda: sum(on_workers().values()) > 0, "the freed worker to take calls")
+        assert list(on_workers().values()) == [3]  # 12 over 4 workers, not half of them
+        for g in gates[1:]:
+            g.touch()
+        rest.touch()
+        assert plait.get(queued, timeout=60) == list(range(12))

@@ -603,9 +603,10 @@ class LocalEngine(Engine):
                     self._pending_actors.append(actor)
 
     def _share(self, queued: int) -> int:
-        """How many queued tasks one worker may take: leave some for the others."""
-        idle = sum(1 for w in self.workers.values() if w.alive and w.actor is None and not w.inflight)
-        return max(1, -(-queued // (idle + 1)))
+        """How many queued tasks one worker may take: its share among all task workers
+        (busy ones finish and take theirs), so equal tasks finish evenly."""
+        workers = sum(1 for w in self.workers.values() if w.alive and w.actor is None and w.blocked is None)
+        return max(1, -(-queued // max(1, workers)))
 
     def _can_grow(self) -> bool:
         task_workers = sum(1 for w in self.workers.values() if w.alive and w.actor is None)
