@@ -250,3 +250,18 @@ def test_actor_pool_spreads_calls_over_its_actors(local):
     assert idle is not None and pool.has_free()
     pool.push(idle)
     assert len(pids) == 2
+
+
+def test_status_says_an_actor_waits_for_resources_held_by_others(local):
+    """It said "queued behind earlier calls" for the first call of an actor that had not
+    started because other actors held every CPU."""
+    import plait as p
+
+    holders = [Log.options(num_cpus=1)() for _ in range(2)]  # the two CPUs of this engine
+    assert p.get([h.append(1) for h in holders]) == [1, 1]
+    late = Log.options(num_cpus=1)()
+    call = late.append("x")
+    record = next(r for r in p.status() if r["name"].endswith("append") and r["id"] == call.id)
+    assert "has not started" in record["why"] and "CPU" in record["why"] and "Log" in record["why"]
+    p.kill(holders[0])
+    assert call.result(timeout=60) == 1

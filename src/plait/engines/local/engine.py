@@ -1292,8 +1292,16 @@ class LocalEngine(Engine):
                     state = "waiting"
                 elif task.state == READY:
                     state = "ready"
-                    if task.actor is not None:
-                        why = f"queued on actor {task.actor.name!r} behind earlier calls"
+                    actor = task.actor
+                    if actor is not None and actor.worker is None and actor.grant is None:
+                        shape = dict(actor.options.shape())
+                        free = {k: round(v, 3) for k, v in self.pool.free.items() if k in shape}
+                        holders = sorted({a.name for a in self.actors.values() if a.grant is not None and a.dead is None})
+                        why = f"actor {actor.name!r} has not started: it needs {shape}; free now: {free}"
+                        if holders:
+                            why += f" (actors holding resources: {', '.join(holders[:5])})"
+                    elif actor is not None:
+                        why = f"queued on actor {actor.name!r} behind earlier calls"
                     else:
                         free = {k: round(v, 3) for k, v in self.pool.free.items() if k in dict(task.shape)}
                         why = f"needs {dict(task.shape)}; free now: {free}"
