@@ -447,3 +447,18 @@ def test_a_failure_nobody_read_is_reported_when_its_future_is_dropped(engine, ca
     del g, h
     gc.collect()
     assert not [r for r in caplog.records if "dropped without" in r.getMessage()]
+
+
+@plait.task
+def get_inside(values):
+    return plait.get(values)  # a mistake: the futures arrived as their values
+
+
+def test_get_of_a_resolved_argument_inside_a_task_says_why(engine):
+    with pytest.raises(TypeError, match="arrive as their values"):
+        get_inside([add(1, 2)]).result()
+    with pytest.raises(TypeError, match="arrive as their values"):
+        get_inside(add(1, 2)).result()
+    with pytest.raises(TypeError) as outside:
+        plait.get(3)
+    assert "arrive as" not in str(outside.value)  # in the driver there is no such hint

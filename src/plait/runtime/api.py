@@ -123,10 +123,23 @@ def is_initialized() -> bool:
     return context.engine_or_none() is not None
 
 
+def _not_a_future(what: str, value: Any) -> TypeError:
+    from plait.runtime.invoke import running_task
+
+    message = f"{what}, got {type(value).__name__}: {value!r:.200}"
+    task = running_task()
+    if task is not None:
+        message += (
+            f". Inside task {task!r}: futures passed to a task (also inside lists, dicts and "
+            "other values) arrive as their values, so there is nothing to get: use the value"
+        )
+    return TypeError(message)
+
+
 def _engine_of(futures: list[Future]) -> Any:
     for f in futures:
         if not isinstance(f, Future):
-            raise TypeError(f"expected plait.Future objects, got {type(f).__name__}: {f!r}")
+            raise _not_a_future("expected plait.Future objects", f)
     engine = futures[0]._engine
     if engine is None:
         raise RuntimeError("this future belongs to an engine that was shut down")
@@ -142,7 +155,7 @@ def get(refs: Any, timeout: float | None = None, *, progress: bool | None = None
     if isinstance(refs, Future):
         return refs.result(timeout)
     if not isinstance(refs, (list, tuple)):
-        raise TypeError(f"plait.get takes a Future or a list of Futures, got {type(refs).__name__}")
+        raise _not_a_future("plait.get takes a Future or a list of Futures", refs)
     futures = list(refs)
     if not futures:
         return []

@@ -15,17 +15,30 @@ from plait.runtime.options import TaskOptions
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
+_running = threading.local()
+
+
+def running_task() -> str | None:
+    """The name of the task this thread is running, if it runs one (for error messages)."""
+    return getattr(_running, "name", None)
+
+
 def call_with_retries(fn: Callable, args: tuple, kwargs: dict, options: TaskOptions) -> Any:
     """Call ``fn``; re-run it on an exception that ``retry_exceptions`` allows."""
     attempts_left = options.retries if options.retry_exceptions else 0
-    while True:
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:
-            if attempts_left > 0 and options.should_retry(exc):
-                attempts_left -= 1
-                continue
-            raise
+    outer = getattr(_running, "name", None)
+    _running.name = options.name or getattr(fn, "__qualname__", "task")
+    try:
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                if attempts_left > 0 and options.should_retry(exc):
+                    attempts_left -= 1
+                    continue
+                raise
+    finally:
+        _running.name = outer
 
 
 def format_remote(exc: BaseException, where: str) -> str:
