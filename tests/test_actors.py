@@ -265,3 +265,29 @@ def test_status_says_an_actor_waits_for_resources_held_by_others(local):
     assert "has not started" in record["why"] and "CPU" in record["why"] and "Log" in record["why"]
     p.kill(holders[0])
     assert call.result(timeout=60) == 1
+
+
+# -------------------------------------------------------------- named actors
+@plait.task
+def bump_named(name, k):
+    return plait.get_actor(name).append(k).result()
+
+
+def test_named_actors_are_found_from_anywhere(engine):
+    """Ray's named actors: Counter.options(name="c").remote(); ray.get_actor("c")."""
+    first = Log.options(name="the-log")("n")
+    assert first.append(1).result() == 1
+    found = plait.get_actor("the-log")
+    assert found == first and found.append(2).result() == 2
+    assert bump_named("the-log", 3).result() == 3  # from inside a task
+    with pytest.raises(ValueError, match="exists already"):
+        Log.options(name="the-log")()
+    again = Log.options(name="the-log", get_if_exists=True)()
+    assert again == first and again.snapshot().result() == ["n1", "n2", "n3"]
+    with pytest.raises(ValueError, match="no actor named 'nobody'"):
+        plait.get_actor("nobody")
+    plait.kill(first)
+    with pytest.raises(ValueError, match="no actor named 'the-log'"):
+        plait.get_actor("the-log")
+    with pytest.raises(TypeError, match="needs name"):
+        Log.options(get_if_exists=True)

@@ -25,6 +25,7 @@ from plait.runtime.actor_pool import ActorPool
 from plait.runtime.api import (
     as_completed,
     get,
+    get_actor,
     init,
     is_initialized,
     kill,
@@ -59,6 +60,7 @@ __all__ = [
     "WorkerCrashedError",
     "actor",
     "as_completed",
+    "get_actor",
     "capture",
     "get",
     "init",

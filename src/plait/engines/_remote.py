@@ -600,8 +600,8 @@ class ClusterEngine(Engine):
         return "the framework's own dashboard shows where it runs"
 
 
-class WorkerEngine(Engine):
-    """The engine a cluster worker process talks to: the driver's own, or one made here once.
+class WorkerEngine:
+    """Which engine a cluster worker process talks to: the driver's own, or one made here once.
 
     Code running in a Ray or Dask worker (nested task calls, ``get``, actor
     calls) needs ``current_engine()`` to be an engine of the same kind attached

@@ -85,7 +85,7 @@ from plait.errors import (
     WorkerCrashedError,
 )
 from plait.runtime import serialization as ser
-from plait.runtime.actor import ActorHandle
+from plait.runtime.actor import ActorHandle, name_taken, no_such_actor
 from plait.runtime.future import CANCELLED, FAILED, FINISHED, PENDING, Future
 from plait.runtime.invoke import format_remote
 from plait.runtime.options import EngineConfig
@@ -503,6 +503,12 @@ class DaskEngine(rm.ClusterEngine):
                 "a Dask-hosted actor lives in one worker's memory and is not restarted when that worker "
                 "dies; use the ray or local engine, or rebuild the actor yourself on ActorDiedError"
             )
+        if options.named:
+            existing = self._named_handle(name)
+            if existing is not None:
+                if options.get_if_exists:
+                    return existing
+                raise name_taken(name)
         address = self._place(options, f"actor {name!r}")
         actor_id = random.getrandbits(62)
         call_args, call_kwargs = rm.pack_args(name, args, kwargs, self._native, always_pickle=True)
@@ -523,7 +529,30 @@ class DaskEngine(rm.ClusterEngine):
         with self._actor_lock:
             self._actors[actor_id] = info
         self.client.set_metadata(_meta_key(actor_id), {"address": address, "dead": None})
-        return ActorHandle(actor_id, name, cls.methods)
+        handle = ActorHandle(actor_id, name, cls.methods)
+        if options.named:  # in the scheduler: every client and worker finds it
+            self.client.set_metadata(_named_key(name), {"id": actor_id, "methods": list(cls.methods)})
+        return handle
+
+    def _named_handle(self, name: str) -> ActorHandle | None:
+        entry = None
+        with contextlib.suppress(KeyError):
+            entry = self.client.get_metadata(_named_key(name), None)
+        if not entry:
+            return None
+        handle = ActorHandle(entry["id"], name, tuple(entry["methods"]))
+        meta = None
+        with contextlib.suppress(KeyError):
+            meta = self.client.get_metadata(_meta_key(handle._actor_id), None)
+        if not meta or meta.get("dead"):
+            return None  # killed or dead: the name is free again
+        return handle
+
+    def get_actor(self, name: str) -> ActorHandle:
+        handle = self._named_handle(name)
+        if handle is None:
+            raise no_such_actor(name, self.name)
+        return handle
 
     def _place(self, options: Any, what: str) -> str:
         workers = self.client.scheduler_info()["workers"]
@@ -707,6 +736,10 @@ def _ident(name: str) -> str:
 
 def _meta_key(actor_id: int) -> list[str]:
     return ["plait-actors", f"{actor_id:x}"]
+
+
+def _named_key(name: str) -> list[str]:
+    return ["plait-named-actors", name]
 
 
 def _convert(err: BaseException, name: str) -> BaseException:

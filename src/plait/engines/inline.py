@@ -20,7 +20,7 @@ from typing import Any
 from plait.errors import ActorDiedError, TaskTimeoutError
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
-from plait.runtime.actor import ActorHandle
+from plait.runtime.actor import ActorHandle, name_taken, no_such_actor
 from plait.runtime.engine import Engine
 from plait.runtime.future import FAILED, FINISHED, Future
 from plait.runtime.invoke import call_with_retries, format_remote, run_method
@@ -43,6 +43,7 @@ class InlineEngine(Engine):
         )
         self._ids = itertools.count(1)
         # every future by id while it lives, to resolve the ids pickled in values
+        self._named: dict[str, ActorHandle] = {}  # .options(name=...) actors
         self._live: weakref.WeakValueDictionary[int, Future] = weakref.WeakValueDictionary()
         self._actors: dict[int, Any] = {}
         self._dead_actors: dict[int, BaseException] = {}
@@ -132,6 +133,24 @@ class InlineEngine(Engine):
     # ----------------------------------------------------------------- actors
     def create_actor(self, cls: Any, args: tuple, kwargs: dict, options: Any) -> ActorHandle:
         self.pool.check_feasible(options.shape(), f"actor {cls.name!r}")
+        if options.named:
+            existing = self._named.get(options.name)
+            if existing is not None and existing._actor_id in self._actors:
+                if options.get_if_exists:
+                    return existing
+                raise name_taken(options.name)
+        handle = self._create_actor(cls, args, kwargs, options)
+        if options.named:
+            self._named[options.name] = handle
+        return handle
+
+    def get_actor(self, name: str) -> ActorHandle:
+        handle = self._named.get(name)
+        if handle is None or handle._actor_id not in self._actors:
+            raise no_such_actor(name, self.name)
+        return handle
+
+    def _create_actor(self, cls: Any, args: tuple, kwargs: dict, options: Any) -> ActorHandle:
         actor_id = next(self._ids)
         data, buffers, _ = ser.dumps_args(cls.name, args, kwargs)
         try:
@@ -141,7 +160,7 @@ class InlineEngine(Engine):
             died = ActorDiedError(f"actor {cls.name!r} failed in __init__: {type(exc).__name__}: {exc}")
             died.__cause__ = exc
             self._dead_actors[actor_id] = died
-        return ActorHandle(actor_id, cls.name, cls.methods)
+        return ActorHandle(actor_id, options.name or cls.name, cls.methods)
 
     def call_actor(self, handle: ActorHandle, method: str, args: tuple, kwargs: dict) -> Future:
         name = f"{handle._name}.{method}"

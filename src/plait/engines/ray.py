@@ -76,7 +76,7 @@ from plait.errors import (
     WorkerCrashedError,
 )
 from plait.runtime import serialization as ser
-from plait.runtime.actor import ActorHandle
+from plait.runtime.actor import ActorHandle, name_taken, no_such_actor
 from plait.runtime.future import FAILED, FINISHED, Future
 from plait.runtime.invoke import format_remote
 from plait.runtime.options import EngineConfig
@@ -373,24 +373,45 @@ class RayEngine(rm.ClusterEngine):
     def create_actor(self, cls: Any, args: tuple, kwargs: dict, options: Any) -> ActorHandle:
         name = options.name or cls.name
         self._check_feasible(options.shape(), f"actor {name!r}")
-        actor_id = random.getrandbits(62)
+        # a named actor's id follows from its name: any process finds it through Ray
+        actor_id = _named_id(name) if options.named else random.getrandbits(62)
         call_args, call_kwargs = rm.pack_args(name, args, kwargs, _native)
         ray_opts = _resource_options(options)
-        native = (
-            _host_class()
-            .options(
-                **ray_opts,
-                max_restarts=options.max_restarts,
-                max_task_retries=0,
-                name=_actor_name(actor_id),
-                namespace=NAMESPACE,
+        try:
+            native = (
+                _host_class()
+                .options(
+                    **ray_opts,
+                    max_restarts=options.max_restarts,
+                    max_task_retries=0,
+                    name=_actor_name(actor_id),
+                    namespace=NAMESPACE,
+                )
+                .remote(cls, name, self.token, *call_args, **call_kwargs)
             )
-            .remote(cls, name, self.token, *call_args, **call_kwargs)
-        )
+        except ValueError:  # Ray: the name is taken
+            if not options.named:
+                raise
+            if options.get_if_exists:
+                return self.get_actor(name)
+            raise name_taken(name) from None
+        self._killed.discard(actor_id)  # a name used again after its actor was killed
         with self._actor_lock:
             self._actors[actor_id] = native
         self._used = True
         return ActorHandle(actor_id, name, cls.methods)
+
+    def get_actor(self, name: str) -> ActorHandle:
+        actor_id = _named_id(name)
+        handle = ActorHandle(actor_id, name, ())
+        native = None if actor_id in self._killed else self._native_actor(handle)
+        if native is None:
+            raise no_such_actor(name, self.name)
+        try:
+            methods = ray.get(native.methods.remote(), timeout=60)
+        except Exception:  # noqa: BLE001 - dead, or dying
+            raise no_such_actor(name, self.name) from None
+        return ActorHandle(actor_id, name, methods)
 
     def _native_actor(self, handle: ActorHandle) -> Any:
         with self._actor_lock:
@@ -522,6 +543,13 @@ def _actor_name(actor_id: int) -> str:
     return f"plait-actor-{actor_id:x}"
 
 
+def _named_id(name: str) -> int:
+    """The actor id of the actor named ``name`` (the same in every process)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big") >> 2
+
+
 def _ident(name: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in "_." else "_" for c in name)
     return cleaned or "task"
@@ -619,6 +647,7 @@ class _ActorHost:
         _enter(token)
         self._name = name
         self._token = token
+        self._methods = cls.methods
         self._instance: Any = None
         self._dead: bytes | None = None
         try:
@@ -627,6 +656,9 @@ class _ActorHost:
         except Exception as exc:  # noqa: BLE001 - every later call reports it
             died = ActorDiedError(f"actor {name!r} failed in __init__: {type(exc).__name__}: {exc}")
             self._dead = ser.dumps_exception(died, name, format_remote(exc, f"actor {name!r} __init__"))
+
+    def methods(self) -> tuple[str, ...]:
+        return self._methods
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         _enter(self._token)

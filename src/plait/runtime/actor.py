@@ -8,6 +8,7 @@ Handles can be passed to tasks and to other actors.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Any
 
 from plait.runtime.context import current_engine
@@ -38,7 +39,15 @@ class ActorClass:
         return current_engine().create_actor(self, args, kwargs, self.actor_options)
 
     def options(self, **overrides: Any) -> ActorFactory:
-        return ActorFactory(self, actor_options(self.name, self.actor_options, **overrides))
+        """Per-instance options. ``name=`` makes a *named* actor: one per name in the
+        engine, found from anywhere with ``plait.get_actor(name)`` (``get_if_exists=True``
+        gives the existing one instead of an error)."""
+        options = actor_options(self.name, self.actor_options, **overrides)
+        if overrides.get("name") is not None:
+            options = replace(options, named=True)
+        elif overrides.get("get_if_exists"):
+            raise TypeError(f"actor {self.name!r}: get_if_exists=True needs name= (a named actor)")
+        return ActorFactory(self, options)
 
     def __repr__(self) -> str:
         return f"<plait.actor {self.name}>"
@@ -111,3 +120,17 @@ def actor(cls: type | None = None, **options: Any) -> Any:
     if cls is None:
         return lambda c: ActorClass(c, actor_options(getattr(c, "__qualname__", "actor"), **options))
     return ActorClass(cls, actor_options(getattr(cls, "__qualname__", "actor")))
+
+
+def name_taken(name: str) -> ValueError:
+    return ValueError(
+        f"an actor named {name!r} exists already in this engine; plait.get_actor({name!r}) gives it, "
+        "or create with .options(name=..., get_if_exists=True)"
+    )
+
+
+def no_such_actor(name: str, engine: str) -> ValueError:
+    return ValueError(
+        f"no actor named {name!r} on the {engine} engine (never created with "
+        f".options(name={name!r}), or killed, or dead)"
+    )

@@ -11,6 +11,7 @@ from typing import Any
 
 from plait.errors import GetTimeoutError
 from plait.runtime import context
+from plait.runtime.actor import ActorHandle
 from plait.runtime.future import Future
 from plait.runtime.options import EngineConfig
 
@@ -218,6 +219,11 @@ def as_completed(futures: Iterable[Future], timeout: float | None = None) -> Ite
 def put(value: Any) -> Future:
     """Store ``value`` once; pass the future to many tasks without copying it again."""
     return context.current_engine().put(value)
+
+
+def get_actor(name: str) -> ActorHandle:
+    """The live actor created with ``.options(name=name)``, from the driver or any task."""
+    return context.current_engine().get_actor(name)
 
 
 def kill(actor: Any) -> None:

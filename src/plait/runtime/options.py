@@ -16,7 +16,7 @@ _TASK_OPTION_NAMES = (
     "name",
     "num_returns",
 )
-_ACTOR_OPTION_NAMES = ("num_cpus", "num_gpus", "memory", "resources", "max_restarts", "name")
+_ACTOR_OPTION_NAMES = ("num_cpus", "num_gpus", "memory", "resources", "max_restarts", "name", "get_if_exists")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,8 @@ class ActorOptions:
     resources: tuple[tuple[str, float], ...] = ()
     max_restarts: int = 0
     name: str | None = None
+    named: bool = False  # the name came from .options(name=...): plait.get_actor(name) finds it
+    get_if_exists: bool = False  # creating a named actor that exists gives the existing one
 
     def shape(self) -> tuple[tuple[str, float], ...]:
         return resource_shape(self.num_cpus, self.num_gpus, self.memory, self.resources)

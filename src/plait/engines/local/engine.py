@@ -69,7 +69,7 @@ from plait.engines.local.worker import ACTOR_CALL, ACTOR_INIT, TASK
 from plait.errors import ActorDiedError, NotSupported, PlaitError, TaskTimeoutError, WorkerCrashedError
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
-from plait.runtime.actor import ActorHandle
+from plait.runtime.actor import ActorHandle, name_taken, no_such_actor
 from plait.runtime.engine import Engine
 from plait.runtime.future import CANCELLED, FAILED, FINISHED, Future
 from plait.runtime.resources import ResourcePool, detect_cpus, detect_gpu_ids, detect_memory
@@ -232,6 +232,7 @@ class LocalEngine(Engine):
         self.ready: dict[Any, deque[_Task]] = {}
         self.workers: dict[int, _Worker] = {}
         self.actors: dict[int, _Actor] = {}
+        self._named: dict[str, ActorHandle] = {}  # .options(name=...) actors
         self._pending_actors: deque[_Actor] = deque()
         self._watchers: dict[int, list[_RemoteWait]] = {}
         self._timed_waits: list[_RemoteWait] = []
@@ -451,6 +452,8 @@ class LocalEngine(Engine):
             if oid in self.refs:
                 self.refs[oid] += 1
                 worker.borrowed[oid] = worker.borrowed.get(oid, 0) + 1
+        elif op == "get_actor":
+            self._send(worker, [("reply", msg[1], self._live_named(msg[2]))])
         elif op == "cancel":
             try:
                 cancelled = self._cancel(msg[2], msg[3] if len(msg) > 3 else False)
@@ -1146,11 +1149,19 @@ class LocalEngine(Engine):
             cls.blob = cloudpickle.dumps(cls, protocol=5)
         data, buffers, refs = ser.dumps_args(cls.name, args, kwargs)
         payload, size = self._encode(data, buffers)
-        aid = next(self._ids)
         deps = tuple(dict.fromkeys(r._id for r in refs))
-        actor = _Actor(aid, options.name or cls.name, options, cls.blob, payload, deps)
         with self._lock:
             self._check_open()
+            if options.named:
+                existing = self._live_named(options.name)
+                if existing is not None:
+                    if options.get_if_exists:
+                        return existing
+                    raise name_taken(options.name)
+            aid = next(self._ids)
+            actor = _Actor(aid, options.name or cls.name, options, cls.blob, payload, deps)
+            if options.named:
+                self._named[options.name] = ActorHandle(aid, actor.name, cls.methods)
             if size:
                 self.store.added(payload, size)
             for dep in deps:
@@ -1266,6 +1277,23 @@ class LocalEngine(Engine):
                 self._finish(task, False, payload)
             worker.inflight.clear()
             self._stop_worker(worker)
+
+    def _live_named(self, name: str) -> ActorHandle | None:
+        handle = self._named.get(name)
+        if handle is None:
+            return None
+        actor = self.actors.get(handle._actor_id)
+        if actor is None or actor.dead is not None:
+            del self._named[name]  # gone: the name is free again
+            return None
+        return handle
+
+    def get_actor(self, name: str) -> ActorHandle:
+        with self._lock:
+            handle = self._live_named(name)
+        if handle is None:
+            raise no_such_actor(name, self.name)
+        return handle
 
     def kill_actor(self, handle: ActorHandle) -> None:
         with self._lock:

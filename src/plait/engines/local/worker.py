@@ -31,7 +31,7 @@ from plait.errors import NotSupported
 from plait.runtime import context
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
-from plait.runtime.actor import ActorHandle
+from plait.runtime.actor import ActorHandle, no_such_actor
 from plait.runtime.engine import Engine
 from plait.runtime.future import FAILED, FINISHED, PENDING, Future
 from plait.runtime.invoke import call_with_retries, format_remote, run_method
@@ -326,6 +326,12 @@ class WorkerRuntime(Engine):
         payload, size, refs = self._encode_args(name, args, kwargs)
         self.outbox.append(("acall", tid, handle._actor_id, method, payload, size, refs))
         return Future(self, tid, name)
+
+    def get_actor(self, name: str) -> ActorHandle:
+        handle = self._request(("get_actor", None, name))
+        if handle is None:
+            raise no_such_actor(name, self.name)
+        return handle
 
     def kill_actor(self, handle: ActorHandle) -> None:
         self.outbox.append(("akill", handle._actor_id))
