@@ -291,3 +291,30 @@ def test_named_actors_are_found_from_anywhere(engine):
         plait.get_actor("the-log")
     with pytest.raises(TypeError, match="needs name"):
         Log.options(get_if_exists=True)
+
+
+# ------------------------------------------- actors made by tasks and actors
+@plait.task
+def make_log_and_fill(n, future_prefix):
+    log = Log(future_prefix)  # created from inside a task
+    for i in range(n):
+        log.append(i)
+    return log, log.snapshot().result()
+
+
+@plait.actor
+class Spawner:
+    def spawn(self, prefix):
+        child = Log(prefix)  # created from inside an actor
+        child.append("a").result()  # calls of different callers are not ordered: wait for it
+        return child
+
+
+def test_actors_created_inside_tasks_and_actors(engine):
+    """The local engine refused these (Ray allows them)."""
+    prefix = plait.put("p")
+    log, items = make_log_and_fill(3, prefix).result()
+    assert items == ["p0", "p1", "p2"]
+    assert log.append(3).result() == 4  # the handle works in the driver too
+    child = Spawner().spawn("c").result()
+    assert child.snapshot().result() == ["ca"]

@@ -452,6 +452,9 @@ class LocalEngine(Engine):
             if oid in self.refs:
                 self.refs[oid] += 1
                 worker.borrowed[oid] = worker.borrowed.get(oid, 0) + 1
+        elif op == "create_actor":
+            # create_actor takes the engine lock, held here: a thread of its own does it
+            threading.Thread(target=self._create_for_worker, args=(worker, msg[1], msg[2]), daemon=True).start()
         elif op == "get_actor":
             self._send(worker, [("reply", msg[1], self._live_named(msg[2]))])
         elif op == "cancel":
@@ -1277,6 +1280,17 @@ class LocalEngine(Engine):
                 self._finish(task, False, payload)
             worker.inflight.clear()
             self._stop_worker(worker)
+
+    def _create_for_worker(self, worker: _Worker, req: int, blob: bytes) -> None:
+        """An actor created by code running in a worker: made here, its handle sent back."""
+        try:
+            cls, args, kwargs, options = ser.loads(blob)
+            reply: Any = ("ok", self.create_actor(cls, args, kwargs, options))
+        except Exception as exc:  # noqa: BLE001 - raised in the worker that asked
+            reply = ("error", exc)
+        with self._lock:
+            if worker.alive:
+                self._send(worker, [("reply", req, reply)])
 
     def _live_named(self, name: str) -> ActorHandle | None:
         handle = self._named.get(name)

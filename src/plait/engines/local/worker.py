@@ -27,7 +27,6 @@ from typing import Any
 
 from plait.engines.local.store import StoreDirs, decode, encode
 from plait.engines.local.wire import BlockingChannel
-from plait.errors import NotSupported
 from plait.runtime import context
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
@@ -315,10 +314,20 @@ class WorkerRuntime(Engine):
         return self.adopt(object_id, "")
 
     def create_actor(self, cls: Any, args: tuple, kwargs: dict, options: Any) -> ActorHandle:
-        raise NotSupported(
-            "engine 'local': creating an actor inside a task or actor is not supported; "
-            "create it in the driver and pass the handle as an argument"
-        )
+        """Made by the driver, like every actor: the request carries the class and arguments."""
+        import cloudpickle
+
+        try:
+            blob = cloudpickle.dumps((cls, args, kwargs, options), protocol=5)
+        except Exception as exc:  # noqa: BLE001 - say which actor could not travel
+            raise ser.SerializationError(
+                f"cannot send actor {cls.name!r} and its arguments to the driver to create it: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        kind, value = self._request(("create_actor", None, blob))
+        if kind == "error":
+            raise value
+        return value
 
     def call_actor(self, handle: ActorHandle, method: str, args: tuple, kwargs: dict) -> Future:
         name = f"{handle._name}.{method}"
