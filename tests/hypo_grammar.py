@@ -74,7 +74,8 @@ class Ctx:
     ints: tuple[str, ...]  # int names that may be read
     assignable: tuple[str, ...]  # int names that statements assign
     lists: tuple[str, ...]  # list-of-int names
-    frozen: frozenset[str] = frozenset()  # lists iterated by an enclosing for: never grown
+    # lists iterated by an enclosing for, or every list inside a comprehension: never grown
+    frozen: frozenset[str] = frozenset()
     helpers: tuple[Helper, ...] = ()
     depth: int = 0
     max_depth: int = 2
@@ -208,7 +209,7 @@ def list_exprs(draw, ctx: Ctx, depth: int = 0) -> str:
     if kind == "copy":
         return draw(st.sampled_from([f"list({src})", f"{src}[:]"]))
     v = _comp_var(ctx)
-    inner = replace(ctx, ints=ctx.ints + (v,))
+    inner = replace(ctx, ints=ctx.ints + (v,), frozen=frozenset(ctx.lists))
     if kind == "comp":
         return f"[{draw(int_exprs(inner, 1))} for {v} in {src}]"
     if kind == "comp_if":
@@ -254,7 +255,7 @@ def aggregates(draw, ctx: Ctx, depth: int) -> str:
     kind = draw(st.sampled_from(options))
     src = draw(list_reads(ctx, depth))
     v = _comp_var(ctx)
-    inner = replace(ctx, ints=ctx.ints + (v,))
+    inner = replace(ctx, ints=ctx.ints + (v,), frozen=frozenset(ctx.lists))
     elem = int_exprs(inner, depth)
     k = draw(st.integers(-1, 6))
     if kind == "sum":
@@ -325,7 +326,7 @@ def conditions(draw, ctx: Ctx, depth: int = 0) -> str:
         return f"len({draw(list_reads(ctx, 1))}) > {k}"
     if kind == "any":
         v = _comp_var(ctx)
-        inner = replace(ctx, ints=ctx.ints + (v,))
+        inner = replace(ctx, ints=ctx.ints + (v,), frozen=frozenset(ctx.lists))
         fn = draw(st.sampled_from(["any", "all"]))
         return f"{fn}({draw(int_exprs(inner, 1))} > {k} for {v} in {draw(list_reads(ctx, 1))})"
     if kind == "member":
