@@ -17,20 +17,11 @@ import pytest
 import plait
 from plait.parallel import granularity
 from tests.outcomes import outcome, sequential_outcome
+from tests.test_parallel_granularity import tiny as inc
+from tests.test_parallel_granularity import tiny_fails as fails_at_three
+from tests.test_parallel_granularity import where
 
 SHARED = [0]
-
-
-@plait.task
-def inc(x):
-    return x + 1
-
-
-@plait.task
-def fails_at_three(x):
-    if x == 3:
-        raise ValueError("three")
-    return x
 
 
 @plait.task
@@ -49,11 +40,6 @@ def sleepy(i):
     if i >= 5:
         time.sleep(0.001)
     return i
-
-
-@plait.task
-def where(i):
-    return os.getpid()
 
 
 def accumulate(n):

@@ -575,15 +575,7 @@ class ClusterEngine(Engine):
     def adopt(self, object_id: int, name: str) -> Future:
         """A future of this engine's, still alive here (across processes futures travel as
         the framework's own handles instead, see ``reduce_future``)."""
-        future = self._live.get(object_id)
-        if future is None:
-            import pickle
-
-            raise pickle.UnpicklingError(
-                f"future {name!r} (id {object_id}) cannot be rebuilt on the {self.name} engine: it is "
-                "not alive in this process; pass futures as task arguments or inside put() values"
-            )
-        return future
+        return fut_mod.live_future(self._live, object_id, name, self.name)
 
     def status(self) -> list[dict[str, Any]]:
         return [

@@ -11,7 +11,6 @@ returns.
 from __future__ import annotations
 
 import itertools
-import pickle
 import threading
 import time
 import weakref
@@ -119,13 +118,7 @@ class InlineEngine(Engine):
         return None
 
     def adopt(self, object_id: int, name: str) -> Future:
-        future = self._live.get(object_id)
-        if future is None:
-            raise pickle.UnpicklingError(
-                f"future {name!r} (id {object_id}) is gone: its value was released before this "
-                "copy of it was unpickled; keep a reference to the future while it travels"
-            )
-        return future
+        return fut_mod.live_future(self._live, object_id, name, self.name)
 
     def _adopt_ref(self, object_id: int) -> Any:
         return self._live[object_id]  # kept alive by the payload that refers to it

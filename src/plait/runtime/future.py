@@ -222,6 +222,20 @@ def _report_unread(future: Future) -> None:
         pass
 
 
+def live_future(live: Any, object_id: int, name: str, engine: str) -> Future:
+    """``adopt`` for engines that keep their futures in ``live`` (id -> future, weakly)."""
+    future = live.get(object_id)
+    if future is None:
+        import pickle
+
+        raise pickle.UnpicklingError(
+            f"future {name!r} (id {object_id}) cannot be rebuilt on the {engine} engine: it is no "
+            "longer alive here (its value was released); keep a reference to the future while it "
+            "travels, or pass futures as task arguments or inside put() values"
+        )
+    return future
+
+
 def _rebuild_future(object_id: int, name: str) -> Future:
     from plait.runtime.context import current_engine
 
