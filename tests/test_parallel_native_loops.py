@@ -17,9 +17,9 @@ import pytest
 import plait
 from plait.parallel import granularity
 from tests.outcomes import outcome, sequential_outcome
+from tests.test_parallel_granularity import _measure, where
 from tests.test_parallel_granularity import tiny as inc
 from tests.test_parallel_granularity import tiny_fails as fails_at_three
-from tests.test_parallel_granularity import where
 
 SHARED = [0]
 
@@ -131,16 +131,12 @@ def pids(n):
 
 @pytest.fixture
 def generous(monkeypatch):
+    """A generous threshold, and every task of this module measured (run on workers)."""
     monkeypatch.setattr(granularity, "INLINE_BELOW", 1.0)
     with plait.init(engine="local", workers=2) as session:
-        for task, n in ((inc, 10), (fails_at_three, 3), (halve_appending, 1), (module_list, 1), (where, 10), (sleepy, 4)):
-            if task is halve_appending:
-                plait.get([task([i]) for i in range(10)])
-            elif task is module_list:
-                plait.get([task() for _ in range(10)])
-            else:
-                plait.get([task(i % n) for i in range(10)])
-            assert session.engine.typical_run_time(task.name) is not None
+        for task, n in ((inc, 10), (fails_at_three, 3), (where, 10), (sleepy, 4)):
+            _measure(session.engine, task, n)
+        plait.get([halve_appending([i]) for i in range(10)] + [module_list() for _ in range(10)])
         yield session.engine
 
 
