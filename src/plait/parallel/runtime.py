@@ -37,6 +37,7 @@ import operator
 import pickle
 import threading
 import types
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -241,7 +242,9 @@ class Invocation:
         self.root: Invocation = parent.inv.root if parent is not None else self
         self.made_before = len(parent.created) if parent is not None else 0  # the caller's calls so far
         self.escaped: dict[int, Any] = {}  # root only: objects a write gave futures (settled at the end)
-        self.owned: dict[int, Future] = {}  # root only: results changed in place (see aliases)
+        # root only: results changed in place (see aliases); weakly, so a long loop changing
+        # results keeps none alive (a reused id only makes a use read the driver's object)
+        self.owned: weakref.WeakValueDictionary[int, Future] = weakref.WeakValueDictionary()
         self.undo: list[tuple[tuple, int, Callable[[], None]]] = []  # writes to outside objects
         self.cond = threading.Condition()
         self.detached: dict[tuple, Stmt] = {}  # statements (and units) still running off the issuer
