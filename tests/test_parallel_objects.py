@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 import plait
-from tests.hypo_tasks import nest, rows, total, work
+from tests.hypo_tasks import boom, nest, rows, total, work
 from tests.outcomes import outcome, sequential_outcome
 
 RUNS = 6  # the wrong answers were races between a statement that waits and the ones after it
@@ -143,3 +143,25 @@ def test_a_value_whose_item_was_given_a_pending_helper_call_is_passed_its_value(
     """`largest` is `r[1]`, which then holds a pending helper call: passing it to a task
     failed with a SerializationError."""
     _same_as_sequential(item_given_a_pending_helper_call, 6)
+
+
+# ------------------------------------------ writes inside a loop whose header failed
+GLOBAL_LOG: dict = {}
+
+
+def header_call_fails_later(n):
+    # the header waits (an `if` on a result), so the loop runs as a unit; boom(5)
+    # raises: sequentially the loop never starts
+    for x in [work(n) if work(n) > 0 else 0, boom(5)]:
+        GLOBAL_LOG[0] = x
+    return n
+
+
+def test_outside_writes_in_a_loop_whose_header_call_failed_are_undone(engine):
+    """The loop ran ahead of the failing call in its own header; its write to a global
+    stayed (only writes of later statements were undone, not of statements inside it)."""
+    for _ in range(RUNS):
+        GLOBAL_LOG.clear()
+        with pytest.raises(ValueError, match="boom 5"):
+            plait.parallel(header_call_fails_later)(1)
+        assert GLOBAL_LOG == {}

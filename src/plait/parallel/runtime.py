@@ -374,7 +374,10 @@ class Invocation:
         """The call failed at statement ``seq`` (at its future ``index``, for a task call's
         failure): undo the writes to outside objects made after that point, last first."""
         for at, mark, how in reversed(self.undo):
-            if is_before(seq, at) or (index is not None and at == seq and mark > index):
+            # after it: a later statement, or a write of the same statement (or of a
+            # statement inside it, when the call was in a compound's header) made after it
+            later_here = index is not None and at[: len(seq)] == seq and mark > index
+            if is_before(seq, at) or later_here:
                 try:
                     how()
                 except Exception:  # noqa: BLE001 - the object changed shape meanwhile: left as it is
