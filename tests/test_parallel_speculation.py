@@ -85,3 +85,21 @@ def test_without_a_break_every_call_is_made_once(tmp_path):
         found, spans = break_search(5, str(tmp_path), 99)  # never found: all five iterations run
     assert found == -1 and [s[0] for s in spans] == [0, 1, 2, 3, 4]
     assert _runs(str(tmp_path)) == {i: 1 for i in range(5)}
+
+
+def test_a_speculative_call_that_failed_unused_is_not_reported(tmp_path, caplog):
+    """Its failure is nobody's: the sequential program never made the call."""
+    import gc
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="plait")
+    with plait.init(engine="local", workers=8):
+        plait.get([probe(100 + i, str(tmp_path), 0) for i in range(8)])
+        assert first_at_least(10, str(tmp_path), 2)[0] == 2  # probe(6) ran ahead, and failed
+        deadline = time.monotonic() + 60
+        while 6 not in _runs(str(tmp_path)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert 6 in _runs(str(tmp_path))
+        gc.collect()
+    gc.collect()
+    assert not [r for r in caplog.records if "dropped without" in r.getMessage()]

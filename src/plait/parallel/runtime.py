@@ -428,6 +428,7 @@ class Invocation:
             futures = [f for fs in self.speculative.values() for f in fs]
             self.speculative.clear()
         for future in futures:
+            future.mark_seen()  # the program never made it: a failure is nobody's to read
             future.cancel()
 
     def noted(self, call: Future | Invocation) -> BaseException:
@@ -1729,6 +1730,10 @@ class Ctx:
     def drop_calls(self, items: list[tuple[Any, list]]) -> None:
         """Calls made ahead for elements the sequential program never computes: forget them."""
         dropped = {id(f) for _, made in items for f in made}
+        for _, made in items:
+            for f in made:
+                if type(f) is Future:
+                    f.mark_seen()
         if dropped:
             self.inv.delivered.update(dropped)
             self.created = [f for f in self.created if id(f) not in dropped]
