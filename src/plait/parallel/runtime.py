@@ -383,6 +383,30 @@ class Invocation:
                 except Exception:  # noqa: BLE001 - the object changed shape meanwhile: left as it is
                     log.debug("could not undo a write at %s", at, exc_info=True)
 
+    def undo_inside(self, prefix: tuple, seq: tuple, call: Future | Invocation) -> None:
+        """A ``try`` body (statements ``prefix + ...``) raised the failure of ``call``, made
+        at ``seq``, and a handler catches it: undo the body's outside writes made after that
+        call (sequentially they never happened); the statements after the ``try`` keep
+        theirs, which do happen."""
+        index = next((i for i in range(len(self.futures) - 1, -1, -1) if self.futures[i][1] is call), None)
+        if index is None or not self.undo:
+            return
+
+        def after(entry: tuple) -> bool:
+            at, mark, _ = entry
+            if at[: len(prefix)] != prefix:
+                return False
+            return is_before(seq, at) or (at[: len(seq)] == seq and mark > index)
+
+        later = [entry for entry in self.undo if after(entry)]
+        if later:
+            self.undo = [entry for entry in self.undo if not after(entry)]
+            for _, _, how in reversed(later):
+                try:
+                    how()
+                except Exception:  # noqa: BLE001
+                    log.debug("could not undo a write at %s", seq, exc_info=True)
+
     def undo_own(self, seq: tuple, call: Future | Invocation) -> None:
         """Statement ``seq`` raises the failure of ``call``: undo its outside writes made after it."""
         index = next((i for i in range(len(self.futures) - 1, -1, -1) if self.futures[i][1] is call), None)
@@ -515,10 +539,11 @@ class Publish:
 class Collector:
     """The futures created inside one try body, with the issuer of the statement that made each."""
 
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "body")
 
     def __init__(self) -> None:
         self.entries: list[tuple[tuple, Future, Issuer]] = []
+        self.body: Issuer | None = None  # the issuer running the try body
 
 
 class Issuer:
@@ -1104,6 +1129,9 @@ class Ctx:
                     if entry._exc is not None and id(entry) not in delivered:
                         delivered.update(id(e) for _, e, _ in entries)
                         issuer.rollback(seq)
+                        body = collector.body
+                        if body is not None:
+                            body.inv.undo_inside(body.prefix, seq, entry)
                         raise _Unwind(issuer.inv.noted(entry), collector)
                 delivered.update(id(e) for _, e, _ in entries)
                 raise _Unwind(exc, collector)
@@ -1793,6 +1821,8 @@ class Ctx:
             collector=collector,
         )
         issuer.strict = collector is None
+        if collector is not None:
+            collector.body = issuer
         issuer.run()
 
     def _next_run(self) -> int:
