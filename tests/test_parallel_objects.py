@@ -165,3 +165,16 @@ def test_outside_writes_in_a_loop_whose_header_call_failed_are_undone(engine):
         with pytest.raises(ValueError, match="boom 5"):
             plait.parallel(header_call_fails_later)(1)
         assert GLOBAL_LOG == {}
+
+
+def loop_changes_a_result_after_its_header_waits(n):
+    xs = rows(n)
+    for k in range(len(xs)):  # len of a pending result: the loop waits, then runs later
+        xs[k] = 0
+    return sum(xs), xs
+
+
+def test_a_read_after_a_waiting_loop_that_changes_a_result_sees_the_changes(engine):
+    """`sum(xs)` ran ahead of the loop (which waited in its header) and summed the stored
+    copy: the loop's writes had not marked the result as the driver's yet."""
+    _same_as_sequential(loop_changes_a_result_after_its_header_waits, 3)

@@ -87,6 +87,9 @@ class Stmt:
     speculate: Callable | None = None
     invariants: tuple[str, ...] = ()
     native: Any = None  # for: the loop as plain Python, run when its tasks are tiny (native.py)
+    # locals whose objects it may change in place (``xs[k] = v``, ``xs.append(v)``, ``h(xs)``):
+    # a later statement reading one while this one is detached reads the driver's object after it
+    mutates: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -227,6 +230,7 @@ class _Compiler:
             heap_read=heap_read,
             heap_write=heap_write,
             effects=effects,
+            mutates=frozenset(self._mutated(node)),
         )
         header = getattr(node, "test", None) or getattr(node, "iter", None)
         if header is not None and isinstance(node, (ast.If, ast.While, ast.For)):
@@ -536,6 +540,29 @@ class _Compiler:
         return Stmt(kind="with", run=self._function(body, node.lineno), blocks=[self.block(node.body, in_loop)], **common)
 
     # ----------------------------------------------------------- heap use
+    def _mutated(self, node: ast.stmt) -> set[str]:
+        """Locals whose objects ``node`` may change in place: roots of item and attribute
+        stores, receivers of method calls, and arguments of calls that may write objects."""
+        names: set[str] = set()
+
+        def root(expr: ast.expr) -> None:
+            while isinstance(expr, (ast.Attribute, ast.Subscript)):
+                expr = expr.value
+            if isinstance(expr, ast.Name) and expr.id in self.locals:
+                names.add(expr.id)
+
+        for sub in ast.walk(node):
+            if isinstance(sub, (ast.Subscript, ast.Attribute)) and not isinstance(sub.ctx, ast.Load):
+                root(sub.value)
+            elif isinstance(sub, ast.Call):
+                kind, target = self.callee(sub.func)
+                if kind == "method" and isinstance(sub.func, ast.Attribute):
+                    root(sub.func.value)
+                if kind == "other" or kind == "method" or (kind == "helper" and target.heap_write):
+                    for arg in [*sub.args, *(k.value for k in sub.keywords)]:
+                        root(arg.value if isinstance(arg, ast.Starred) else arg)
+        return names
+
     def _heap(self, node: ast.stmt) -> tuple[bool, bool, bool]:
         heap_read = heap_write = effects = False
         for sub in ast.walk(node):

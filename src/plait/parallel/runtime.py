@@ -1052,6 +1052,8 @@ class Ctx:
                 if slot.state != 1:
                     raise _Abort()
             value = slot.value
+            if type(value) is Future and self.inv.detached:
+                self._own_if_changed_before(name, value)
         if value is UNBOUND:
             raise UnboundLocalError(f"cannot access local variable {name!r} where it is not associated with a value")
         return value
@@ -1467,6 +1469,16 @@ class Ctx:
         return value
 
     # results as objects (see aliases) ------------------------------------------
+    def _own_if_changed_before(self, name: str, future: Future) -> None:
+        """An earlier statement, still running, may change the result in ``name`` in place
+        (a loop that waits in its header runs later than the statements after it): this
+        read is of the driver's object, after that statement."""
+        seq = self.seq
+        for s, stmt in list(self.inv.detached.items()):
+            if name in stmt.mutates and is_before(s, seq):
+                self.inv.root.owned[id(future)] = future
+                return
+
     def own(self, obj: Any) -> None:
         """``obj`` is about to be changed in place: if it is a result, the driver's copy is
         the object from now on (marked before this statement may wait, so the statements
