@@ -579,3 +579,23 @@ def test_writes_after_a_caught_failure_in_a_try_body_are_undone(engine):
     a direct one) stayed: only failures nobody caught undid writes."""
     for _ in range(4):
         _same_with_log(plait.parallel(caught_failure_before_a_helper_write), 4)
+
+
+def fails_then_logs(x):
+    t = boom(0)  # raises: sequentially nothing after it in this call happens
+    n = [t]
+    LOG[0] = len(n)
+    print("h", x)
+    return 0
+
+
+def generator_of_failing_helper_calls(n):
+    return sum(fails_then_logs(v) for v in range(n))
+
+
+def test_writes_of_helper_calls_a_generator_started_at_once_are_all_undone(engine):
+    """The generator starts every element's call; only the first happens sequentially, and it
+    fails. The first call's own undo ran early and a later call's undo then put its write
+    back: the writes were not undone in the reverse of their order."""
+    for _ in range(6):
+        _same_with_log(plait.parallel(generator_of_failing_helper_calls), 3)

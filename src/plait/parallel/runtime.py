@@ -245,7 +245,8 @@ class Invocation:
         # root only: results changed in place (see aliases); weakly, so a long loop changing
         # results keeps none alive (a reused id only makes a use read the driver's object)
         self.owned: weakref.WeakValueDictionary[int, Future] = weakref.WeakValueDictionary()
-        self.undo: list[tuple[tuple, int, Callable[[], None]]] = []  # writes to outside objects
+        self.undo: list[tuple[tuple, int, Any]] = []  # writes to outside objects; nested calls
+        self.failed_at: tuple[tuple, int | None] | None = None  # a nested call's failing point
         self.cond = threading.Condition()
         self.detached: dict[tuple, Stmt] = {}  # statements (and units) still running off the issuer
         self.failures: list[tuple[tuple, BaseException]] = []
@@ -355,7 +356,10 @@ class Invocation:
         if failures:
             failures.sort(key=lambda t: (t[0], t[1]))
             seq, kind, exc, index = failures[0]
-            self.undo_after(seq, index if kind < 0 else None)
+            if self.parent is None:
+                self.undo_after(seq, index if kind < 0 else None)
+            else:  # its caller undoes it, with the calls beside it, in the reverse of write order
+                self.failed_at = (seq, index if kind < 0 else None)
         if self.escaped:  # after the undo: a write undone may put back a future
             _settle_escaped(list(self.escaped.values()))
         if failures:
@@ -372,16 +376,39 @@ class Invocation:
 
     def undo_after(self, seq: tuple, index: int | None) -> None:
         """The call failed at statement ``seq`` (at its future ``index``, for a task call's
-        failure): undo the writes to outside objects made after that point, last first."""
-        for at, mark, how in reversed(self.undo):
+        failure): undo the writes to outside objects made after that point, last first.
+        A nested call that failed is undone from its own failing point, in the same pass
+        as its siblings, so that the writes are undone in the reverse of their order."""
+
+        def selected(entry: tuple) -> bool:
+            at, mark, how = entry
             # after it: a later statement, or a write of the same statement (or of a
             # statement inside it, when the call was in a compound's header) made after it
             later_here = index is not None and at[: len(seq)] == seq and mark > index
-            if is_before(seq, at) or later_here:
-                try:
+            return is_before(seq, at) or later_here or (type(how) is Invocation and how.failed_at is not None)
+
+        self._undo([entry for entry in self.undo if selected(entry)], seq, index)
+
+    def _undo(self, entries: list[tuple], seq: tuple | None = None, index: int | None = None) -> None:
+        """Run the undo ``entries``, last first; ``seq`` None: every nested call entirely."""
+        for at, mark, how in reversed(entries):
+            try:
+                if type(how) is not Invocation:
                     how()
-                except Exception:  # noqa: BLE001 - the object changed shape meanwhile: left as it is
-                    log.debug("could not undo a write at %s", at, exc_info=True)
+                elif seq is None or (
+                    is_before(seq, at) or (index is not None and at[: len(seq)] == seq and mark > index)
+                ):
+                    how.undo_all()  # made after the failing call: it never happened
+                else:
+                    how.undo_failed()  # it failed: what it did after its failing call goes
+            except Exception:  # noqa: BLE001 - the object changed shape meanwhile: left as it is
+                log.debug("could not undo a write at %s", at, exc_info=True)
+
+    def undo_failed(self) -> None:
+        """This nested call failed: undo its writes made after its failing call (once)."""
+        failed_at, self.failed_at = self.failed_at, None
+        if failed_at is not None:
+            self.undo_after(*failed_at)
 
     def undo_inside(self, prefix: tuple, seq: tuple, call: Future | Invocation) -> None:
         """A ``try`` body (statements ``prefix + ...``) raised the failure of ``call``, made
@@ -393,40 +420,33 @@ class Invocation:
             return
 
         def after(entry: tuple) -> bool:
-            at, mark, _ = entry
+            at, mark, how = entry
             if at[: len(prefix)] != prefix:
                 return False
-            return is_before(seq, at) or (at[: len(seq)] == seq and mark > index)
+            return is_before(seq, at) or (at[: len(seq)] == seq and mark > index) or how is call
 
         later = [entry for entry in self.undo if after(entry)]
         if later:
             self.undo = [entry for entry in self.undo if not after(entry)]
-            for _, _, how in reversed(later):
-                try:
-                    how()
-                except Exception:  # noqa: BLE001
-                    log.debug("could not undo a write at %s", seq, exc_info=True)
+            self._undo(later, seq, index)
 
     def undo_own(self, seq: tuple, call: Future | Invocation) -> None:
         """Statement ``seq`` raises the failure of ``call``: undo its outside writes made after it."""
         index = next((i for i in range(len(self.futures) - 1, -1, -1) if self.futures[i][1] is call), None)
         if index is None or not self.undo:
             return
-        later = [entry for entry in self.undo if entry[0] == seq and entry[1] > index]
+
+        def after(entry: tuple) -> bool:
+            return entry[0] == seq and (entry[1] > index or entry[2] is call)
+
+        later = [entry for entry in self.undo if after(entry)]
         if later:
-            self.undo = [entry for entry in self.undo if not (entry[0] == seq and entry[1] > index)]
-            for _, _, how in reversed(later):
-                try:
-                    how()
-                except Exception:  # noqa: BLE001
-                    log.debug("could not undo a write at %s", seq, exc_info=True)
+            self.undo = [entry for entry in self.undo if not after(entry)]
+            self._undo(later, seq, index)
 
     def undo_all(self) -> None:
-        for _, _, how in reversed(self.undo):
-            try:
-                how()
-            except Exception:  # noqa: BLE001
-                log.debug("could not undo a write", exc_info=True)
+        self.failed_at = None  # all of it goes, the part after its failure included
+        self._undo(self.undo)
 
     def add_speculative(self, key: Any, future: Future) -> None:
         with self.cond:
@@ -1415,7 +1435,7 @@ class Ctx:
         bound.apply_defaults()
         inv = self.inv
         child = Invocation(compiled, fn, dict(bound.arguments), inv.lookahead, self)
-        inv.undo.append((self.seq, len(inv.futures), child.undo_all))  # if this call turns out not to happen
+        inv.undo.append((self.seq, len(inv.futures), child))  # undone if it never happened, or failed
         if inv.lookahead and (compiled.waits or child.depth % INLINE_DEPTH == 0):
             child.start()  # it will wait inside: its caller goes on at once
         elif child.depth % INLINE_DEPTH == 0:
