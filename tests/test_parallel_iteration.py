@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 import plait
@@ -95,3 +97,26 @@ def late_bound_generator(xs):
 def test_a_generator_that_would_see_a_later_value_is_refused():
     with pytest.raises(plait.ParallelSyntaxError, match="generator expression reads 'k'"):
         plait.parallel(late_bound_generator)
+
+
+@plait.task
+def late_list(x):
+    time.sleep(0.2)
+    return [x]
+
+
+def effects_after_a_failing_header(xs):
+    first = late_list(0)
+    first.append(1)
+    print("first", first)  # waits for late_list: the loop after it waits in its header
+    for x in list(map(boom, xs)):  # boom(0) raises here, sequentially before any print below
+        print("never")  # reads no result: only the barrier stops it
+    return first
+
+
+def test_an_effect_in_a_loop_waits_for_the_calls_of_its_header(engine):
+    # the loop's rest ran as a unit, and its print did not count the header's calls as
+    # earlier (they were made by the statement holding it): it printed before boom raised
+    assert outcome(plait.parallel(effects_after_a_failing_header), [0, 1, 2]) == sequential_outcome(
+        effects_after_a_failing_header, [0, 1, 2]
+    )

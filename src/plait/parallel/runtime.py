@@ -1322,9 +1322,9 @@ class Ctx:
         seq = self.seq
         with self.inv.cond:
             delivered = self.inv.delivered
-            earlier = [
-                f for s, f in self.inv.futures if is_before(s, seq) and f._state != 1 and id(f) not in delivered
-            ]
+            # `s < seq`, not is_before: the header of a statement holding this one (a loop
+            # over `list(map(task, xs))`) made its calls before this one too
+            earlier = [f for s, f in self.inv.futures if s < seq and f._state != 1 and id(f) not in delivered]
         # and the calls this statement made before the effect, which come first too
         made = self.created if made_before is None else self.created[:made_before]
         earlier += [f for f in made if f._state != 1 and id(f) not in delivered]
