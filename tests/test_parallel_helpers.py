@@ -599,3 +599,39 @@ def test_writes_of_helper_calls_a_generator_started_at_once_are_all_undone(engin
     back: the writes were not undone in the reverse of their order."""
     for _ in range(6):
         _same_with_log(plait.parallel(generator_of_failing_helper_calls), 3)
+
+
+@plait.task
+def late_boom(x):
+    time.sleep(0.2)
+    raise ValueError(f"late boom {x}")
+
+
+def fails_late(x):
+    return late_boom(x) + 1
+
+
+def writes_then_prints(x):
+    LOG["k"] = x  # made at once: nothing before it here touches the heap
+    print("w", x)  # an effect: waits for the calls before it, in the callers too
+    return x
+
+
+def calls_the_writer(x):
+    y = writes_then_prints(x)
+    return y
+
+
+def abandoned_call_two_levels_down(x):
+    LOG["k"] = -1
+    a = fails_late(x)  # raises, after a while: sequentially nothing after it happens
+    calls_the_writer(x)  # runs ahead; its nested call writes, then is abandoned at its print
+    return a
+
+
+def test_the_writes_of_an_abandoned_nested_call_are_undone(engine):
+    """An abandoned call (one whose caller's earlier call failed) never happened, but its
+    writes before it knew stayed: its caller's statement dropped its undo as that of a call
+    that had failed on its own, with nothing to undo."""
+    for _ in range(3):
+        _same_with_log(plait.parallel(abandoned_call_two_levels_down), 2)

@@ -224,6 +224,9 @@ class _Condition:
 
 
 # --------------------------------------------------------------- invocation
+NEVER_HAPPENED = ((), None)  # the failing point of an abandoned call: before all of it
+
+
 class Invocation:
     """One call of a ``@parallel`` function or helper: its statements, futures and outcome.
 
@@ -246,7 +249,7 @@ class Invocation:
         # results keeps none alive (a reused id only makes a use read the driver's object)
         self.owned: weakref.WeakValueDictionary[int, Future] = weakref.WeakValueDictionary()
         self.undo: list[tuple[tuple, int, Any]] = []  # writes to outside objects; nested calls
-        self.failed_at: tuple[tuple, int | None] | None = None  # a nested call's failing point
+        self.failed_at: tuple[tuple, int | None] | None = None  # a nested call's failing point (or NEVER_HAPPENED)
         self.cond = threading.Condition()
         self.detached: dict[tuple, Stmt] = {}  # statements (and units) still running off the issuer
         self.failures: list[tuple[tuple, BaseException]] = []
@@ -365,6 +368,10 @@ class Invocation:
         if failures:
             self._settle((False, failures[0][2]))
         elif any(isinstance(exc, _Abort) for _, exc in self.failures):
+            # abandoned: a call before it, in a caller, failed, so sequentially this call never
+            # happened; the writes it made before it knew go too (its caller undoes them)
+            if self.parent is not None:
+                self.failed_at = NEVER_HAPPENED
             self._settle((False, PlaitError("a @parallel statement was abandoned without a cause")))
         else:
             try:
@@ -407,7 +414,9 @@ class Invocation:
     def undo_failed(self) -> None:
         """This nested call failed: undo its writes made after its failing call (once)."""
         failed_at, self.failed_at = self.failed_at, None
-        if failed_at is not None:
+        if failed_at is NEVER_HAPPENED:
+            self._undo(self.undo)
+        elif failed_at is not None:
             self.undo_after(*failed_at)
 
     def undo_inside(self, prefix: tuple, seq: tuple, call: Future | Invocation) -> None:
