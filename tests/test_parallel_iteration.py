@@ -109,7 +109,7 @@ def effects_after_a_failing_header(xs):
     first = late_list(0)
     first.append(1)
     print("first", first)  # waits for late_list: the loop after it waits in its header
-    for x in list(map(boom, xs)):  # boom(0) raises here, sequentially before any print below
+    for _x in list(map(boom, xs)):  # boom(0) raises here, sequentially before any print below
         print("never")  # reads no result: only the barrier stops it
     return first
 
@@ -119,4 +119,22 @@ def test_an_effect_in_a_loop_waits_for_the_calls_of_its_header(engine):
     # earlier (they were made by the statement holding it): it printed before boom raised
     assert outcome(plait.parallel(effects_after_a_failing_header), [0, 1, 2]) == sequential_outcome(
         effects_after_a_failing_header, [0, 1, 2]
+    )
+
+
+def writes_the_list_it_walks(xs):
+    out = []
+    for x in xs:
+        out.append(late_list(x))
+        print("p", out)  # waits for late_list: the statements after it run later
+        if len(xs) > 1:
+            xs[-1] = x  # sequentially, the loop's next item is read after this write
+    return xs, out
+
+
+def test_a_loop_reads_its_next_item_after_the_body_writes_the_list(engine):
+    # the issuer took the next item of the live list at once, before the write of the
+    # iteration before it (which waited behind the print) had run
+    assert outcome(plait.parallel(writes_the_list_it_walks), [1, 5, 7]) == sequential_outcome(
+        writes_the_list_it_walks, [1, 5, 7]
     )

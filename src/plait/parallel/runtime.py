@@ -776,10 +776,13 @@ class Issuer:
                     return
         iterator = loop.iterator
         lazy = loop.lazy
+        live = stmt.mutates_iterable and loop.items is None  # the list itself, which the body changes
 
         def advance(c: Ctx) -> bool:
             if lazy:
                 c.effect_barrier()  # a generator's own effects keep their place
+            elif live:
+                c.heap_read()  # after the earlier iterations' writes to it
             try:
                 item = next(iterator)
             except StopIteration:
