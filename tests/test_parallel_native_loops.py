@@ -1,4 +1,5 @@
-"""Loops of measured-tiny tasks run as plain Python (their native twin), with sequential meaning.
+"""Loops of measured-tiny tasks, and whole calls of them, run as plain Python (their
+native twins), with sequential meaning.
 
 What counts as tiny is a threshold on measured run time; the tests set a
 generous one themselves, so they check behaviour, not the machine's speed.
@@ -206,3 +207,118 @@ def test_a_loop_with_an_effect_is_issued(generous, caplog, capsys):
     prints(3)
     assert capsys.readouterr().out == "1\n2\n3\n"
     assert _native_runs(caplog) == 0
+
+
+def straight_line(x, scale=2, *rest, **named):
+    """A docstring is no statement to issue."""
+    if x < 0:
+        return None
+    base = inc(x) * scale
+    got = [inc(x + 1)] + [v * 2 for v in rest]
+    if named:
+        got.append(sorted(named))
+    return base, got
+
+
+def raises_at_the_user_line(n):
+    total = inc(n)
+    return total + fails_at_three(3)
+
+
+def unbound_in_a_branch(x):
+    if x:
+        y = inc(x)
+    return y  # noqa: F821 - UnboundLocalError for x == 0, as in Python
+
+
+def _calls_run_natively(caplog) -> int:
+    return sum("the call runs as plain Python" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("program", "args", "kwargs"),
+    [
+        (straight_line, (3,), {}),
+        (straight_line, (-1,), {}),
+        (straight_line, (3, 5, 6, 7), {"b": 1, "a": 2}),
+        (straight_line, (), {"x": 4, "scale": 3}),
+        (raises_at_the_user_line, (1,), {}),
+        (unbound_in_a_branch, (0,), {}),
+        (unbound_in_a_branch, (2,), {}),
+        (accumulate, (40,), {}),
+        (arguments_are_copied, (3,), {}),
+        (results_are_copies, (4,), {}),
+        (failure_ends_the_call, (6,), {}),
+    ],
+)
+def test_a_call_of_tiny_tasks_runs_natively_with_sequential_meaning(generous, caplog, program, args, kwargs):
+    caplog.set_level(logging.DEBUG, logger="plait.parallel")
+    want = sequential_outcome(program, *args, **kwargs)
+    pf = plait.parallel(program)
+    for _ in range(3):
+        assert outcome(pf, *args, **kwargs) == want
+    assert _calls_run_natively(caplog) == 3
+
+
+def test_a_call_with_a_pending_argument_is_issued(generous, caplog):
+    caplog.set_level(logging.DEBUG, logger="plait.parallel")
+    future = inc(4)  # a future passed in: the issuer waits for it where it is used
+    assert outcome(plait.parallel(straight_line), future) == sequential_outcome(straight_line, 5)
+    assert _calls_run_natively(caplog) == 0
+
+
+def two_calls(x):
+    first = where(x)
+    return first, where(x + 1)
+
+
+def test_a_call_slow_in_place_goes_to_workers_the_next_time(generous, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG, logger="plait.parallel")
+    monkeypatch.setattr(granularity, "SLOW_FACTOR", 1e-12)  # every run in place is slow
+    pf = plait.parallel(two_calls)
+    try:
+        assert pf(1) == (os.getpid(), os.getpid())  # measured tiny: both in place, both slow
+        assert os.getpid() not in pf(1)  # two slow runs in a row: to workers
+        assert _calls_run_natively(caplog) == 1
+    finally:
+        granularity._slow.clear()
+
+
+def handed_back_with_state(n):
+    seen = [0, 0, 0]
+    prefix = inc(0)
+    pairs = [(i % 3, i) for i in range(n)]
+    for key, i in pairs:
+        seen[key] += sleepy(i) + prefix
+    after = inc(len(seen))
+    return seen, after, key, i
+
+
+def handed_back_growing(n):
+    xs = [0]
+    for x in xs:  # the body appends to the list it walks: the loop goes on over the live list
+        if len(xs) < n:
+            xs.append(sleepy(x + 1))
+    return xs
+
+
+def handed_back_over_a_generator(n):
+    out = []
+    for i in (v * 2 for v in range(n)):
+        out.append(sleepy(i))
+    return out, len(out)
+
+
+@pytest.mark.parametrize(
+    "program", [slow_from_five, handed_back_with_state, handed_back_growing, handed_back_over_a_generator]
+)
+def test_a_slow_loop_hands_the_rest_of_the_call_to_the_issuer(generous, monkeypatch, caplog, program):
+    caplog.set_level(logging.DEBUG, logger="plait.parallel")
+    monkeypatch.setattr(granularity, "SLOW_FACTOR", 0.01)  # 16 iterations over 10 ms are slow
+    try:
+        assert outcome(plait.parallel(program), 60) == sequential_outcome(program, 60)
+        messages = [r.getMessage() for r in caplog.records]
+        assert _calls_run_natively(caplog) == 1
+        assert any("issued again, and the rest of the call" in m for m in messages)
+    finally:
+        granularity._slow.clear()

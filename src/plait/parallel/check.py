@@ -36,7 +36,7 @@ def sequential(fn: Any, args: tuple, kwargs: dict) -> tuple[bool, Any, str]:
 
 def run_checked(pf: Any, args: tuple, kwargs: dict) -> Any:
     ref_args, ref_kwargs = copy.deepcopy((args, kwargs))
-    ok, value, printed = _run(lambda *a, **k: pf.invoke(a, k).value(), args, kwargs)
+    ok, value, printed = _run(lambda *a, **k: pf.call(a, k), args, kwargs)
     ref_ok, ref_value, ref_printed = sequential(pf.fn, ref_args, ref_kwargs)
     problems = []
     if ok != ref_ok:

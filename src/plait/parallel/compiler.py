@@ -108,6 +108,21 @@ class CompiledFunction:
     # in it must return futures, never values computed in place
     uses_futures: bool = True
     waits: bool = False  # learned at run time: a call of it had to wait inside
+    native: Any = None  # the whole function as plain Python, run when its tasks are tiny (native.py)
+
+    def __post_init__(self) -> None:
+        params = self.signature.parameters.values()
+        plain = all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+        self._positional = tuple(p.name for p in params) if plain else None
+
+    def bind(self, args: tuple, kwargs: dict) -> dict[str, Any]:
+        """The call's arguments by parameter name, defaults applied."""
+        names = self._positional
+        if not kwargs and names is not None and len(args) == len(names):
+            return dict(zip(names, args, strict=True))
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
 
 
 def compile_function(fn: Callable) -> CompiledFunction:
@@ -150,6 +165,7 @@ class _Compiler:
             params.append(args.kwarg.arg)
         self.locals = set(params)
         self.params = frozenset(params)
+        self.params_in_order = tuple(params)
         self._check_and_collect(func)
         self.locals = frozenset(self.locals)
         self.assign_counts: dict[str, int] = {}
@@ -195,6 +211,7 @@ class _Compiler:
 
     # ------------------------------------------------------------ building
     def build(self) -> CompiledFunction:
+        pristine = copy.deepcopy(self.func)  # building rewrites expressions in place
         body = self.block(self.func.body, in_loop=False)
         flags = [False, False, False]
         for stmt in _all_statements(body):
@@ -213,6 +230,7 @@ class _Compiler:
             inspect.signature(self.fn),
             *flags,
             uses_futures,
+            native=None if uses_futures else native.function_twin(self, pristine, body),
         )
 
     def block(self, stmts: list[ast.stmt], in_loop: bool) -> list[Stmt]:

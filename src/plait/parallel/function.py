@@ -43,19 +43,24 @@ class ParallelFunction:
             from plait.parallel.check import run_checked
 
             return run_checked(self, args, kwargs)
-        invocation = self.invoke(args, kwargs)
-        return invocation.value()
+        return self.call(args, kwargs)
 
-    def invoke(self, args: tuple, kwargs: dict) -> Any:
-        """Run one call from ordinary code (calls from @parallel code nest in the runtime)."""
-        from plait.parallel.runtime import Invocation
+    def call(self, args: tuple, kwargs: dict) -> Any:
+        """Run one call from ordinary code, to its value (calls from @parallel code nest in the runtime)."""
+        from plait.parallel import granularity
+        from plait.parallel.runtime import Invocation, call_natively
 
         compiled = self.compiled
-        bound = compiled.signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        invocation = Invocation(compiled, self.fn, dict(bound.arguments), _lookahead_allowed(), None)
+        arguments = compiled.bind(args, kwargs)
+        twin = compiled.native
+        if twin is not None and granularity.ENABLED and twin.ready():
+            ran = call_natively(compiled, self.fn, arguments, _lookahead_allowed)
+            if ran is not None:
+                done, outcome = ran
+                return outcome if done else outcome.value()
+        invocation = Invocation(compiled, self.fn, arguments, _lookahead_allowed(), None)
         invocation.run()
-        return invocation
+        return invocation.value()
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:

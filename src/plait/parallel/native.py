@@ -17,13 +17,24 @@ comparisons, subscripts, attributes, comprehensions; calls of tasks, of pure
 builtins and functions (``math``, ``@plait.pure``), and of ``append``-like
 methods of local objects. Anything else (a print, a helper, a write to a
 global or a parameter's object, ``return``, ``try``) keeps the loop issued.
+
+A function made only of such loops and of statements that compute and call
+tasks (``if`` and ``return`` too, no other loops, no task calls inside
+comprehensions) has a native twin as a whole: a call whose tasks are all
+tiny then runs as plain Python from its first line, without an issuer, so a
+call costs microseconds. Its calls outside the loops are measured one by one
+(``granularity.run_here``); a loop that turns slow hands the rest of the call
+to the issuer, at the item it stopped at, with the variables as they are.
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
+import copy
+import functools
 import inspect
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,23 +43,23 @@ from plait.parallel import granularity
 from plait.runtime.task import TaskFunction, call_by_value
 
 _ATOMS = frozenset({int, float, complex, str, bytes, bool, type(None)})
+_RANGE_ITERATOR = type(iter(range(0)))
 _STATEMENTS = (ast.Assign, ast.AugAssign, ast.Expr, ast.If, ast.For, ast.While, ast.Break, ast.Continue, ast.Pass)
 
 
 @dataclass
-class NativeLoop:
-    run: Any  # see start()
-    names: tuple[str, ...]  # the locals it reads or writes, passed in and handed back
+class _Twin:
+    run: Any  # see start() and call()
+    names: tuple[str, ...]  # the variables passed in (and, for a loop, handed back)
     tasks: tuple[TaskFunction, ...]
     bindings: tuple[tuple[str, TaskFunction], ...] = ()  # the global names it calls them by
     globals: dict = field(default_factory=dict)
-    stmt: Any = None  # the statement the issuer runs it as (reads and writes every name)
 
     pauses: int = 0  # runs handed back after a slow stretch
     skip: int = 0  # looks at it still to decline after the last pause
 
     def paused(self) -> None:
-        """A slow stretch (slow tasks, or a busy machine): issue the loop for a while,
+        """A slow stretch (slow tasks, or a busy machine): issue the code for a while,
         twice as long after each pause."""
         self.pauses += 1
         self.skip = 2 ** min(self.pauses, 12)
@@ -63,7 +74,24 @@ class NativeLoop:
         return all(granularity.tiny_task(fn) for fn in self.tasks)
 
 
+@dataclass
+class NativeLoop(_Twin):
+    stmt: Any = None  # the statement the issuer runs it as (reads and writes every name)
+
+
+@dataclass
+class NativeFunction(_Twin):
+    """A whole function whose top-level loops have native twins and whose other
+    statements only compute and call tasks: a call whose tasks are all tiny runs as
+    plain Python from its first line, with no issuer at all. A top-level loop that
+    turns slow hands the rest of the call to the issuer (``call``)."""
+
+    line: int = 0
+
+
 LOOK_EVERY = 16  # iterations between looks at the clock (a look costs more than an iteration)
+_TICKS = (False,) * (LOOK_EVERY - 1) + (True,)
+_ticks = functools.partial(itertools.cycle, _TICKS)  # every LOOK_EVERY-th item comes with a true tick
 SLOW_STRETCHES = 2  # slow stretches in a row that hand the loop back
 
 # how a run of the twin ended
@@ -84,13 +112,9 @@ def twin(compiler: Any, loop: ast.For, names: set[str]) -> NativeLoop | None:
         run = _build(compiler, loop, sorted(names), unique)
     except SyntaxError:  # a call where an assignment expression may not be (a comprehension's iterable)
         return None
-    bindings = {
-        (sub.func.id, compiler.globals[sub.func.id])
-        for stmt in [*loop.body, *loop.orelse]
-        for sub in ast.walk(stmt)
-        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and type(compiler.globals.get(sub.func.id)) is TaskFunction
-    }
-    return NativeLoop(run, tuple(sorted(names)), unique, tuple(bindings), compiler.globals)
+    return NativeLoop(
+        run, tuple(sorted(names)), unique, _bindings(compiler, [*loop.body, *loop.orelse]), compiler.globals
+    )
 
 
 def _plain_target(target: ast.expr) -> bool:
@@ -170,10 +194,15 @@ class _TaskCalls(ast.NodeTransformer):
     such values is a plain call, checked inline (``__a0 := arg`` names each argument
     once); anything else goes through ``__run``."""
 
-    def __init__(self, compiler: Any, tasks: tuple[TaskFunction, ...]) -> None:
+    def __init__(
+        self, compiler: Any, tasks: tuple[TaskFunction, ...], ints: frozenset[str] = frozenset()
+    ) -> None:
         self.compiler = compiler
         self.tasks = tasks
+        self.ints = ints  # names known to hold ints (a range loop's target): passed unchecked
         self.sites = 0
+
+    measured = False  # each call measured, as granularity.run_here does (no loop looks at the clock)
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
@@ -184,22 +213,38 @@ class _TaskCalls(ast.NodeTransformer):
         if type(target) is not TaskFunction:
             return node
         fn = ast.Name(f"__f{self.tasks.index(target)}", ast.Load())
+        if self.measured:
+            task = ast.Name(f"__t{self.tasks.index(target)}", ast.Load())
+            return ast.copy_location(
+                ast.Call(ast.Name("__here", ast.Load()), [task, *node.args], node.keywords), node
+            )
         if node.keywords or any(isinstance(a, ast.Starred) for a in node.args) or not node.args:
             return ast.copy_location(ast.Call(ast.Name("__run", ast.Load()), [fn, *node.args], node.keywords), node)
         site = self.sites
         self.sites += 1
-        names = [f"__a{site}_{k}" for k in range(len(node.args))]
-        checks = [
-            ast.Compare(
-                ast.Call(ast.Name("type", ast.Load()), [ast.NamedExpr(ast.Name(n, ast.Store()), arg)], []),
-                [ast.In()],
-                [ast.Name("__atoms", ast.Load())],
+        checks: list[ast.expr] = []
+        loads: list[ast.expr] = []
+        for k, arg in enumerate(node.args):
+            if (isinstance(arg, ast.Constant) and type(arg.value) in _ATOMS) or (
+                isinstance(arg, ast.Name) and arg.id in self.ints
+            ):
+                loads.append(arg)  # its own copy: nothing to check
+                continue
+            if isinstance(arg, ast.Name):
+                # a name reads the same twice: a twin's body assigns no names in expressions
+                checked: ast.expr = arg
+                loads.append(arg)
+            else:
+                name = f"__a{site}_{k}"
+                checked = ast.NamedExpr(ast.Name(name, ast.Store()), arg)
+                loads.append(ast.Name(name, ast.Load()))
+            checks.append(
+                ast.Compare(
+                    ast.Call(ast.Name("type", ast.Load()), [checked], []),
+                    [ast.In()],
+                    [ast.Name("__atoms", ast.Load())],
+                )
             )
-            for n, arg in zip(names, node.args, strict=True)
-        ]
-        # `&`, not `and`: every argument is evaluated, once, in order
-        test = checks[0] if len(checks) == 1 else _and_all(checks)
-        loads = [ast.Name(n, ast.Load()) for n in names]
         fast = ast.Call(fn, loads, [])
         result = f"__r{site}"
         fast = ast.IfExp(
@@ -211,6 +256,10 @@ class _TaskCalls(ast.NodeTransformer):
             ast.Name(result, ast.Load()),
             ast.Call(ast.Name("__copy", ast.Load()), [ast.Name(result, ast.Load())], []),
         )
+        if not checks:
+            return ast.copy_location(fast, node)
+        # `&`, not `and`: every argument is evaluated, once, in order
+        test = checks[0] if len(checks) == 1 else _and_all(checks)
         slow = ast.Call(ast.Name("__run", ast.Load()), [fn, *loads], [])
         return ast.copy_location(ast.IfExp(test, fast, slow), node)
 
@@ -222,44 +271,43 @@ def _and_all(checks: list[ast.expr]) -> ast.expr:
     return expr
 
 
-def _build(compiler: Any, loop: ast.For, names: list[str], tasks: tuple[TaskFunction, ...]) -> Any:
-    """def __loop(__it, __unbound, <tasks>, <names>): the loop, then how it ended and its locals.
+def _ended(*parts: ast.expr) -> ast.stmt:
+    """return (<parts>, locals()): how the twin ended, and its variables."""
+    return ast.Return(ast.Tuple([*parts, ast.Call(ast.Name("locals", ast.Load()), [], [])], ast.Load()))
 
-    Two stretches in a row of LOOK_EVERY iterations that each took longer than
-    ``__limit`` seconds hand the loop back (at the item after them)."""
-    import copy
 
-    loop = copy.deepcopy(loop)
-    calls = _TaskCalls(compiler, tasks)
-    loop.body = [calls.visit(s) for s in loop.body]  # not its iterable: the issuer evaluated that
-    loop.orelse = [calls.visit(s) for s in loop.orelse]
-    item = ast.Name("__item", ast.Load())
+def _now() -> ast.expr:
+    return ast.Call(ast.Name("__perf", ast.Load()), [], [])
 
-    def ended(how: int, what: ast.expr) -> ast.stmt:
-        return ast.Return(
-            ast.Tuple([ast.Constant(how), what, ast.Call(ast.Name("locals", ast.Load()), [], [])], ast.Load())
-        )
 
-    def now() -> ast.expr:
-        return ast.Call(ast.Name("__perf", ast.Load()), [], [])
-
+def _ticking(loop: ast.For, iterator: ast.expr, orelse: list[ast.stmt], hand_back: Any) -> list[ast.stmt]:
+    """``loop`` over ``iterator``, looking at the clock every LOOK_EVERY items: two
+    stretches in a row that each took longer than ``__limit`` seconds run
+    ``hand_back(item)`` (the statement handing the loop back, at the item not yet run)."""
+    # a plain name is assigned by the loop itself, and is the item handed back
+    plain = isinstance(loop.target, ast.Name)
+    item = ast.Name(loop.target.id if plain else "__item", ast.Load())
     slow = ast.Compare(
-        ast.BinOp(ast.NamedExpr(ast.Name("__now", ast.Store()), now()), ast.Sub(), ast.Name("__last", ast.Load())),
+        ast.BinOp(
+            ast.NamedExpr(ast.Name("__now", ast.Store()), _now()), ast.Sub(), ast.Name("__last", ast.Load())
+        ),
         [ast.Gt()],
         [ast.Name("__limit", ast.Load())],
     )
-    # every LOOK_EVERY iterations: did they take longer than the limit, twice in a row
-    # (once may be the machine being busy)?
+    # twice in a row: once may be the machine being busy
     slow_count = ast.Name("__slow", ast.Load())
     look = ast.If(
-        ast.UnaryOp(ast.Not(), ast.Name("__k", ast.Load())),
+        ast.Name("__tick", ast.Load()),
         [
-            ast.Assign([ast.Name("__k", ast.Store())], ast.Constant(LOOK_EVERY)),
             ast.If(
                 slow,
                 [
                     ast.AugAssign(ast.Name("__slow", ast.Store()), ast.Add(), ast.Constant(1)),
-                    ast.If(ast.Compare(slow_count, [ast.GtE()], [ast.Constant(SLOW_STRETCHES)]), [ended(PAUSED, item)], []),
+                    ast.If(
+                        ast.Compare(slow_count, [ast.GtE()], [ast.Constant(SLOW_STRETCHES)]),
+                        [hand_back(item)],
+                        [],
+                    ),
                 ],
                 [ast.Assign([ast.Name("__slow", ast.Store())], ast.Constant(0))],
             ),
@@ -267,15 +315,36 @@ def _build(compiler: Any, loop: ast.For, names: list[str], tasks: tuple[TaskFunc
         ],
         [],
     )
-    body = [
-        ast.AugAssign(ast.Name("__k", ast.Store()), ast.Sub(), ast.Constant(1)),
-        look,
-        ast.Assign([loop.target], item),
-        *loop.body,
-    ]
-    native_for = ast.For(
-        ast.Name("__item", ast.Store()), ast.Name("__it", ast.Load()), body, [*loop.orelse, ended(DONE, ast.Constant(None))]
+    body = [look, *loop.body] if plain else [look, ast.Assign([loop.target], item), *loop.body]
+    # a zip with a cycle of ticks: cheaper than counting
+    target = ast.Tuple(
+        [loop.target if plain else ast.Name("__item", ast.Store()), ast.Name("__tick", ast.Store())],
+        ast.Store(),
     )
+    ticks = ast.Call(ast.Name("__ticks", ast.Load()), [], [])
+    ticking = ast.Call(ast.Name("zip", ast.Load()), [iterator, ticks], [])
+    return [
+        ast.Assign([ast.Name("__last", ast.Store())], _now()),
+        ast.Assign([ast.Name("__slow", ast.Store())], ast.Constant(0)),
+        ast.For(target, ticking, body, orelse),
+    ]
+
+
+# the helpers every twin gets, in this order (see _arguments)
+_PARAMS = ("__ticks", "__run", "__copy", "__atoms", "__perf", "__limit", "__range", "__range_iterator")
+
+
+def _build(compiler: Any, loop: ast.For, names: list[str], tasks: tuple[TaskFunction, ...]) -> Any:
+    """def __loop(__it, __unbound, <_PARAMS>, <tasks>, <names>): the loop, then how it
+    ended and its locals."""
+    it = ast.Name("__it", ast.Load())
+
+    def ticking(loop: ast.For) -> list[ast.stmt]:
+        done = _ended(ast.Constant(DONE), ast.Constant(None))
+        return _ticking(loop, it, [*loop.orelse, done], lambda item: _ended(ast.Constant(PAUSED), item))
+
+    # not its iterable: the issuer evaluated that
+    ticking = _variants(compiler, loop, tasks, _is(it, "__range_iterator"), ticking)
     unbind = [
         ast.If(
             ast.Compare(ast.Name(n, ast.Load()), [ast.Is()], [ast.Name("__unbound", ast.Load())]),
@@ -284,30 +353,185 @@ def _build(compiler: Any, loop: ast.For, names: list[str], tasks: tuple[TaskFunc
         )
         for n in names
     ]
-    start = [
-        ast.Assign([ast.Name("__last", ast.Store())], now()),
-        ast.Assign([ast.Name("__k", ast.Store())], ast.Constant(LOOK_EVERY + 1)),
-        ast.Assign([ast.Name("__slow", ast.Store())], ast.Constant(0)),
-    ]
     guarded = ast.Try(
-        [*start, native_for, ended(BROKE, ast.Constant(None))],
-        [ast.ExceptHandler(ast.Name("Exception", ast.Load()), "__exc", [ended(RAISED, ast.Name("__exc", ast.Load()))])],
+        [*ticking, _ended(ast.Constant(BROKE), ast.Constant(None))],
+        [
+            ast.ExceptHandler(
+                ast.Name("Exception", ast.Load()),
+                "__exc",
+                [_ended(ast.Constant(RAISED), ast.Name("__exc", ast.Load()))],
+            )
+        ],
         [],
         [],
     )
-    params = ("__it", "__unbound", "__run", "__copy", "__atoms", "__perf", "__limit", *(f"__f{k}" for k in range(len(tasks))), *names)
+    params = ("__it", "__unbound", *_PARAMS, *(f"__f{k}" for k in range(len(tasks))), *names)
     return compiler._function([*unbind, guarded], loop.lineno, "__loop", params)
+
+
+def _variants(compiler: Any, loop: ast.For, tasks: tuple, over_range: ast.expr, make: Any) -> list[ast.stmt]:
+    """``make(loop)`` with the loop body's task calls run in place. A loop whose target is
+    a name its body never assigns has a second version for a range's items, whose task
+    calls pass that name unchecked (an int is its own copy)."""
+
+    def rewritten(ints: frozenset[str]) -> ast.For:
+        calls = _TaskCalls(compiler, tasks, ints)
+        copied = copy.deepcopy(loop)
+        copied.body = [calls.visit(s) for s in copied.body]
+        copied.orelse = [calls.visit(s) for s in copied.orelse]
+        return copied
+
+    target = loop.target
+    reassigned = isinstance(target, ast.Name) and any(
+        isinstance(n, ast.Name) and n.id == target.id and not isinstance(n.ctx, ast.Load)
+        for s in [*loop.body, *loop.orelse]
+        for n in ast.walk(s)
+    )
+    if not isinstance(target, ast.Name) or reassigned:
+        return make(rewritten(frozenset()))
+    return [ast.If(over_range, make(rewritten(frozenset({target.id}))), make(rewritten(frozenset())))]
+
+
+def _is(value: ast.expr, kind: str) -> ast.expr:
+    """type(value) is <kind>"""
+    return ast.Compare(
+        ast.Call(ast.Name("type", ast.Load()), [value], []), [ast.Is()], [ast.Name(kind, ast.Load())]
+    )
+
+
+def function_twin(compiler: Any, func: ast.FunctionDef, body: list) -> NativeFunction | None:
+    """The native twin of a whole function (``body``: its compiled statements), or None.
+
+    Its top-level statements must be loops with twins of their own, or statements
+    that only compute and call tasks (``if`` and ``return`` among them, no loops)."""
+    if compiler.freevars:
+        return None
+    stmts = func.body[1:] if ast.get_docstring(func, clean=False) is not None else func.body
+    stmts = copy.deepcopy(stmts)
+    body = body[len(func.body) - len(stmts) :]
+    tasks: list[TaskFunction] = []
+    for node, stmt in zip(stmts, body, strict=True):
+        if isinstance(node, ast.For):
+            if (
+                stmt.native is None
+                or not _native_expr(compiler, node.iter, tasks)
+                or _task_in_comprehension(compiler, node.iter)
+            ):
+                return None
+            tasks.extend(stmt.native.tasks)
+        elif not _straight(compiler, node, tasks):
+            return None
+    if not tasks:
+        return None
+    unique = tuple(dict.fromkeys(tasks))
+    measured = _TaskCalls(compiler, unique)  # calls outside the loops: each one measured
+    measured.measured = True
+    code: list[ast.stmt] = []
+    for k, node in enumerate(stmts):
+        if not isinstance(node, ast.For):
+            code.append(_Returns().visit(measured.visit(node)))
+            continue
+        index = ast.Constant(k + len(func.body) - len(stmts))
+        value, it = ast.Name(f"__v{k}", ast.Load()), ast.Name(f"__it{k}", ast.Load())
+        code.append(ast.Assign([ast.Name(f"__v{k}", ast.Store())], measured.visit(node.iter)))
+        code.append(
+            ast.Assign(
+                [ast.Name(f"__it{k}", ast.Store())], ast.Call(ast.Name("iter", ast.Load()), [value], [])
+            )
+        )
+
+        def ticking(
+            loop: ast.For, index: ast.expr = index, value: ast.expr = value, it: ast.expr = it
+        ) -> list[ast.stmt]:
+            return _ticking(
+                loop, it, loop.orelse, lambda item: _ended(ast.Constant(PAUSED), index, value, it, item)
+            )
+
+        code.extend(_variants(compiler, node, unique, _is(value, "__range"), ticking))
+    code.append(ast.Return(ast.Tuple([ast.Constant(DONE), ast.Constant(None)], ast.Load())))
+    names = tuple(compiler.params_in_order)
+    tasks_by_name = (*(f"__f{k}" for k in range(len(unique))), *(f"__t{k}" for k in range(len(unique))))
+    params = ("__here", *_PARAMS, *tasks_by_name, *names)
+    try:
+        run = compiler._function(code, func.lineno, "__function", params)
+    except SyntaxError:  # a call where an assignment expression may not be (a comprehension's iterable)
+        return None
+    return NativeFunction(run, names, unique, _bindings(compiler, stmts), compiler.globals, line=func.lineno)
+
+
+def _straight(compiler: Any, node: ast.stmt, tasks: list) -> bool:
+    """A statement that only computes and calls tasks, with no loop in it (only a loop
+    with a twin can hand a call back when it turns out slow)."""
+    if any(isinstance(n, (ast.For, ast.While)) for n in ast.walk(node)) or _task_in_comprehension(compiler, node):
+        return False
+    if isinstance(node, ast.Return):
+        return node.value is None or _native_expr(compiler, node.value, tasks)
+    if isinstance(node, ast.If):
+        branches = [*node.body, *node.orelse]
+        return _native_expr(compiler, node.test, tasks) and all(_straight(compiler, s, tasks) for s in branches)
+    return _native_stmt(compiler, node, tasks)
+
+
+def _task_in_comprehension(compiler: Any, node: ast.AST) -> bool:
+    """A comprehension calling a task makes as many calls as it has items, with no look at
+    the clock between them: it is issued (and its calls measured one by one)."""
+    return any(
+        isinstance(sub, ast.Call)
+        and isinstance(sub.func, ast.Name)
+        and type(compiler.globals.get(sub.func.id)) is TaskFunction
+        for comp in ast.walk(node)
+        if isinstance(comp, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp))
+        for sub in ast.walk(comp)
+    )
+
+
+class _Returns(ast.NodeTransformer):
+    """``return x`` becomes ``return (DONE, x)``."""
+
+    def visit_Return(self, node: ast.Return) -> ast.Return:
+        value = node.value if node.value is not None else ast.Constant(None)
+        return ast.copy_location(ast.Return(ast.Tuple([ast.Constant(DONE), value], ast.Load())), node)
+
+
+def _bindings(compiler: Any, stmts: list[ast.stmt]) -> tuple[tuple[str, TaskFunction], ...]:
+    """The global names its task calls go by (a call is native only while they mean those tasks)."""
+    return tuple(
+        {
+            (sub.func.id, compiler.globals[sub.func.id])
+            for stmt in stmts
+            for sub in ast.walk(stmt)
+            if isinstance(sub, ast.Call)
+            and isinstance(sub.func, ast.Name)
+            and type(compiler.globals.get(sub.func.id)) is TaskFunction
+        }
+    )
 
 
 def run_in_place(fn: Any, *args: Any, **kwargs: Any) -> Any:
     return call_by_value(fn, args, kwargs)
 
 
+def _arguments(twin: _Twin) -> tuple:
+    """The values of _PARAMS, then the tasks' functions."""
+    limit = granularity.SLOW_FACTOR * granularity.INLINE_BELOW
+    helpers = (_ticks, run_in_place, _copy, _ATOMS, time.perf_counter, limit, range, _RANGE_ITERATOR)
+    return (*helpers, *(fn.fn for fn in twin.tasks))
+
+
 def start(twin: NativeLoop, iterator: Any, unbound: Any, values: list) -> tuple[int, Any, dict]:
     """Run the twin from ``iterator``'s next item on."""
-    functions = (fn.fn for fn in twin.tasks)
-    limit = granularity.SLOW_FACTOR * granularity.INLINE_BELOW
-    return twin.run(iterator, unbound, run_in_place, _copy, _ATOMS, time.perf_counter, limit, *functions, *values)
+    return twin.run(iterator, unbound, *_arguments(twin), *values)
+
+
+def call(twin: NativeFunction, values: list) -> tuple:
+    """Run the function: ``(DONE, value)``, or ``(PAUSED, index, iterable, iterator, item,
+    locals)``: the top-level loop at ``index`` of the body turned slow at ``item``."""
+    return twin.run(_here, *_arguments(twin), *twin.tasks, *values)
+
+
+def _here(task: TaskFunction, *args: Any, **kwargs: Any) -> Any:
+    """A call outside the function's loops: measured, so one found slow goes to workers next time."""
+    return granularity.run_here(task, args, kwargs)
 
 
 def _copy(value: Any) -> Any:

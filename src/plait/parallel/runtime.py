@@ -529,6 +529,41 @@ class Invocation:
 
 
 # ------------------------------------------------------------------ issuer
+def call_natively(
+    compiled: CompiledFunction, fn: Callable, arguments: dict, lookahead: Callable[[], bool]
+) -> tuple[bool, Any] | None:
+    """A call whose tasks are all tiny, run as plain Python (``compiled.native``):
+    ``(True, value)``, or ``(False, invocation)`` when a top-level loop turned slow and
+    the issuer took the rest of the call over, at the item the loop stopped at. None:
+    futures among the arguments, so the call is issued."""
+    twin = compiled.native
+    values = [arguments[name] for name in twin.names]
+    if _has_pending(values):
+        return None
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("%s:%d: the call runs as plain Python: its tasks are measured tiny", compiled.filename, twin.line)
+    ended = native.call(twin, values)
+    if ended[0] == native.DONE:
+        return True, ended[1]
+    _, index, iterable, iterator, item, variables = ended
+    stmt = compiled.body[index]
+    log.debug("%s:%d: an iteration ran slowly: the loop is issued again, and the rest of the call", compiled.filename, stmt.line)
+    twin.paused()
+    stmt.native.paused()
+    if type(iterable) in _CONTAINERS and not stmt.mutates_iterable:
+        rest = [item, *iterator]  # later statements may run ahead of the loop, as in loop_iterator
+        loop = Loop(stmt, iter(rest), False, rest)
+    else:  # a generator's (or file's) items keep their place behind effects, as in loop_iterator
+        lazy = type(iterable) not in (tuple, str, bytes, range, *_CONTAINERS)
+        loop = Loop(stmt, itertools.chain([item], iterator), lazy)
+    env = {name: value for name, value in variables.items() if name in compiled.locals}
+    invocation = Invocation(compiled, fn, env, lookahead(), None)
+    invocation.issuer.stack[-1].i = index + 1
+    invocation.issuer.stack.append(loop)
+    invocation.run()
+    return False, invocation
+
+
 class Block:
     __slots__ = ("stmts", "i")
 
@@ -1441,12 +1476,11 @@ class Ctx:
     def call_nested(self, fn: Callable, compiled: CompiledFunction, args: tuple, kwargs: dict) -> Any:
         """A helper or @parallel function: compiled the same way, its value a pending call."""
         try:
-            bound = compiled.signature.bind(*args, **kwargs)
+            arguments = compiled.bind(args, kwargs)
         except TypeError:
             return fn(*args, **kwargs)  # Python's own message: binding fails before the body runs
-        bound.apply_defaults()
         inv = self.inv
-        child = Invocation(compiled, fn, dict(bound.arguments), inv.lookahead, self)
+        child = Invocation(compiled, fn, arguments, inv.lookahead, self)
         inv.undo.append((self.seq, len(inv.futures), child))  # undone if it never happened, or failed
         if inv.lookahead and (compiled.waits or child.depth % INLINE_DEPTH == 0):
             child.start()  # it will wait inside: its caller goes on at once
