@@ -49,6 +49,7 @@ FEATURES = {
     "recursion",  # bounded recursive helpers
     "task_containers",  # tasks taking a list (total(xs)) and returning a tuple (u, w = pair(e))
     "task_lists",  # task results that are lists (xs = rows(e)), changed in place, nested ones too
+    "prints",  # print statements (without them, most programs have native twins: native.py)
 }
 _without = {f.strip() for f in os.environ.get("PLAIT_HYPOTHESIS_WITHOUT", "").split(",") if f.strip()}
 _unknown = _without - FEATURES
@@ -354,12 +355,12 @@ def _indent(lines: list[str]) -> list[str]:
 def statements(draw, ctx: Ctx) -> list[str]:
     kinds = ["assign", "assign", "augassign"]
     if ctx.effects:
-        kinds += ["dict", "print"]
+        kinds += ["dict", "print"] if "prints" in ON else ["dict"]
     if ctx.acc:
         kinds.append("append")
     if "lists" in ON:
         kinds += ["list_append", "list_assign", "list_setitem"]
-        if ctx.effects:
+        if ctx.effects and "prints" in ON:
             kinds.append("list_print")
         if ctx.growable():
             kinds.append("list_extend")
@@ -408,8 +409,10 @@ def statements(draw, ctx: Ctx) -> list[str]:
         return [f"print({ctx.label!r}, {draw(list_reads(ctx, 1))})"]
     if kind == "list_append":
         grow = ctx.growable()
-        if not grow:
+        if not grow and "prints" in ON:
             return [f"print({ctx.label!r}, {draw(expr)})"]
+        if not grow:
+            return [f"{draw(st.sampled_from(ctx.assignable))} = {draw(expr)}"]
         return [f"{draw(st.sampled_from(grow))}.append({draw(expr)})"]
     if kind == "list_extend":
         k = draw(st.integers(0, 3))
@@ -548,9 +551,11 @@ def nested_results(draw, ctx: Ctx) -> list[str]:
     lines.append(how)
     if how.startswith("for "):
         lines.append(f"    {row}x.append({draw(expr)})")
-    reads = [f"print({ctx.label!r}, {nn})", f"{ctx.dct}[{i}] = len({nn}[{i}])", f"{ctx.dct}[{i}] = total({nn}[{i}])"]
+    reads = [f"{ctx.dct}[{i}] = len({nn}[{i}])", f"{ctx.dct}[{i}] = total({nn}[{i}])"]
     if before:
-        reads += [f"print({ctx.label!r}, {row})", f"{ctx.dct}[{i}] = total({row})"]
+        reads.append(f"{ctx.dct}[{i}] = total({row})")
+    if "prints" in ON:
+        reads += [f"print({ctx.label!r}, {nn})", *([f"print({ctx.label!r}, {row})"] if before else [])]
     lines.extend(draw(st.lists(st.sampled_from(reads), min_size=1, max_size=2)))
     return lines
 

@@ -81,6 +81,7 @@ class Stmt:
     mutates_iterable: bool = False
     header_writes: frozenset[str] = frozenset()  # names a walrus in the header binds
     target_writes: frozenset[str] = frozenset()  # for: the loop variable(s)
+    target_name: str | None = None  # for: the loop variable, when it is one plain name
     # for: the task calls of the body that depend only on the loop variable and on
     # variables the body never assigns; ``speculate(item, *invariants)`` gives them
     # for one item, so they may start before the iterations that make them
@@ -290,6 +291,7 @@ class _Compiler:
                 orelse=self.block(node.orelse, in_loop),
                 mutates_iterable=iter_name is not None and iter_name in mutated,
                 target_writes=frozenset(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)),
+                target_name=node.target.id if isinstance(node.target, ast.Name) else None,
                 **common,
             )
         if isinstance(node, ast.Return):

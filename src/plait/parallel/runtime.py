@@ -812,6 +812,16 @@ class Issuer:
         iterator = loop.iterator
         lazy = loop.lazy
         live = stmt.mutates_iterable and loop.items is None  # the list itself, which the body changes
+        name = stmt.target_name
+        if name is not None and not (lazy or live or self.inv.failures) and self.snapshots is None:
+            # the common case, with nothing to wait for: the next item of a list, a range, a
+            # tuple, into one name (what the statement below does, without its context)
+            for item in iterator:
+                self.env[name] = Slot(item, True)
+                self.stack.append(Block(stmt.body))
+                return
+            self._loop_over(loop)
+            return
 
         def advance(c: Ctx) -> bool:
             if lazy:
@@ -833,9 +843,13 @@ class Issuer:
         if more:
             self.stack.append(Block(stmt.body))
         else:
-            self.stack.pop()
-            if not loop.broken:
-                self.stack.append(Block(stmt.orelse))
+            self._loop_over(loop)
+
+    def _loop_over(self, loop: Loop) -> None:
+        """Its items are all taken: the else block, unless it broke."""
+        self.stack.pop()
+        if not loop.broken:
+            self.stack.append(Block(loop.stmt.orelse))
 
     def _native_loop(self, loop: Loop, twin: native.NativeLoop) -> bool:
         """Run the rest of ``loop`` as plain Python (its tasks are tiny). False: issue the
