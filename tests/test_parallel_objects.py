@@ -178,3 +178,79 @@ def test_a_read_after_a_waiting_loop_that_changes_a_result_sees_the_changes(engi
     """`sum(xs)` ran ahead of the loop (which waited in its header) and summed the stored
     copy: the loop's writes had not marked the result as the driver's yet."""
     _same_as_sequential(loop_changes_a_result_after_its_header_waits, 3)
+
+
+# --------------------------------------------- in-place operators on a pending result
+@plait.task
+def late_rows(x):
+    import time
+
+    time.sleep(0.1)
+    return [x, x + 1]
+
+
+def extend_a_shared_result(a):
+    xs = rows(a)
+    ys = xs
+    xs += [5]  # the one list: ys sees it
+    return ys, xs
+
+
+def extend_a_result_in_a_dict(a):
+    xs = rows(a)
+    d = {"k": xs}
+    xs += [work(a)]
+    d["k"].append(1)
+    return d, xs
+
+
+def extend_results_kept_in_a_list(a):
+    out = []
+    for i in range(3):
+        r = rows(i + a)
+        out.append(r)
+        r += [i]
+    return out
+
+
+def read_before_the_change(a):
+    xs = late_rows(a)
+    ys = xs
+    print(work(a), ys)  # waits: prints the list as it is before the change
+    n = len(ys)
+    xs *= 2
+    return ys, n, xs is ys
+
+
+def extend_a_list_by_a_pending_result(a):
+    xs = [1]
+    ys = xs
+    print(late_rows(a), ys)
+    xs += rows(a)  # the list itself is extended, after the print
+    return ys
+
+
+def accumulate_then_share(a):
+    s = 0
+    for i in range(5):
+        s += work(i + a)  # a number no other name has seen: computed as a new value
+    t = s
+    s += 1
+    return s, t
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        extend_a_shared_result,
+        extend_a_result_in_a_dict,
+        extend_results_kept_in_a_list,
+        read_before_the_change,
+        extend_a_list_by_a_pending_result,
+        accumulate_then_share,
+    ],
+)
+def test_an_in_place_operator_changes_the_object_every_name_refers_to(engine, program):
+    """`xs += [5]` on a pending result made a new list: the names and objects sharing the
+    result kept the old one."""
+    _same_as_sequential(program, 2)

@@ -32,6 +32,16 @@ ALIASING = frozenset(
     {operator.getitem, getattr, max, min, sorted, list, tuple, reversed, next, iter, dict, set, zip, enumerate}
 )
 
+# in-place operators: on a mutable object (a list, a set, an array) they change it, so every
+# name that refers to it sees the change; computed in the driver, on that object
+IN_PLACE = frozenset(
+    {
+        operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.ifloordiv, operator.imod,
+        operator.ipow, operator.ilshift, operator.irshift, operator.ior, operator.ixor, operator.iand,
+        operator.imatmul,
+    }
+)  # fmt: skip
+
 _ATOMS = frozenset({int, float, complex, str, bytes, bool, type(None), range})
 
 

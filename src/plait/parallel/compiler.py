@@ -453,7 +453,7 @@ class _Compiler:
             op = _OPS[type(node.op)]
             target = node.target
             if isinstance(target, ast.Name):
-                current = rw.visit(ast.Name(target.id, ast.Load()))
+                current = _c_call("load_target", ast.Constant(target.id))
                 new = _c_call("binop", ast.Constant(op + "="), current, rw.visit(node.value))
                 body = self.assign(target, new)
             else:

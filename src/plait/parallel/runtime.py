@@ -30,6 +30,7 @@ statements after a failure are abandoned before they perform any effect.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import linecache
 import logging
@@ -248,6 +249,8 @@ class Invocation:
         # root only: results changed in place (see aliases); weakly, so a long loop changing
         # results keeps none alive (a reused id only makes a use read the driver's object)
         self.owned: weakref.WeakValueDictionary[int, Future] = weakref.WeakValueDictionary()
+        # root only: results of `s += x` that no statement has read since (see binop)
+        self.fresh: weakref.WeakSet[Future] = weakref.WeakSet()
         self.undo: list[tuple[tuple, int, Any]] = []  # writes to outside objects; nested calls
         self.failed_at: tuple[tuple, int | None] | None = None  # a nested call's failing point (or NEVER_HAPPENED)
         self.cond = threading.Condition()
@@ -1117,7 +1120,7 @@ class Ctx:
         waitable.wait()
 
     # variables -------------------------------------------------------------
-    def load(self, name: str) -> Any:
+    def load(self, name: str, seen: bool = True) -> Any:
         values = self.values
         if name in values:
             value = values[name]
@@ -1133,11 +1136,19 @@ class Ctx:
                 if slot.state != 1:
                     raise _Abort()
             value = slot.value
-            if type(value) is Future and self.inv.detached:
-                self._own_if_changed_before(name, value)
+            if type(value) is Future:
+                if self.inv.detached:
+                    self._own_if_changed_before(name, value)
+                fresh = self.inv.root.fresh
+                if fresh and seen:
+                    fresh.discard(value)  # seen: another name or object may refer to it now
         if value is UNBOUND:
             raise UnboundLocalError(f"cannot access local variable {name!r} where it is not associated with a value")
         return value
+
+    def load_target(self, name: str) -> Any:
+        """The value an augmented assignment (``s += x``) updates: read without making it seen."""
+        return self.load(name, False)
 
     def store(self, name: str, value: Any) -> None:
         if self.private is not None:
@@ -1267,14 +1278,16 @@ class Ctx:
             # the lifted call captures the containers as they are now: that reads them
             self.heap_read()
         args, kwargs = self.driver_values(args), self.driver_values(kwargs)
-        in_driver = fn in aliases.ALIASING  # its value may be part of an input: never a copy
+        # its value may be part of an input, or the input itself: never a copy
+        in_driver = fn in aliases.ALIASING or fn in aliases.IN_PLACE
         if in_driver or _has_invocation(args) or _has_invocation(kwargs):
             pending: list = []
             _collect((args, kwargs), pending)
             if self.inv.lookahead and any(not p.ready() if type(p) is Invocation else in_driver and p._state == PENDING for p in pending):
                 # computed in the driver once its inputs are there, without holding up
                 # this statement (ordered like any statement that reads objects)
-                return self.call_nested(_computed, _computed_program(), (fn, args, kwargs or {}), {})
+                program = _changed_in_place if fn in aliases.IN_PLACE else _computed
+                return self.call_nested(program, _program(program), (fn, args, kwargs or {}), {})
             if in_driver:
                 return fn(*self.resolve_all(args), **self.resolve_all(kwargs or {}))
             args, kwargs = self.resolve_invocations((args, kwargs))
@@ -1588,7 +1601,21 @@ class Ctx:
         base = op.rstrip("=")
         ta, tb = type(a), type(b)
         if ta is Future or tb is Future or ta is Invocation or tb is Invocation:
-            return self.lift(base, _BINOPS[base], (a, b))
+            if op == base:
+                return self.lift(base, _BINOPS[base], (a, b))
+            fresh = self.inv.root.fresh
+            if ta is Invocation or (ta is Future and a not in fresh):
+                return self.in_place(fn, a, b)  # an object other names may refer to
+            if ta is not Future and not isinstance(a, _IMMUTABLE):
+                b = self.resolve(b)  # `xs += f(x)`: the list itself is extended, as it is now
+                self.heap_write()
+                return fn(a, b)
+            # a number, or a value no other name has seen (the last `s += ...` made it): a
+            # new object is the same as the object changed
+            value = self.lift(base, _BINOPS[base], (a, b))
+            if type(value) is Future:
+                fresh.add(value)
+            return value
         if base in ("+", "*") and ta in (list, tuple) and (tb is ta or tb is int):
             # concatenation and repetition arrange items without looking at them:
             # no scan for futures, however long the lists
@@ -1605,6 +1632,18 @@ class Ctx:
             else:
                 self.heap_read()
         return fn(a, b)
+
+    def in_place(self, fn: Callable, a: Future | Invocation, b: Any) -> Any:
+        """``a op= b`` with ``a`` pending: computed in the driver on the object itself, once
+        it is there, without holding up this statement. On a mutable object the operator
+        changes it, so every other name for that object sees the change: this statement
+        writes objects (later reads wait for it), and ``a`` is read from the driver from now
+        on (a task passed it gets the changed object, not the stored copy)."""
+        value = self.lift(fn.__name__, fn, (a, b))
+        if type(a) is Future:
+            self.own(a)  # after the lift: it must not wait for ``a`` here
+        self.stmt = _writing_objects(self.stmt)
+        return value
 
     def unary(self, op: str, a: Any) -> Any:
         if op == "not":
@@ -1984,6 +2023,19 @@ def _call_key(fn: Any, args: tuple, kwargs: dict) -> Any:
         return None
 
 
+_WRITING: dict[int, Stmt] = {}
+
+
+def _writing_objects(stmt: Stmt) -> Stmt:
+    """``stmt`` as a statement that writes objects (while it runs, later reads wait for it)."""
+    if stmt.heap_write and stmt.heap_read:
+        return stmt
+    writing = _WRITING.get(id(stmt))
+    if writing is None or writing.node is not stmt.node:
+        writing = _WRITING[id(stmt)] = dataclasses.replace(stmt, heap_read=True, heap_write=True)
+    return writing
+
+
 @callees.pure
 def _apply_values(fn: Callable, args: tuple, kwargs: dict) -> Any:
     return fn(*args, **kwargs)
@@ -1994,17 +2046,29 @@ def _computed(fn, args, kwargs):
     return _apply_values(fn, get(args), get(kwargs))
 
 
-_computed_compiled: list[CompiledFunction] = []
+def _changed_in_place(fn, args, kwargs):
+    """An in-place operator on a pending object: after everything before it (which may read
+    the object as it was), on the object itself."""
+    return _apply_in_place(fn, get(args), get(kwargs))
 
 
-def _computed_program() -> CompiledFunction:
-    if not _computed_compiled:
+def _apply_in_place(fn: Callable, args: tuple, kwargs: dict) -> Any:
+    return fn(*args, **kwargs)  # not pure: a call of it is an effect, ordered after the ones before
+
+
+_programs: dict[Callable, CompiledFunction] = {}
+
+
+def _program(fn: Callable) -> CompiledFunction:
+    """The compiled form of one of the nested programs above (made once)."""
+    compiled = _programs.get(fn)
+    if compiled is None:
         from plait.parallel.compiler import compile_function
 
-        compiled = compile_function(_computed)
+        compiled = compile_function(fn)
         compiled.waits = True
-        _computed_compiled.append(compiled)
-    return _computed_compiled[0]
+        compiled = _programs.setdefault(fn, compiled)
+    return compiled
 
 
 def _small(value: Any) -> bool:
