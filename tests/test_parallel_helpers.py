@@ -635,3 +635,62 @@ def test_the_writes_of_an_abandoned_nested_call_are_undone(engine):
     that had failed on its own, with nothing to undo."""
     for _ in range(3):
         _same_with_log(plait.parallel(abandoned_call_two_levels_down), 2)
+
+
+def through_a_local_name(xs):
+    ys = xs  # the list passed in, by another name
+    t = boom(0)  # raises: sequentially nothing after it happens
+    ys.append(1)
+    return t
+
+
+def through_a_local_name_for_a_global(xs):
+    d = LOG
+    t = boom(0)
+    d["k"] = 1
+    return t
+
+
+def through_a_loop_variable(xs):
+    for row in [xs]:
+        t = boom(0)
+        row.append(2)
+    return t
+
+
+def through_an_item(xs):
+    pair = (xs, 1)
+    t = boom(0)
+    pair[0].append(3)
+    return t
+
+
+def into_a_local_list_stored_outside(xs):
+    out = []
+    LOG["out"] = out  # the local list is reachable from outside from here on
+    x = boom(0)
+    out.append(1)
+    return x
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        through_a_local_name,
+        through_a_local_name_for_a_global,
+        through_a_loop_variable,
+        through_an_item,
+        into_a_local_list_stored_outside,
+    ],
+)
+def test_writes_run_ahead_of_a_failing_call_are_undone_whatever_name_they_go_through(engine, program):
+    """Only writes through a parameter's or a global's own name were undone; one through a
+    local name for the same object (or into a local object stored outside) stayed."""
+    for _ in range(3):
+        LOG.clear()
+        xs = [0]
+        got = outcome(plait.parallel(program), xs), xs, dict(LOG)
+        LOG.clear()
+        ys = [0]
+        assert got == (sequential_outcome(program, ys), ys, dict(LOG))
+    LOG.clear()

@@ -257,6 +257,7 @@ class Invocation:
         self.detached: dict[tuple, Stmt] = {}  # statements (and units) still running off the issuer
         self.failures: list[tuple[tuple, BaseException]] = []
         self.futures: list[tuple[tuple, Future | Invocation]] = []
+        self.succeeded = 0  # the first futures[:succeeded] have all finished (see calls_succeeded)
         self.lines: dict[int, int] = {}  # id of a future -> the line of the call that made it
         self.delivered: set[int] = set()  # futures whose exception user code already saw
         self.threads = 0
@@ -455,6 +456,15 @@ class Invocation:
         if later:
             self.undo = [entry for entry in self.undo if not after(entry)]
             self._undo(later, seq, index)
+
+    def calls_succeeded(self) -> bool:
+        """Has every call made so far succeeded? (Those before ``succeeded`` have.)"""
+        futures = self.futures
+        k, n = self.succeeded, len(futures)
+        while k < n and futures[k][1]._state == FINISHED:
+            k += 1
+        self.succeeded = k
+        return k == n
 
     def undo_all(self) -> None:
         self.failed_at = None  # all of it goes, the part after its failure included
@@ -1538,7 +1548,7 @@ class Ctx:
             self.heap_write()
             if _has_pending(args) or _has_pending(kwargs):
                 self.inv.root.escaped[id(obj)] = obj
-            if outside:
+            if outside or self._ahead():
                 self.undoable(undo.method(obj, name, args, kwargs))
             return getattr(obj, name)(*args, **kwargs)
         if isinstance(obj, _IMMUTABLE) or type(obj) is tuple:
@@ -1717,7 +1727,7 @@ class Ctx:
         self.heap_write()
         if _has_pending(value):
             self.inv.root.escaped[id(obj)] = obj
-        if outside:
+        if outside or self._ahead():
             self.undoable(undo.setattr_(obj, name))
         setattr(obj, name, value)
 
@@ -1728,7 +1738,7 @@ class Ctx:
         self.heap_write()
         if _has_pending(value):
             self.inv.root.escaped[id(obj)] = obj
-        if outside:
+        if outside or self._ahead():
             self.undoable(undo.setitem(obj, key))
         obj[key] = value
 
@@ -1737,7 +1747,7 @@ class Ctx:
         obj = self.resolve(obj)
         key = self.resolve_all(key)
         self.heap_write()
-        if outside:
+        if outside or self._ahead():
             self.undoable(undo.delitem(obj, key))
         del obj[key]
 
@@ -1745,13 +1755,25 @@ class Ctx:
         self.own(obj)
         obj = self.resolve(obj)
         self.heap_write()
-        if outside:
+        if outside or self._ahead():
             self.undoable(undo.setattr_(obj, name))
         delattr(obj, name)
 
+    def _ahead(self) -> bool:
+        """Might a call before this write still fail, or has one failed? Then the write runs
+        ahead of it and is undone if it does, whatever object it changes: a local name may
+        refer to an outside object (``ys = xs``), a local object may be stored in one."""
+        if self.created and any(f._state != FINISHED for f in self.created):
+            return True
+        inv: Invocation | None = self.inv
+        while inv is not None:
+            if inv.detached or inv.failures or not inv.calls_succeeded():
+                return True
+            inv = inv.parent.inv if inv.parent is not None else None
+        return False
+
     def undoable(self, how: Callable[[], None] | None) -> None:
-        """A write to an outside object: undone if the call fails before it (sequentially,
-        it never happened)."""
+        """A write that a failure before it would undo (sequentially, it never happened)."""
         if how is not None:
             inv = self.inv
             inv.undo.append((self.seq, len(inv.futures), how))

@@ -2,11 +2,14 @@
 
 Statements run ahead of a task call that, it turns out, raised: sequentially
 nothing after that call happened. Variables are versioned, so their later
-versions are simply dropped; but a write into an object from outside the
-function (a module-level dict, a list passed in, an attribute of an argument)
-is visible after the call ends. Each such write records how to undo itself;
-when the call fails, the writes after the failing statement are undone, last
-first, so the objects are left as the sequential program left them.
+versions are simply dropped; but a write into an object may be visible after
+the call ends: an object from outside the function (a module-level dict, a
+list passed in, an attribute of an argument), by whatever name the write goes
+through, or a local object stored in one. Each write into an outside object's
+own name, and each write made while a call before it may still fail, records
+how to undo itself; when the call fails, the writes after the failing
+statement are undone, last first, so the objects are left as the sequential
+program left them.
 
 Each function here is called just before the write and returns the undo (or
 None where the object's kind is not known: such writes stay).
