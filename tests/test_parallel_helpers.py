@@ -15,7 +15,7 @@ import time
 import pytest
 
 import plait
-from tests.hypo_tasks import boom
+from tests.hypo_tasks import boom, nest
 from tests.outcomes import outcome, sequential_outcome
 
 
@@ -694,3 +694,49 @@ def test_writes_run_ahead_of_a_failing_call_are_undone_whatever_name_they_go_thr
         ys = [0]
         assert got == (sequential_outcome(program, ys), ys, dict(LOG))
     LOG.clear()
+
+
+@plait.task
+def slow_value(x, delay):
+    time.sleep(delay)
+    return x
+
+
+def writes_after_a_wait(x, delay):
+    if slow_value(x, delay) > 0:
+        LOG[0] = x
+    return x
+
+
+def two_calls_writing_one_key(a):
+    return writes_after_a_wait(1, 0.2) + writes_after_a_wait(2, 0.0)
+
+
+def test_calls_of_one_statement_write_objects_in_program_order(engine):
+    """The second call's write ran first (its task was quicker), so the first call's write
+    was left in LOG: calls side by side in one expression touched objects in any order."""
+    for _ in range(3):
+        _same_with_log(plait.parallel(two_calls_writing_one_key), 0)
+
+
+def fills_then_logs(x):
+    n = nest(0)
+    n[0] = [boom(0)]  # raises: sequentially the write below never happens
+    LOG[0] = len(n[0])
+    return 0
+
+
+def two_failing_calls(x):
+    return fills_then_logs(x) + fills_then_logs(x)
+
+
+def failing_calls_in_a_helper(a):
+    two_failing_calls(a)
+    return a
+
+
+def test_a_call_after_a_failing_one_is_undone_once_it_has_finished(engine):
+    """The second call was undone while it still ran (the statement raised the first one's
+    failure at once), and its write, made after that, stayed."""
+    for _ in range(8):
+        _same_with_log(plait.parallel(failing_calls_in_a_helper), 0)

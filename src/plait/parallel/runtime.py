@@ -406,9 +406,9 @@ class Invocation:
             try:
                 if type(how) is not Invocation:
                     how()
-                elif seq is None or (
-                    is_before(seq, at) or (index is not None and at[: len(seq)] == seq and mark > index)
-                ):
+                    continue
+                how.done.wait()  # still running: its writes are all made (or it gave up) first
+                if seq is None or is_before(seq, at) or (index is not None and at[: len(seq)] == seq and mark > index):
                     how.undo_all()  # made after the failing call: it never happened
                 else:
                     how.undo_failed()  # it failed: what it did after its failing call goes
@@ -1354,6 +1354,13 @@ class Ctx:
         if inv.failures and inv.failed_before(self.seq):
             raise _Abort()
         if inv.parent is not None:
+            # and the nested calls its caller's statement made before this one (`h(x) + h(y)`):
+            # sequentially they ran to the end before this call began
+            siblings = [
+                c for c in inv.parent.created[: inv.made_before] if type(c) is Invocation and not c.ready() and test(c.compiled)
+            ]
+            if siblings:
+                self.block_on(_FuturesDone(siblings))
             inv.parent._barrier(test)
 
     def heap_read(self) -> None:
