@@ -219,15 +219,12 @@ def list_exprs(draw, ctx: Ctx, depth: int = 0) -> str:
         return f"[{draw(int_exprs(inner, 1))} for {v} in range({draw(st.integers(0, 4))})]"
     if kind == "comp_zip":
         other = draw(st.sampled_from(ctx.lists))
-        w = _comp_var(inner)
-        inner2 = replace(inner, ints=inner.ints + (w,))
+        w, inner2 = _second_var(inner)
         return f"[{draw(int_exprs(inner2, 1))} for {v}, {w} in zip({src}, {other})]"
     if kind == "map":
-        fns = ["work", "boom"] if ctx.tasks else []
-        if "helpers" in ON:
-            fns += [h.name for h in ctx.helpers_of("int1")]
+        fns = _mappable(ctx)
         if not fns:
-            return f"list({src})" if kind == "map" else f"sum({src})"
+            return f"list({src})"
         return f"list(map({draw(st.sampled_from(fns))}, {src}))"
     if kind == "sorted":
         return draw(st.sampled_from([f"sorted({src})", f"sorted({src}, reverse=True)"]))
@@ -238,6 +235,20 @@ def list_exprs(draw, ctx: Ctx, depth: int = 0) -> str:
     if kind == "list_enum":
         return f"[{v} * {_comp_var(inner)} for {v}, {_comp_var(inner)} in enumerate({src})]"
     return f"list(tuple({src}))"
+
+
+def _mappable(ctx: Ctx) -> list[str]:
+    """What ``map(f, xs)`` may call: the tasks of one int, and the helpers of one int."""
+    fns = ["work", "boom"] if ctx.tasks else []
+    if "helpers" in ON:
+        fns += [h.name for h in ctx.helpers_of("int1")]
+    return fns
+
+
+def _second_var(inner: Ctx) -> tuple[str, Ctx]:
+    """A second comprehension variable (``for v, w in zip(...)``), an int inside."""
+    w = _comp_var(inner)
+    return w, replace(inner, ints=inner.ints + (w,))
 
 
 @st.composite
@@ -270,20 +281,16 @@ def aggregates(draw, ctx: Ctx, depth: int) -> str:
     if kind == "sorted_idx":
         return f"(sorted({src})[{draw(st.sampled_from(['0', '-1']))}] if {src} else {k})"
     if kind == "map_sum":
-        fns = ["work", "boom"] if ctx.tasks else []
-        if "helpers" in ON:
-            fns += [h.name for h in ctx.helpers_of("int1")]
+        fns = _mappable(ctx)
         if not fns:
-            return f"list({src})" if kind == "map" else f"sum({src})"
+            return f"sum({src})"
         return f"sum(map({draw(st.sampled_from(fns))}, {src}))"
     if kind == "zip_sum":
         other = draw(st.sampled_from(ctx.lists))
-        w = _comp_var(inner)
-        inner2 = replace(inner, ints=inner.ints + (w,))
+        w, inner2 = _second_var(inner)
         return f"sum({draw(int_exprs(inner2, depth))} for {v}, {w} in zip({src}, {other}))"
     if kind == "enum_sum":
-        w = _comp_var(inner)
-        inner2 = replace(inner, ints=inner.ints + (w,))
+        w, inner2 = _second_var(inner)
         return f"sum({draw(int_exprs(inner2, depth))} for {w}, {v} in enumerate({src}))"
     if kind == "tuple":
         return f"sum(tuple({src}))"
