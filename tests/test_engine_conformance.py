@@ -96,6 +96,15 @@ def test_submit_wait_for_and_value_of(engine):
     assert f._state == FINISHED
 
 
+def test_values_of_gives_values_in_order(engine):
+    e = current_engine()
+    futures = [e.submit(double, (i,), {}, OPTIONS) for i in range(6)] + [e.put([1, 2])]
+    e.wait_for(futures, len(futures), None)
+    assert e.values_of(futures) == [0, 2, 4, 6, 8, 10, [1, 2]]
+    assert e.values_of([]) == []
+    assert plait.get(futures) == [0, 2, 4, 6, 8, 10, [1, 2]]
+
+
 def test_a_failure_is_final_with_its_exception(engine):
     e = current_engine()
     f = e.submit(refuse, (3,), {}, OPTIONS)

@@ -465,6 +465,13 @@ class DaskEngine(rm.ClusterEngine):
         except Exception:  # noqa: BLE001 - only an optimization: each value is read when asked for
             return
 
+    def values_of(self, futures: list[Future]) -> list[Any]:
+        try:
+            with self._blocking():
+                return self.client.gather([self._df(f) for f in futures])
+        except Exception:  # noqa: BLE001 - one by one, so the first failure raises as its own
+            return [self.value_of(f) for f in futures]
+
     def _error_of(self, future: Future, err: BaseException) -> BaseException:
         actor_id = self._actor_calls.get(future._id)
         if actor_id is None or isinstance(err, rm.Failure):

@@ -223,6 +223,12 @@ class RayEngine(rm.ClusterEngine):
         self._mark_failed(future, exc)
         raise exc
 
+    def values_of(self, futures: list[Future]) -> list[Any]:
+        try:
+            return ray.get([f._payload for f in futures])
+        except Exception:  # noqa: BLE001 - one by one, so the first failure raises as its own
+            return [self.value_of(f) for f in futures]
+
     def _convert(self, err: BaseException, name: str) -> BaseException:
         if isinstance(err, rex.RayTaskError):
             cause = getattr(err, "cause", None)

@@ -12,7 +12,7 @@ from typing import Any
 from plait.errors import GetTimeoutError
 from plait.runtime import context
 from plait.runtime.actor import ActorHandle
-from plait.runtime.future import Future
+from plait.runtime.future import _NO_VALUE, FINISHED, Future
 from plait.runtime.options import EngineConfig
 
 ENGINES = {
@@ -169,6 +169,15 @@ def get(refs: Any, timeout: float | None = None, *, progress: bool | None = None
             f"{len(pending)} of {len(futures)} futures were not ready within {timeout} s "
             f"(first: {pending[0]!r}); plait.status() shows what they wait for"
         )
+    unread = [f for f in futures if f._state == FINISHED and f._value is _NO_VALUE]
+    if len(unread) > 1:
+        try:
+            values = engine.values_of(unread)  # one exchange for all, where the engine can
+        except Exception:  # noqa: BLE001 - each raises in its own place below
+            values = None
+        if values is not None:
+            for f, value in zip(unread, values, strict=True):
+                f.offer_value(value)
     return [f.result() for f in futures]
 
 

@@ -48,6 +48,11 @@ class Engine(Protocol):
         """Block until ``num_returns`` of ``futures`` are done, or ``timeout`` passes."""
     def value_of(self, future: Future) -> Any:
         """The value of a finished future (deserialized here, on demand)."""
+    def values_of(self, futures: list[Future]) -> list[Any]:
+        """The values of finished futures, in order, fetched together where the engine can
+        (one exchange for all instead of one each); raises as ``value_of`` would for the
+        first that failed. This default fetches them one by one."""
+        return [self.value_of(f) for f in futures]
     def refresh(self, future: Future) -> None:
         """Bring a future's state up to date where the engine does not push it."""
     def cancel(self, future: Future, force: bool = False) -> bool:
