@@ -740,3 +740,56 @@ def test_a_call_after_a_failing_one_is_undone_once_it_has_finished(engine):
     failure at once), and its write, made after that, stayed."""
     for _ in range(8):
         _same_with_log(plait.parallel(failing_calls_in_a_helper), 0)
+
+
+# ------------------------------------------------ try statements and the runtime's signals
+def bare_except_around_a_break(xs):
+    out = []
+    for x in xs:
+        try:
+            if inc(x) > 2:
+                break
+        except:  # noqa: E722 - catches everything the program raises, never a break
+            out.append("caught")
+    return out
+
+
+def catch_all_around_a_return(xs):
+    seen = []
+    for x in xs:
+        try:
+            return inc(x)
+        except BaseException:
+            seen.append(x)
+    return seen
+
+
+def _fails(x):
+    t = boom(x)
+    return t - inc(t)
+
+
+def inner_try_after_a_failing_call(xs):
+    out = []
+    d = {}
+    try:
+        _fails(0)  # raises: sequentially the inner try below never begins
+        try:
+            d[0] = 0
+        except:  # noqa: E722
+            out.append("inner")
+        finally:
+            d[1] = 0
+            out.append("finally")
+    except ValueError as err:
+        out.append(str(err))
+    return out, d
+
+
+@pytest.mark.parametrize("program", [bare_except_around_a_break, catch_all_around_a_return, inner_try_after_a_failing_call])
+def test_handlers_and_finally_blocks_see_only_what_the_program_raises(engine, program):
+    """`except:` caught the runtime's own break and return, and a failure from before an
+    inner try passed through its finally block (which ran, and wrote, though sequentially
+    that try never began)."""
+    for _ in range(4):
+        assert outcome(plait.parallel(program), [1, 2, 3, 4]) == sequential_outcome(program, [1, 2, 3, 4])

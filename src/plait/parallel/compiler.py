@@ -531,7 +531,14 @@ class _Compiler:
         final: list[ast.stmt] = []
         if node.finalbody:
             blocks.append(self.block(node.finalbody, in_loop))
-            final = [run_block(len(blocks) - 1)]
+            final = [_expr_stmt(_c_call("run_final", ast.Constant(len(blocks) - 1)))]
+        if handlers:
+            # the runtime's own signals pass through untouched, even `except:`: a jump
+            # (break, continue, return), and a failure of a call made before this try
+            # statement or an abandoned statement (sequentially the statement never began:
+            # run_final skips the finally block for those too)
+            internal = ast.Attribute(ast.Name("__c", ast.Load()), "INTERNAL", ast.Load())
+            handlers.insert(0, ast.ExceptHandler(type=internal, name=None, body=[ast.Raise()]))
         mark = _fresh("__m")
         body: list[ast.stmt] = [
             ast.Assign([ast.Name(mark, ast.Store())], _c_call("mark")),

@@ -36,6 +36,7 @@ import linecache
 import logging
 import operator
 import pickle
+import sys
 import threading
 import types
 import weakref
@@ -1984,6 +1985,16 @@ class Ctx:
         if collector is not None:
             collector.body = issuer
         issuer.run()
+
+    INTERNAL = (_Jump, _Unwind, _Abort)  # what a try unit's handlers never catch
+
+    def run_final(self, index: int) -> None:
+        """A try statement's finally block, unless a failure from before the statement is
+        passing through it (an outer try body's call raised here, or an earlier statement
+        failed): sequentially the statement never began, so neither does its finally."""
+        if type(sys.exception()) in (_Unwind, _Abort):
+            return
+        self.run_block(index)
 
     def _next_run(self) -> int:
         self._runs += 1
