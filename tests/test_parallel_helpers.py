@@ -793,3 +793,22 @@ def test_handlers_and_finally_blocks_see_only_what_the_program_raises(engine, pr
     that try never began)."""
     for _ in range(4):
         assert outcome(plait.parallel(program), [1, 2, 3, 4]) == sequential_outcome(program, [1, 2, 3, 4])
+
+
+@plait.parallel
+def adds_to_each_result(n):
+    spans = []
+    for i in range(n):
+        x = inc(i)  # a number a task made
+        x += 1  # an in-place operator on it: an ordinary addition, waiting for nothing else
+        spans.append(span(x))
+    return spans
+
+
+def test_an_in_place_operator_on_a_number_does_not_wait_for_earlier_calls():
+    # computed as a change of the one object, it waited for every earlier call (the
+    # spans ran one after another)
+    with plait.init(engine="local", workers=4):
+        plait.get([span(i, 0) for i in range(4)])
+        spans = adds_to_each_result(4)
+    assert _all_overlap(spans), spans

@@ -2087,9 +2087,18 @@ def _computed(fn, args, kwargs):
 
 
 def _changed_in_place(fn, args, kwargs):
-    """An in-place operator on a pending object: after everything before it (which may read
-    the object as it was), on the object itself."""
-    return _apply_in_place(fn, get(args), get(kwargs))
+    """An in-place operator on a pending object: on the object itself, after everything
+    before it (which may read the object as it was). A number or a string is no object to
+    change: then it is an ordinary operation, waiting for nothing else."""
+    target = get(args[0])
+    if _shares_nothing(target):
+        return _apply_values(fn, (target, *get(args[1:])), get(kwargs))
+    return _apply_in_place(fn, (target, *get(args[1:])), get(kwargs))
+
+
+@callees.pure
+def _shares_nothing(value: Any) -> bool:
+    return aliases.cannot_share(value)
 
 
 def _apply_in_place(fn: Callable, args: tuple, kwargs: dict) -> Any:
