@@ -152,6 +152,18 @@ def _start_driver(ending: str) -> tuple[subprocess.Popen, list[int], str]:
     return proc, [int(p) for p in line[:-1]], line[-1]
 
 
+def _ended(proc: subprocess.Popen) -> str:
+    """Wait for the driver, reading its output (a wait alone deadlocks once the child has
+    filled a pipe nobody reads); its stderr, for the failure message."""
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"the driver did not end within 30 s; its stderr:\n{err[-4000:]}") from None
+    return err
+
+
 def _gone(pids: list[int], timeout: float = 10) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -164,7 +176,7 @@ def _gone(pids: list[int], timeout: float = 10) -> bool:
 def test_no_orphans_after_normal_exit():
     proc, pids, shm = _start_driver("sys.exit(0)")
     assert len(pids) == 2
-    proc.wait(timeout=30)
+    _ended(proc)
     assert _gone(pids)
     assert not os.path.exists(shm)
 
@@ -172,7 +184,7 @@ def test_no_orphans_after_normal_exit():
 def test_no_orphans_after_ctrl_c():
     proc, pids, shm = _start_driver("plait.get(futures)")
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=30)
+    _ended(proc)
     assert _gone(pids)
     assert not os.path.exists(shm)
 
@@ -180,6 +192,6 @@ def test_no_orphans_after_ctrl_c():
 def test_no_orphans_after_driver_sigkill():
     proc, pids, shm = _start_driver("plait.get(futures)")
     proc.kill()
-    proc.wait(timeout=30)
+    _ended(proc)
     assert _gone(pids, timeout=15)  # workers notice the dead driver and exit
     assert not os.path.exists(shm)  # and remove its store
