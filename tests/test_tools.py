@@ -123,7 +123,9 @@ def test_demo_runs(engine_name, tmp_path):
 
 
 _DRIVER = """
-import os, sys, time
+import os, signal, sys, time
+# Ctrl-C as at a terminal: a shell starting a job in the background hands it SIGINT ignored
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import plait
 
 @plait.task
