@@ -195,14 +195,13 @@ class _TaskCalls(ast.NodeTransformer):
     once); anything else goes through ``__run``."""
 
     def __init__(
-        self, compiler: Any, tasks: tuple[TaskFunction, ...], ints: frozenset[str] = frozenset()
+        self, compiler: Any, tasks: tuple[TaskFunction, ...], ints: frozenset[str] = frozenset(), measured: bool = False
     ) -> None:
         self.compiler = compiler
         self.tasks = tasks
         self.ints = ints  # names known to hold ints (a range loop's target): passed unchecked
+        self.measured = measured  # each call measured, as granularity.run_here does (no loop looks at the clock)
         self.sites = 0
-
-    measured = False  # each call measured, as granularity.run_here does (no loop looks at the clock)
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
@@ -424,8 +423,7 @@ def function_twin(compiler: Any, func: ast.FunctionDef, body: list) -> NativeFun
     if not tasks:
         return None
     unique = tuple(dict.fromkeys(tasks))
-    measured = _TaskCalls(compiler, unique)  # calls outside the loops: each one measured
-    measured.measured = True
+    measured = _TaskCalls(compiler, unique, measured=True)  # calls outside the loops: each one measured
     code: list[ast.stmt] = []
     for k, node in enumerate(stmts):
         if not isinstance(node, ast.For):
