@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -191,10 +192,91 @@ class AsyncCounter:
 def test_async_methods_run_on_the_actors_event_loop(engine):
     """They were accepted and silently never run (a ported Ray example summed to 0)."""
     counter = AsyncCounter()
-    assert plait.get([counter.add(i) for i in range(1, 11)]) == [sum(range(1, i + 1)) for i in range(1, 11)]
+    totals = plait.get([counter.add(i) for i in range(1, 11)])
+    # side by side: each call sees the total after its own addition, in some order
+    assert max(totals) == 55 and len(set(totals)) == 10
     assert counter.value().result() == 55
     assert counter.start_ticking(5).result() == "started"
     assert counter.ticked().result() == 60
+
+
+# ------------------------------------------- calls side by side (Ray's threaded and async actors)
+@plait.actor(max_concurrency=2)
+class Meeting:
+    """Each call waits for a second one to arrive: only calls that run at once can meet."""
+
+    def __init__(self):
+        self.barrier = threading.Barrier(2, timeout=60)
+        self.lock = threading.Lock()
+        self.inside = 0
+        self.most_inside = 0
+
+    def meet(self, i):
+        with self.lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        self.barrier.wait()
+        with self.lock:
+            self.inside -= 1
+        return i
+
+    def meet_and_get(self, x):
+        self.barrier.wait()
+        return plait.get(square(x))  # asks the engine from a call running beside another
+
+    def most_at_once(self):
+        return self.most_inside
+
+
+@plait.task
+def square(x):
+    return x * x
+
+
+@plait.actor
+class Signal:
+    """Ray's async actor shape: one call waits on an asyncio.Event a later call sets."""
+
+    def __init__(self):
+        self.event = asyncio.Event()
+
+    async def wait(self):
+        await self.event.wait()
+        return "woken"
+
+    async def wake(self):
+        self.event.set()
+        return "set"
+
+    async def square_plus_one(self, x):
+        return await square(x) + 1  # a task's future awaited on the actor's event loop
+
+
+def test_threaded_actor_runs_up_to_max_concurrency_calls_at_once(engine):
+    meeting = Meeting()
+    assert plait.get([meeting.meet(i) for i in range(6)]) == list(range(6))
+    assert meeting.most_at_once().result() == 2  # at once, and never more than max_concurrency
+
+
+def test_calls_side_by_side_may_wait_for_tasks(engine):
+    meeting = Meeting()
+    assert plait.get([meeting.meet_and_get(x) for x in (3, 4, 5, 6)], timeout=60) == [9, 16, 25, 36]
+
+
+def test_async_actor_calls_run_side_by_side(engine):
+    bell = Signal()
+    waiting = bell.wait()
+    assert bell.wake().result(timeout=60) == "set"
+    assert waiting.result(timeout=60) == "woken"
+    assert plait.get([bell.square_plus_one(x) for x in range(4)], timeout=60) == [1, 2, 5, 10]
+
+
+def test_max_concurrency_must_be_a_positive_int():
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ValueError, match="max_concurrency"):
+            plait.actor(max_concurrency=bad)(type("Plain", (), {}))
+        with pytest.raises(ValueError, match="max_concurrency"):
+            Log.options(max_concurrency=bad)
 
 
 # ---------------------------------------------------------------- ActorPool

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copyreg
 import ctypes
+import inspect
 import itertools
 import os
 import signal
@@ -41,7 +42,7 @@ from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
 from plait.runtime.engine import Engine
 from plait.runtime.future import CANCELLED, FAILED, FINISHED, PENDING, Future
-from plait.runtime.invoke import call_with_retries, format_remote, run_method
+from plait.runtime.invoke import SideBySide, call_with_retries, format_remote, run_method
 
 # how a call's arguments travel (first positional argument of the remote wrapper)
 PLAIN = 0  # args and kwargs as given; top-level futures replaced by native handles
@@ -288,10 +289,53 @@ def _timeout_error(name: str, timeout: float) -> TaskTimeoutError:
 def call_method(instance: Any, method: str, args: tuple, kwargs: dict, name: str, token: str | None) -> Any:
     start = time.time()
     error: Failure | None = None
+    result = None
     try:
         result = run_method(instance, method, args, kwargs)
     except Exception as exc:  # noqa: BLE001 - it travels inside the Failure
         error = failure(exc, name, f"actor call {name!r}")
+    return _method_ended(name, token, start, error, result)
+
+
+async def call_method_async(
+    instance: Any, method: str, args: tuple, kwargs: dict, name: str, token: str | None
+) -> Any:
+    """``call_method`` on an event loop the cluster runs (a Ray async actor): a coroutine
+    is awaited there, side by side with the actor's other calls."""
+    start = time.time()
+    error: Failure | None = None
+    result = None
+    try:
+        result = getattr(instance, method)(*args, **kwargs)
+        if inspect.iscoroutine(result):
+            result = await result
+    except Exception as exc:  # noqa: BLE001 - it travels inside the Failure
+        error = failure(exc, name, f"actor call {name!r}")
+    return _method_ended(name, token, start, error, result)
+
+
+def call_method_side_by_side(
+    calls: SideBySide, method: str, args: tuple, kwargs: dict, name: str, token: str | None, blocking: Any
+) -> Any:
+    """``call_method`` for an actor whose calls run at once (``invoke.SideBySide``): this
+    thread waits for the call inside ``blocking()`` (where it lets others use its slot)."""
+    start = time.time()
+    ended = threading.Event()
+    outcome: list = []
+
+    def done(ok: bool, value: Any) -> None:
+        outcome.append((ok, value))
+        ended.set()
+
+    calls.start(method, args, kwargs, done)
+    with blocking():
+        ended.wait()
+    ok, value = outcome[0]
+    error = None if ok else failure(value, name, f"actor call {name!r}")
+    return _method_ended(name, token, start, error, value)
+
+
+def _method_ended(name: str, token: str | None, start: float, error: Failure | None, result: Any) -> Any:
     if error is not None:
         raise error  # outside the handler: no chain (see run_call)
     end = time.time()

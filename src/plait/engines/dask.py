@@ -87,7 +87,7 @@ from plait.errors import (
 from plait.runtime import serialization as ser
 from plait.runtime.actor import ActorHandle, name_taken, no_such_actor
 from plait.runtime.future import CANCELLED, FAILED, FINISHED, PENDING, Future
-from plait.runtime.invoke import format_remote
+from plait.runtime.invoke import SideBySide, format_remote
 from plait.runtime.options import EngineConfig
 from plait.runtime.resources import detect_cpus
 
@@ -100,13 +100,16 @@ rm.install_reducer()
 
 
 class _ActorInfo:
-    __slots__ = ("name", "address", "last", "dead")
+    __slots__ = ("name", "address", "last", "dead", "side_by_side")
 
-    def __init__(self, name: str, address: str, last: Any = None, dead: str | None = None) -> None:
+    def __init__(
+        self, name: str, address: str, last: Any = None, dead: str | None = None, side_by_side: bool = False
+    ) -> None:
         self.name = name
         self.address = address
         self.last = last  # this caller's latest call (or the creation): the next call depends on it
         self.dead = dead
+        self.side_by_side = side_by_side  # calls run at once: none waits for the one before
 
 
 class DaskEngine(rm.ClusterEngine):
@@ -519,12 +522,14 @@ class DaskEngine(rm.ClusterEngine):
         address = self._place(options, f"actor {name!r}")
         actor_id = random.getrandbits(62)
         call_args, call_kwargs = rm.pack_args(name, args, kwargs, self._native, always_pickle=True)
+        concurrency = options.concurrency(cls.is_async)
         df = self.client.submit(
             _actor_create,
             actor_id,
             cls,
             name,
             self.token,
+            concurrency,
             call_kwargs,
             *call_args,
             key=f"{_ident(name)}.__init__-{uuid.uuid4().hex}",
@@ -532,10 +537,12 @@ class DaskEngine(rm.ClusterEngine):
             allow_other_workers=False,
             pure=False,
         )
-        info = _ActorInfo(name, address, last=df)
+        info = _ActorInfo(name, address, last=df, side_by_side=concurrency > 1)
         with self._actor_lock:
             self._actors[actor_id] = info
-        self.client.set_metadata(_meta_key(actor_id), {"address": address, "dead": None})
+        self.client.set_metadata(
+            _meta_key(actor_id), {"address": address, "dead": None, "side_by_side": info.side_by_side}
+        )
         handle = ActorHandle(actor_id, name, cls.methods)
         if options.named:  # in the scheduler: every client and worker finds it
             self.client.set_metadata(_named_key(name), {"id": actor_id, "methods": list(cls.methods)})
@@ -597,7 +604,9 @@ class DaskEngine(rm.ClusterEngine):
                 handle._name, "", dead=f"actor {handle._name!r} is gone (killed, or never created here)"
             )
         else:
-            info = _ActorInfo(handle._name, meta["address"], dead=meta.get("dead"))
+            info = _ActorInfo(
+                handle._name, meta["address"], dead=meta.get("dead"), side_by_side=meta.get("side_by_side", False)
+            )
         with self._actor_lock:
             return self._actors.setdefault(handle._actor_id, info)
 
@@ -626,7 +635,8 @@ class DaskEngine(rm.ClusterEngine):
                 key=f"{key}-run",
                 **pinned,
             )
-            info.last = outcome
+            if not info.side_by_side:
+                info.last = outcome
         df = self.client.submit(_actor_outcome, outcome, key=key, **pinned)
         future = Future(self, next(self._ids), name)
         future._payload = df
@@ -830,6 +840,7 @@ class _Dead:
 
 
 _instances: dict[int, Any] = {}
+_side_by_side: dict[int, SideBySide] = {}  # actors whose calls run at once
 _created: dict[int, threading.Event] = {}
 _instances_lock = threading.Lock()
 
@@ -842,11 +853,15 @@ def _creation_event(actor_id: int) -> threading.Event:
         return event
 
 
-def _actor_create(actor_id: int, cls: Any, name: str, token: str, kwargs: dict, *args: Any) -> None:
+def _actor_create(
+    actor_id: int, cls: Any, name: str, token: str, concurrency: int, kwargs: dict, *args: Any
+) -> None:
     _enter(token)
     try:
         a, k = rm.unpack_args(args, kwargs)
         instance: Any = cls.cls(*a, **k)
+        if concurrency > 1:
+            _side_by_side[actor_id] = SideBySide(instance, concurrency, cls.is_async)
     except Exception as exc:  # noqa: BLE001 - every call reports it
         if isinstance(exc, rm.Failure):
             exc = exc.unwrap()
@@ -878,7 +893,12 @@ def _actor_call(
     made = engine.made
     try:
         a, k = rm.unpack_args(args, kwargs)
-        result = rm.call_method(instance, method, a, k, name, token)
+        calls = _side_by_side.get(actor_id)
+        if calls is not None:  # this task leaves the worker's pool while the call runs
+            engine.client  # noqa: B018 - found here, in a task thread: the call's own thread finds none
+            result = rm.call_method_side_by_side(calls, method, a, k, name, token, engine._blocking)
+        else:
+            result = rm.call_method(instance, method, a, k, name, token)
     except rm.Failure as failure:
         return False, failure
     if engine.made != made and not ser.is_atomic(result):
@@ -897,4 +917,5 @@ def _actor_drop(actor_id: int, reason: str) -> None:
     died = ActorDiedError(reason)
     with _instances_lock:
         _instances[actor_id] = _Dead(ser.dumps_exception(died, "", ""))
+    _side_by_side.pop(actor_id, None)
     _creation_event(actor_id).set()

@@ -3,7 +3,10 @@
 Same semantics as the local engine (arguments and results are copied through
 pickle, errors and retries behave alike, resource requests are checked), but
 nothing runs concurrently, so a debugger can step from the caller into a task.
-Actors are plain objects in this process. A task's ``timeout`` cannot
+Actors are plain objects in this process. The one exception: an actor that allows
+several calls at once (``max_concurrency``, async methods) runs them side by side
+on its threads or event loop, as every engine does, so calls that wait for one
+another (a call waiting for an event a later call sets) behave as elsewhere. A task's ``timeout`` cannot
 interrupt it here: a call that overran fails with ``TaskTimeoutError`` when it
 returns.
 """
@@ -22,7 +25,7 @@ from plait.runtime import serialization as ser
 from plait.runtime.actor import ActorHandle, name_taken, no_such_actor
 from plait.runtime.engine import Engine
 from plait.runtime.future import FAILED, FINISHED, Future
-from plait.runtime.invoke import call_with_retries, format_remote, run_method
+from plait.runtime.invoke import SideBySide, call_with_retries, format_remote, run_method
 from plait.runtime.resources import ResourcePool, detect_cpus, detect_gpu_ids, detect_memory
 
 
@@ -45,6 +48,7 @@ class InlineEngine(Engine):
         self._named: dict[str, ActorHandle] = {}  # .options(name=...) actors
         self._live: weakref.WeakValueDictionary[int, Future] = weakref.WeakValueDictionary()
         self._actors: dict[int, Any] = {}
+        self._side_by_side: dict[int, SideBySide] = {}  # actors whose calls run at once
         self._dead_actors: dict[int, BaseException] = {}
         self._events: list[dict[str, Any]] = []
         self._thread = threading.get_ident()
@@ -106,7 +110,8 @@ class InlineEngine(Engine):
         fut_mod.run_callbacks(fut_mod.complete([(future, state, data)]))
 
     def wait_for(self, futures: list[Future], num_returns: int, timeout: float | None) -> None:
-        return None  # every inline future is done when it is returned
+        # every inline future is done when it is returned, but calls running side by side
+        fut_mod.wait_local(futures, num_returns, timeout)
 
     def refresh(self, future: Future) -> None:
         return None
@@ -148,7 +153,10 @@ class InlineEngine(Engine):
         data, buffers, _ = ser.dumps_args(cls.name, args, kwargs)
         try:
             a, k = ser.loads(data, buffers, self._resolve)
-            self._actors[actor_id] = cls.cls(*a, **k)
+            instance = self._actors[actor_id] = cls.cls(*a, **k)
+            concurrency = options.concurrency(cls.is_async)
+            if concurrency > 1:
+                self._side_by_side[actor_id] = SideBySide(instance, concurrency, cls.is_async)
         except Exception as exc:
             died = ActorDiedError(f"actor {cls.name!r} failed in __init__: {type(exc).__name__}: {exc}")
             died.__cause__ = exc
@@ -165,19 +173,36 @@ class InlineEngine(Engine):
         instance = self._actors[handle._actor_id]
         data, buffers, _ = ser.dumps_args(name, args, kwargs)
         start = time.time()
+        side_by_side = self._side_by_side.get(handle._actor_id)
         try:
             a, k = ser.loads(data, buffers, self._resolve)
+            if side_by_side is not None:
+                side_by_side.start(method, a, k, lambda ok, value: self._settle_call(future, start, ok, value))
+                return future
             result = run_method(instance, method, a, k)
         except Exception as exc:
-            tb = format_remote(exc, f"actor call {name!r}")
-            self._settle(future, FAILED, ser.loads_exception(ser.dumps_exception(exc, name, tb)))
+            self._settle_call(future, start, False, exc)
             return future
-        self._record(name, start, time.time())
-        self._settle(future, FINISHED, self._dump_result(name, result))
+        self._settle_call(future, start, True, result)
         return future
+
+    def _settle_call(self, future: Future, start: float, ok: bool, value: Any) -> None:
+        name = future._name
+        if not ok:
+            tb = format_remote(value, f"actor call {name!r}")
+            self._settle(future, FAILED, ser.loads_exception(ser.dumps_exception(value, name, tb)))
+            return
+        self._record(name, start, time.time())
+        try:
+            data = self._dump_result(name, value)
+        except Exception as exc:  # noqa: BLE001 - as on the local engine: the call fails
+            self._settle(future, FAILED, exc)
+            return
+        self._settle(future, FINISHED, data)
 
     def kill_actor(self, handle: ActorHandle) -> None:
         self._actors.pop(handle._actor_id, None)
+        self._side_by_side.pop(handle._actor_id, None)
         self._dead_actors[handle._actor_id] = ActorDiedError(f"actor {handle._name!r} was killed")
 
     # ------------------------------------------------------------------ tools
@@ -193,3 +218,4 @@ class InlineEngine(Engine):
     def shutdown(self) -> None:
         self._closed = True
         self._actors.clear()
+        self._side_by_side.clear()

@@ -383,9 +383,12 @@ class RayEngine(rm.ClusterEngine):
         actor_id = _named_id(name) if options.named else random.getrandbits(62)
         call_args, call_kwargs = rm.pack_args(name, args, kwargs, _native)
         ray_opts = _resource_options(options)
+        concurrency = options.concurrency(cls.is_async)
+        if concurrency > 1:
+            ray_opts["max_concurrency"] = concurrency  # Ray's threaded or async actor
         try:
             native = (
-                _host_class()
+                _host_class(cls.is_async)
                 .options(
                     **ray_opts,
                     max_restarts=options.max_restarts,
@@ -676,6 +679,20 @@ class _ActorHost:
         return result, _status_of(result)
 
 
+class _AsyncActorHost(_ActorHost):
+    """The host of a plait actor with async methods: a Ray async actor, whose event loop
+    runs the plait actor's coroutines side by side (up to ``max_concurrency``)."""
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        _enter(self._token)
+        name = f"{self._name}.{method}"
+        if self._dead is not None:
+            raise rm.Failure(self._dead, name)
+        a, k = rm.unpack_args(args, kwargs)
+        result = await rm.call_method_async(self._instance, method, a, k, name, None)
+        return result, _status_of(result)
+
+
 _made_remotes: dict[Any, Any] = {}
 
 
@@ -690,8 +707,8 @@ def _remote(target: Any) -> Any:
     return made
 
 
-def _host_class() -> Any:
-    return _remote(_ActorHost)
+def _host_class(is_async: bool = False) -> Any:
+    return _remote(_AsyncActorHost if is_async else _ActorHost)
 
 
 # spans: written to files per process, read per node

@@ -1,12 +1,17 @@
 """``@plait.actor``: a class whose instances live in a worker process of their own.
 
 Creating an instance starts the actor and returns an ``ActorHandle`` at once.
-Each method call returns a future; calls from one caller run in call order.
-Handles can be passed to tasks and to other actors.
+Each method call returns a future; calls from one caller run in call order,
+one at a time, unless the actor allows several at once: ``max_concurrency=n``
+runs up to n calls side by side in threads (Ray's threaded actor), and a class
+with ``async def`` methods runs its calls as coroutines on one event loop (Ray's
+async actor, up to 1,000 at once by default). Such calls keep no order, as on
+Ray. Handles can be passed to tasks and to other actors.
 """
 
 from __future__ import annotations
 
+import inspect
 import sys
 from dataclasses import replace
 from typing import Any
@@ -29,6 +34,8 @@ class ActorClass:
                 if not name.startswith("_") and callable(getattr(cls, name, None))
             )
         )
+        # Ray's async actor: its calls are coroutines sharing one event loop, run side by side
+        self.is_async = any(inspect.iscoroutinefunction(getattr(cls, m)) for m in self.methods)
         self.blob: bytes | None = None
         self.__doc__ = cls.__doc__
         self.__name__ = cls.__name__

@@ -39,6 +39,9 @@ class Engine(Protocol):
     # capabilities, declared by each engine (front ends read them, never guess)
     concurrent_clients: ClassVar[bool] = False  # several threads may call it at once
     tracing: ClassVar[bool] = False  # calls are recorded into a graph, not run
+    # futures are completed by the engine's own threads as calls end (done-callbacks and
+    # ``await`` then need no waiting thread); False where they complete only when waited for
+    pushes_completions: ClassVar[bool] = True
     config: EngineConfig | None = None  # what plait.init asked for (None inside workers)
 
     # tasks and values

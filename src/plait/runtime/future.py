@@ -155,6 +155,10 @@ class Future:
         import asyncio
 
         loop = asyncio.get_running_loop()
+        if self._state == PENDING and not self._engine.pushes_completions:
+            # nothing completes it unless someone waits: a thread does, off the event loop
+            yield from loop.run_in_executor(None, self._engine.wait_for, [self], 1, None).__await__()
+            return self.result()
         aio = loop.create_future()
 
         def relay(_f: Future) -> None:

@@ -59,10 +59,57 @@ def run_method(instance: Any, method: str, args: tuple, kwargs: dict) -> Any:
     return result
 
 
+class SideBySide:
+    """Runs one actor's calls side by side, where its options allow more than one at once:
+    up to ``limit`` in threads, or, for an actor with async methods, as coroutines on its
+    event loop (its sync methods run on the loop too, as on Ray). Calls start in the
+    order ``start`` is called; each reports through ``done(ok, value_or_exception)`` from
+    the thread that ran it."""
+
+    def __init__(self, instance: Any, limit: int, is_async: bool) -> None:
+        self.instance = instance
+        self.is_async = is_async
+        if is_async:
+            self.loop = _event_loop_of(instance)
+            self.slots = self.loop.call(_semaphore, limit)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(limit, thread_name_prefix="plait-actor-call")
+
+    def start(self, method: str, args: tuple, kwargs: dict, done: Callable[[bool, Any], None]) -> None:
+        if self.is_async:
+            running = self.loop.submit(self._on_loop(method, args, kwargs))
+        else:
+            running = self.pool.submit(getattr(self.instance, method), *args, **kwargs)
+
+        def report(finished: Any) -> None:
+            error = finished.exception()
+            if error is None:
+                done(True, finished.result())
+            else:
+                done(False, error)
+
+        running.add_done_callback(report)
+
+    async def _on_loop(self, method: str, args: tuple, kwargs: dict) -> Any:
+        async with self.slots:
+            result = getattr(self.instance, method)(*args, **kwargs)
+            if inspect.iscoroutine(result):
+                result = await result
+            return result
+
+
+def _semaphore(limit: int) -> Any:
+    import asyncio
+
+    return asyncio.Semaphore(limit)
+
+
 class _ActorLoop:
     """One event loop per actor, in a thread of its own: its coroutines share it, so their
-    tasks and awaitables live across calls, as on a Ray async actor. Calls still run one
-    at a time, in call order."""
+    tasks and awaitables live across calls, as on a Ray async actor. ``run`` runs one call
+    to its end; ``submit`` starts one and gives its ``concurrent.futures.Future``."""
 
     def __init__(self) -> None:
         import asyncio  # only where an actor has async methods
@@ -71,12 +118,23 @@ class _ActorLoop:
         threading.Thread(target=self.loop.run_forever, name="plait-actor-loop", daemon=True).start()
 
     def run(self, coroutine: Any) -> Any:
+        return self.submit(coroutine).result()
+
+    def submit(self, coroutine: Any) -> Any:
         import asyncio
 
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def call(self, fn: Callable, *args: Any) -> Any:
+        """``fn(*args)`` run on the loop's thread (for objects bound to the loop)."""
+        return self.run(_returning(fn, args))
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+async def _returning(fn: Callable, args: tuple) -> Any:
+    return fn(*args)
 
 
 _loops: dict[int, _ActorLoop] = {}

@@ -16,7 +16,18 @@ _TASK_OPTION_NAMES = (
     "name",
     "num_returns",
 )
-_ACTOR_OPTION_NAMES = ("num_cpus", "num_gpus", "memory", "resources", "max_restarts", "name", "get_if_exists")
+_ACTOR_OPTION_NAMES = (
+    "num_cpus",
+    "num_gpus",
+    "memory",
+    "resources",
+    "max_restarts",
+    "max_concurrency",
+    "name",
+    "get_if_exists",
+)
+# calls at once on an actor with async methods unless it says otherwise (Ray's default)
+ASYNC_CONCURRENCY = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +62,21 @@ class ActorOptions:
     memory: int | None = None
     resources: tuple[tuple[str, float], ...] = ()
     max_restarts: int = 0
+    # calls run side by side (threads; coroutines on the event loop of an async actor);
+    # None: one at a time, in call order, or ASYNC_CONCURRENCY for an async actor
+    max_concurrency: int | None = None
     name: str | None = None
     named: bool = False  # the name came from .options(name=...): plait.get_actor(name) finds it
     get_if_exists: bool = False  # creating a named actor that exists gives the existing one
 
     def shape(self) -> tuple[tuple[str, float], ...]:
         return resource_shape(self.num_cpus, self.num_gpus, self.memory, self.resources)
+
+    def concurrency(self, is_async: bool) -> int:
+        """How many calls of an actor with these options may run at once."""
+        if self.max_concurrency is not None:
+            return self.max_concurrency
+        return ASYNC_CONCURRENCY if is_async else 1
 
 
 def resource_shape(
@@ -124,6 +144,10 @@ def _normalize(owner: str, kwargs: dict[str, Any], allowed: tuple[str, ...]) -> 
         out["retry_exceptions"] = spec
     if "timeout" in out:
         _check_number(owner, "timeout", out["timeout"], allow_none=True)
+    if out.get("max_concurrency") is not None:
+        n = out["max_concurrency"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"{owner}: max_concurrency={n!r} must be an int >= 1 (calls at once)")
     return out
 
 

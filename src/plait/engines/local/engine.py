@@ -164,6 +164,7 @@ class _Actor:
         "name",
         "options",
         "blob",
+        "concurrency",
         "args",
         "deps",
         "restarts_left",
@@ -174,12 +175,13 @@ class _Actor:
     )
 
     def __init__(
-        self, aid: int, name: str, options: Any, blob: bytes, args: Any, deps: tuple[int, ...]
+        self, aid: int, name: str, options: Any, blob: bytes, concurrency: int, args: Any, deps: tuple[int, ...]
     ) -> None:
         self.id = aid
         self.name = name
         self.options = options
         self.blob = blob
+        self.concurrency = concurrency  # calls at once, in the actor's process
         self.args = args
         self.deps = deps
         self.restarts_left = options.max_restarts
@@ -1162,7 +1164,8 @@ class LocalEngine(Engine):
                         return existing
                     raise name_taken(options.name)
             aid = next(self._ids)
-            actor = _Actor(aid, options.name or cls.name, options, cls.blob, payload, deps)
+            concurrency = options.concurrency(cls.is_async)
+            actor = _Actor(aid, options.name or cls.name, options, cls.blob, concurrency, payload, deps)
             if options.named:
                 self._named[options.name] = ActorHandle(aid, actor.name, cls.methods)
             if size:
@@ -1179,7 +1182,8 @@ class LocalEngine(Engine):
 
     def _queue_init(self, actor: _Actor) -> None:
         tid = next(self._ids)
-        init = _Task(tid, ACTOR_INIT, actor.blob, f"{actor.name}.__init__", actor.options, actor.args, ())
+        what = (actor.blob, actor.concurrency)
+        init = _Task(tid, ACTOR_INIT, what, f"{actor.name}.__init__", actor.options, actor.args, ())
         init.actor = actor
         self.refs[tid] = 0
         self.tasks[tid] = init

@@ -11,6 +11,14 @@ calls and ``get``/``wait``. A ``get`` that must wait hands the worker's queued,
 unstarted tasks back to the driver with the request, and the driver lends the
 worker's CPU to another worker until the answer is sent, so recursive programs
 cannot deadlock.
+
+An actor that allows several calls at once (``max_concurrency``, or async
+methods) runs them on threads or on its event loop (``invoke.SideBySide``); the
+main thread then only reads frames and starts calls, so a method waiting for an
+answer from the driver (``get``, ``create_actor``) is woken by the main thread
+(``_Replies``) instead of reading the socket itself. Messages to the driver
+queue in ``outbox`` (appended from any thread) and leave in order, one frame per
+``flush``, under ``send_lock``.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from plait.runtime import serialization as ser
 from plait.runtime.actor import ActorHandle, no_such_actor
 from plait.runtime.engine import Engine
 from plait.runtime.future import FAILED, FINISHED, PENDING, Future
-from plait.runtime.invoke import call_with_retries, format_remote, run_method
+from plait.runtime.invoke import SideBySide, call_with_retries, format_remote, run_method
 
 # kinds of work items the driver sends
 TASK, ACTOR_CALL, ACTOR_INIT = 0, 1, 2
@@ -43,6 +51,7 @@ _FLUSH_DELAY = 0.002
 
 class WorkerRuntime(Engine):
     name = "local"
+    pushes_completions = False  # a nested call's outcome arrives when a wait asks for it
 
     def __init__(self, channel: BlockingChannel, index: int, dirs: StoreDirs, parent: int) -> None:
         self.parent = parent
@@ -51,15 +60,19 @@ class WorkerRuntime(Engine):
         self.dirs = dirs
         self.functions: dict[int, tuple[Any, Any, str]] = {}
         self.queue: deque[tuple] = deque()
-        self.outbox: list[Any] = []
+        self.outbox: deque[Any] = deque()
+        self.send_lock = threading.Lock()
         self.results_pending = 0
         self.oldest_result = 0.0
-        self.releases: list[int] = []
+        self.releases: deque[int] = deque()
         self.map_deltas: deque[tuple[int, int]] = deque()  # store files mapped (+1) and let go (-1)
         self.ids = itertools.count(1)
         self.requests = itertools.count(1)
+        self.function_numbers = itertools.count(1)
         self.function_keys: dict[tuple[int, Any], tuple[int, Any]] = {}
         self.actor: Any = None
+        self.side_by_side: SideBySide | None = None  # an actor whose calls run at once
+        self.replies = _Replies()
         self.actor_name = ""
         self.hosts_actor = False
         self.cuda_default = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -95,7 +108,8 @@ class WorkerRuntime(Engine):
                 else:
                     self.queue.extend(msg[2])
             elif op == "reply":
-                replies[msg[1]] = msg[2]
+                if not self.replies.deliver(msg[1], msg[2]):
+                    replies[msg[1]] = msg[2]
             elif op == "stop":
                 self.serving = False
         return replies
@@ -109,20 +123,19 @@ class WorkerRuntime(Engine):
         self.map_deltas.append((oid, delta))  # may run in a finalizer: appends only
 
     def flush(self) -> None:
-        deltas = self.map_deltas
-        if deltas:
-            counted = []
-            while deltas:
-                counted.append(deltas.popleft())
-            # first in the frame: a mapping is known before any release that could free it
-            self.outbox.insert(0, ("maps", counted))
-        if self.releases:
-            released, self.releases = self.releases, []
-            self.outbox.append(("release", released))
-        if self.outbox:
-            out, self.outbox = self.outbox, []
-            self.results_pending = 0
-            self.channel.send(out)
+        with self.send_lock:
+            out: list[Any] = []
+            if self.map_deltas:
+                # first in the frame: a mapping is known before any release that could free it
+                out.append(("maps", _drain(self.map_deltas)))
+            outbox = self.outbox
+            while outbox:
+                out.append(outbox.popleft())
+            if self.releases:
+                out.append(("release", _drain(self.releases)))
+            if out:
+                self.results_pending = 0
+                self.channel.send(out)
 
     def execute(self, item: tuple) -> tuple[bool, Any]:
         previous = self.now_running
@@ -141,6 +154,8 @@ class WorkerRuntime(Engine):
         self.running[:8] = tid.to_bytes(8, "little")
 
     def _execute(self, item: tuple) -> tuple[bool, Any]:
+        """Run one work item and queue its outcome for the driver (a call of an actor whose
+        calls run side by side is only started: its outcome is sent when it ends)."""
         kind, tid, what, args, deps, gpus, timed = item
         if timed:
             self.outbox.append(("start", tid))
@@ -158,11 +173,10 @@ class WorkerRuntime(Engine):
         else:
             name = "actor.__init__"
         start = time.time()
-        size = 0
-        contained: list[int] = []
         try:
             if kind == ACTOR_INIT:
-                what = ser.loads(what)
+                blob, concurrency = what
+                what = ser.loads(blob)
                 name = f"{what.name}.__init__"
             call_args, call_kwargs = decode(dirs, args, resolve, self.track)
             if kind == TASK:
@@ -170,25 +184,41 @@ class WorkerRuntime(Engine):
                     self._set_visible_gpus(gpus)
                 result = call_with_retries(fn.fn, call_args, call_kwargs, options)
             elif kind == ACTOR_CALL:
+                if self.side_by_side is not None:
+
+                    def done(ok: bool, value: Any) -> None:
+                        self._report(kind, tid, name, start, ok, value)
+                        self.flush()
+
+                    self.side_by_side.start(what, call_args, call_kwargs, done)
+                    return True, None
                 result = run_method(self.actor, what, call_args, call_kwargs)
             else:
                 self._set_visible_gpus(gpus)
                 self.actor = what.cls(*call_args, **call_kwargs)
                 self.actor_name = what.name
                 self.hosts_actor = True
+                if concurrency > 1:
+                    self.side_by_side = SideBySide(self.actor, concurrency, what.is_async)
                 result = None
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
-            ok = False
+            return self._report(kind, tid, name, start, False, exc)
+        return self._report(kind, tid, name, start, True, result)
+
+    def _report(self, kind: int, tid: int, name: str, start: float, ok: bool, result: Any) -> tuple[bool, Any]:
+        """Queue a call's outcome (its result, or the exception it raised) for the driver."""
+        size = 0
+        contained: list[int] = []
+        if not ok:
             where = f"actor call {name!r}" if kind == ACTOR_CALL else f"task {name!r}"
-            payload: Any = ser.dumps_exception(exc, name, format_remote(exc, where))
+            payload: Any = ser.dumps_exception(result, name, format_remote(result, where))
         else:
-            ok = True
             if result is None:
                 payload = ser.NONE
             else:
                 try:
                     data, buffers, refs = ser.dumps(result)
-                    payload, size = encode(dirs, tid, data, buffers)
+                    payload, size = encode(self.dirs, tid, data, buffers)
                     contained = [r._id for r in refs]
                 except Exception as exc:  # noqa: BLE001
                     ok = False
@@ -219,7 +249,7 @@ class WorkerRuntime(Engine):
         if known is None:
             if fn.blob is None:
                 fn.blob = _dumps_function(fn)
-            known = (len(self.function_keys) + 1, fn)  # keep fn alive: its id is the key
+            known = (next(self.function_numbers), fn)  # keep fn alive: its id is the key
             self.function_keys[key] = known
             self.outbox.append(("fn", known[0], fn.blob, options, options.name or fn.name))
         name = options.name or fn.name
@@ -281,6 +311,12 @@ class WorkerRuntime(Engine):
 
     def _request(self, msg: tuple) -> Any:
         req = next(self.requests)
+        if self.side_by_side is not None and threading.current_thread() is not threading.main_thread():
+            # a call running side by side: the main thread reads the answer and hands it over
+            answer = self.replies.expect(req)
+            self.outbox.append((msg[0], req, *msg[2:]))
+            self.flush()
+            return answer.get()
         self.outbox.append((msg[0], req, *msg[2:]))
         self.flush()
         while True:
@@ -353,6 +389,49 @@ class WorkerRuntime(Engine):
 
     def shutdown(self) -> None:
         return None
+
+
+class _Replies:
+    """Answers from the driver to requests made by calls running side by side, handed
+    from the main thread (which alone reads the socket) to the thread that asked."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.expected: dict[int, _Answer] = {}
+
+    def expect(self, req: int) -> _Answer:
+        answer = _Answer()
+        with self.lock:
+            self.expected[req] = answer
+        return answer
+
+    def deliver(self, req: int, value: Any) -> bool:
+        with self.lock:
+            answer = self.expected.pop(req, None)
+        if answer is None:
+            return False
+        answer.value = value
+        answer.ready.set()
+        return True
+
+
+class _Answer:
+    __slots__ = ("ready", "value")
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.value: Any = None
+
+    def get(self) -> Any:
+        self.ready.wait()
+        return self.value
+
+
+def _drain(items: deque) -> list:
+    out = []
+    while items:
+        out.append(items.popleft())
+    return out
 
 
 def running_slot(dirs: StoreDirs, index: int) -> Any:
