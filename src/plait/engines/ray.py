@@ -384,7 +384,7 @@ class RayEngine(rm.ClusterEngine):
         call_args, call_kwargs = rm.pack_args(name, args, kwargs, _native)
         ray_opts = _resource_options(options)
         concurrency = options.concurrency(cls.is_async)
-        if concurrency > 1:
+        if concurrency > 1 or cls.is_async:  # an async actor's default on Ray is 1,000
             ray_opts["max_concurrency"] = concurrency  # Ray's threaded or async actor
         try:
             native = (
