@@ -52,7 +52,7 @@ def shape_problems(engine) -> list[str]:
             problems.append(f"{type(engine).__name__} does not implement {name}()")
     if not isinstance(engine.name, str) or not engine.name:
         problems.append("name must be a non-empty str")
-    for flag in ("concurrent_clients", "tracing"):
+    for flag in ("concurrent_clients", "tracing", "pushes_completions"):
         if not isinstance(getattr(engine, flag), bool):
             problems.append(f"{flag} must be a bool")
     room = engine.idle_capacity()
@@ -103,6 +103,27 @@ def test_values_of_gives_values_in_order(engine):
     assert e.values_of(futures) == [0, 2, 4, 6, 8, 10, [1, 2]]
     assert e.values_of([]) == []
     assert plait.get(futures) == [0, 2, 4, 6, 8, 10, [1, 2]]
+
+
+def test_submit_many_gives_one_future_per_call_in_order(engine):
+    e = current_engine()
+    first = e.submit(double, (1,), {}, OPTIONS)
+    futures = e.submit_many(double, [((i,), {}) for i in range(5)] + [((first,), {}), ((), {"x": 7})], OPTIONS)
+    assert all(isinstance(f, Future) for f in futures) and len({f.id for f in futures}) == 7
+    assert plait.get(futures) == [0, 2, 4, 6, 8, 4, 14]
+    failed = e.submit_many(refuse, [((1,), {}), ((2,), {})], OPTIONS)
+    e.wait_for(failed, 2, None)
+    assert [str(f._exc) for f in failed] == ["no 1", "no 2"]  # each call fails on its own
+    assert e.submit_many(double, [], OPTIONS) == []
+
+
+@plait.task
+def submit_many_inside_a_task(n):
+    return plait.get(current_engine().submit_many(double, [((i,), {}) for i in range(n)], OPTIONS))
+
+
+def test_submit_many_inside_a_task(engine):
+    assert submit_many_inside_a_task(4).result() == [0, 2, 4, 6]
 
 
 def test_a_failure_is_final_with_its_exception(engine):

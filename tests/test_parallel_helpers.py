@@ -812,3 +812,32 @@ def test_an_in_place_operator_on_a_number_does_not_wait_for_earlier_calls():
         plait.get([span(i, 0) for i in range(4)])
         spans = adds_to_each_result(4)
     assert _all_overlap(spans), spans
+
+
+# --------------------------------------------------------------- task.map
+@plait.parallel
+def maps_in_a_program(n):
+    firsts = inc.map(range(n))
+    seconds = double.map(firsts)  # items pending: each call waits for its own
+    total = 0
+    for x in seconds:
+        total += x
+    return firsts, seconds, total
+
+
+@plait.parallel
+def two_maps_of_spans(n):
+    a = span.map(range(n))
+    b = span.map(range(n, 2 * n))
+    return a + b
+
+
+def test_task_map_in_a_program_gives_the_sequential_values(engine):
+    _same_as_sequential(maps_in_a_program, 5)
+
+
+def test_two_task_maps_run_side_by_side():
+    with plait.init(engine="local", workers=4):
+        plait.get([span(i, 0) for i in range(4)])
+        spans = two_maps_of_spans(2)
+    assert _all_overlap(spans), spans

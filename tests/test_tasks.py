@@ -65,6 +65,41 @@ def test_futures_inside_containers(engine):
     assert echo({a, 5}).result() == {2, 5}
 
 
+def test_map_submits_many_calls_together(engine):
+    """Dask's client.map: one call per item (per tuple of items), futures in order."""
+    a = add(1, 2)
+    assert plait.get(add.map(range(4), [10, 20, 30, a])) == [10, 21, 32, 6]
+    assert plait.get(echo.map(x for x in "abc")) == ["a", "b", "c"]  # any iterable
+    assert plait.get(add.options(name="named_add").map([1], [1])) == [2]
+    assert add.map([], []) == []
+    failing = fail.map(["one", "two"])
+    assert [str(f.exception()) for f in failing] == ["one", "two"]  # each fails on its own
+    assert plait.get(total.map([[a, 1], [a, a]])) == [4, 6]  # futures inside arguments too
+
+
+def test_a_call_whose_dependency_failed_already_still_gets_its_future(engine):
+    """Admitting such a call finishes it at once; its future must still be returned."""
+    failed = fail("early")
+    with pytest.raises(ValueError):
+        failed.result()
+    for f in [add(failed, 1), *add.map([failed, failed], [1, 2])]:
+        assert isinstance(f, plait.Future)
+        with pytest.raises(ValueError, match="early"):
+            f.result()
+
+
+def test_map_refuses_arguments_of_unequal_length(engine):
+    with pytest.raises(ValueError, match="shorter"):
+        add.map([1, 2, 3], [1, 2])
+    with pytest.raises(TypeError, match="at least one iterable"):
+        add.map()
+
+
+def test_map_of_a_task_with_num_returns(engine):
+    pairs = three_values.map([1, 5])
+    assert [plait.get(list(p)) for p in pairs] == [[1, 2, 3], [5, 6, 7]]
+
+
 def test_get_list_keeps_order(engine):
     futures = [add(i, i) for i in range(50)]
     assert plait.get(futures) == [2 * i for i in range(50)]

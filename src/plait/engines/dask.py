@@ -235,6 +235,25 @@ class DaskEngine(rm.ClusterEngine):
         )
         return self._new_future(name, df)
 
+    def submit_many(self, fn: Any, calls: list[tuple[tuple, dict]], options: Any) -> list[Future]:
+        """One ``client.map``: one graph update for the scheduler instead of one per call."""
+        if len(calls) < 2:
+            return super().submit_many(fn, calls, options)
+        name = options.name or fn.name
+        blob, prefix, resources = self._prepared(fn, options, name)
+        packed = [rm.pack_args(name, args, kwargs, self._native, always_pickle=True) for args, kwargs in calls]
+        dfs = self.client.map(
+            _run_task_packed,
+            [blob] * len(packed),
+            [self.token] * len(packed),
+            [kwargs for _, kwargs in packed],
+            [args for args, _ in packed],
+            key=[f"{prefix}-{uuid.uuid4().hex}" for _ in packed],
+            pure=False,
+            resources=resources,
+        )
+        return [self._new_future(name, df) for df in dfs]
+
     def _prepared(self, fn: Any, options: Any, name: str) -> tuple[bytes, str, dict[str, float] | None]:
         """Per (task, options), made once: the pickled function, the key prefix, the resources."""
         per_fn = self._blobs.get(fn)
@@ -815,6 +834,10 @@ def _load(blob: bytes) -> tuple[Any, Any, str]:
             _functions.clear()
         entry = _functions[blob] = pickle.loads(blob)
     return entry
+
+
+def _run_task_packed(blob: bytes, token: str, kwargs: dict, args: tuple) -> Any:
+    return _run_task(blob, token, kwargs, *args)
 
 
 def _run_task(blob: bytes, token: str, kwargs: dict, *args: Any) -> Any:

@@ -1497,6 +1497,24 @@ class Ctx:
         self.record(future)
         return future
 
+    def map_task(self, task: Any, iterables: tuple) -> list:
+        """``task.map(xs, ...)``: one task call per item, as a loop of calls would make them,
+        submitted together. The iterables are read now; their items may be pending."""
+        iterables = tuple(list(it.gen) if type(it) is Lazy else self.resolve(it) for it in iterables)
+        if _has_mutable(iterables):
+            self.heap_read()  # the calls pickle the items now: after earlier statements fill them
+        iterables = self.driver_values(iterables)
+        if _has_invocation(iterables):
+            iterables = self.resolve_invocations(iterables)
+        futures = task.map(*iterables)
+        for future in futures:
+            if type(future) is Future:
+                self.record(future)
+            else:  # num_returns: a tuple of futures, or None
+                for item in future or ():
+                    self.record(item)
+        return futures
+
     def call_pure(self, fn: Callable, args: tuple, kwargs: dict) -> Any:
         """No effects: lifted over futures, run at once on values, never after a barrier."""
         args = tuple(_materialize(a) for a in args)
@@ -1549,6 +1567,8 @@ class Ctx:
             return getattr(obj, name)(*self.resolve_all(args), **self.resolve_all(kwargs))
         self.own(obj)
         obj = self.resolve(obj)
+        if name == "map" and type(obj) in (TaskFunction, TaskCall) and not kwargs:
+            return self.map_task(obj, args)
         if Lazy in map(type, args):
             consumer = _EAGER if isinstance(obj, _IMMUTABLE) or type(obj) in _CONTAINERS else None
             args = self.unlazy(consumer, args)

@@ -46,6 +46,11 @@ class Engine(Protocol):
 
     # tasks and values
     def submit(self, fn: TaskFunction, args: tuple, kwargs: dict, options: TaskOptions) -> Future: ...
+    def submit_many(self, fn: TaskFunction, calls: list[tuple[tuple, dict]], options: TaskOptions) -> list[Future]:
+        """Many calls of one task, ``(args, kwargs)`` each, submitted together (one exchange
+        with the scheduler where the engine can); their futures, in order. This default
+        submits them one by one."""
+        return [self.submit(fn, args, kwargs, options) for args, kwargs in calls]
     def put(self, value: Any) -> Future: ...
     def wait_for(self, futures: list[Future], num_returns: int, timeout: float | None) -> None:
         """Block until ``num_returns`` of ``futures`` are done, or ``timeout`` passes."""

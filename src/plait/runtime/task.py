@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from plait.runtime.context import current_engine, sequential_reference
@@ -31,6 +31,11 @@ class TaskFunction:
         if self.task_options.num_returns != 1:
             return submit_returning(self, args, kwargs, self.task_options)
         return current_engine().submit(self, args, kwargs, self.task_options)
+
+    def map(self, *iterables: Iterable) -> list[Any]:
+        """``[f(*items) for items in zip(*iterables, strict=True)]``, submitted together: one exchange
+        with the engine for all the calls (as Dask's ``client.map``)."""
+        return map_calls(self, self.task_options, iterables)
 
     def options(self, **overrides: Any) -> TaskCall:
         """Per-call options: ``f.options(num_cpus=2, retries=0)(x)``."""
@@ -59,12 +64,26 @@ class TaskCall:
         self.task = task
         self.task_options = options
 
+    def map(self, *iterables: Iterable) -> list[Any]:
+        """``TaskFunction.map`` with these options."""
+        return map_calls(self.task, self.task_options, iterables)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if sequential_reference.active:
             return _values(self.task, call_by_value(self.task.fn, args, kwargs), self.task_options)
         if self.task_options.num_returns != 1:
             return submit_returning(self.task, args, kwargs, self.task_options)
         return current_engine().submit(self.task, args, kwargs, self.task_options)
+
+
+def map_calls(task: TaskFunction, options: TaskOptions, iterables: tuple[Iterable, ...]) -> list[Any]:
+    if not iterables:
+        raise TypeError(f"{task.name}.map() needs at least one iterable of arguments")
+    calls = [(items, {}) for items in zip(*iterables, strict=True)]  # unequal lengths: an error
+    if sequential_reference.active or options.num_returns != 1:
+        call = TaskCall(task, options)
+        return [call(*args) for args, _ in calls]
+    return current_engine().submit_many(task, calls, options)
 
 
 def submit_returning(task: TaskFunction, args: tuple, kwargs: dict, options: TaskOptions) -> Any:

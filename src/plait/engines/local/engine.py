@@ -480,6 +480,36 @@ class LocalEngine(Engine):
     # ================================================================= tasks
     def submit(self, fn: Any, args: tuple, kwargs: dict, options: Any) -> Future:
         name = options.name or fn.name
+        fid, shape = self._function_id(fn, options, name)
+        task, size, deps = self._new_task(fid, name, options, shape, args, kwargs)
+        future = task.future  # taken now: a task that fails at once lets go of its future
+        with self._lock:
+            self._check_open()
+            self._admit(task, size, deps)
+            self._schedule(eager=False)
+            notify, self._notify = self._notify, []
+        if notify:
+            fut_mod.run_callbacks(fut_mod.complete(notify))
+        return future
+
+    def submit_many(self, fn: Any, calls: list[tuple[tuple, dict]], options: Any) -> list[Future]:
+        """All the calls admitted under one lock and placed in one scheduling pass."""
+        name = options.name or fn.name
+        fid, shape = self._function_id(fn, options, name)
+        made = [self._new_task(fid, name, options, shape, args, kwargs) for args, kwargs in calls]
+        futures = [task.future for task, _, _ in made]  # before a task failing at once drops its own
+        with self._lock:
+            self._check_open()
+            for task, size, deps in made:
+                self._admit(task, size, deps)
+            self._schedule(eager=False)
+            notify, self._notify = self._notify, []
+        if notify:
+            fut_mod.run_callbacks(fut_mod.complete(notify))
+        return futures
+
+    def _function_id(self, fn: Any, options: Any, name: str) -> tuple[int, Any]:
+        """The id workers know a (task, options) pair by, and its resource shape."""
         shape = options.shape()
         self._check_feasible(shape, name)
         fid = self._function_ids.get((fn, options))
@@ -502,23 +532,24 @@ class LocalEngine(Engine):
                     self._function_blobs[fid] = fn.blob
                     self._function_meta[fid] = (options, name)
                     self._function_ids[(fn, options)] = fid
+        return fid, shape
+
+    def _new_task(
+        self, fid: int, name: str, options: Any, shape: Any, args: tuple, kwargs: dict
+    ) -> tuple[_Task, int, list[int]]:
+        """A call with its arguments encoded (outside the lock), and its future."""
         data, buffers, refs = ser.dumps_args(name, args, kwargs)
         payload, size = self._encode(data, buffers)
         tid = next(self._ids)
-        future = Future(self, tid, name)
         task = _Task(tid, TASK, fid, name, options, payload, shape)
-        task.future = future
-        with self._lock:
-            self._check_open()
-            if size:
-                self.store.added(payload, size)
-            self.refs[tid] = 1
-            self._add(task, [r._id for r in refs])
-            self._schedule(eager=False)
-            notify, self._notify = self._notify, []
-        if notify:
-            fut_mod.run_callbacks(fut_mod.complete(notify))
-        return future
+        task.future = Future(self, tid, name)
+        return task, size, [r._id for r in refs]
+
+    def _admit(self, task: _Task, size: int, deps: list[int]) -> None:
+        if size:
+            self.store.added(task.args, size)
+        self.refs[task.id] = 1
+        self._add(task, deps)
 
     def _check_feasible(self, shape: Any, name: str) -> None:
         if shape not in self._feasible:
