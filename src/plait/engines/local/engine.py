@@ -60,12 +60,14 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import CancelledError
 from typing import Any
 
+from plait.engines.local import messages as M
+from plait.engines.local.messages import ACTOR_CALL, ACTOR_INIT, TASK
 from plait.engines.local.store import ObjectStore, decode, encode
 from plait.engines.local.wire import Connection, pack
-from plait.engines.local.worker import ACTOR_CALL, ACTOR_INIT, TASK
 from plait.errors import ActorDiedError, NotSupported, PlaitError, TaskTimeoutError, WorkerCrashedError
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
@@ -225,6 +227,7 @@ class LocalEngine(Engine):
         )
         self.store = ObjectStore(config.object_store_memory, config.spill_dir)
         self._lock = threading.Lock()
+        self._handlers = self._message_handlers()
         self._ids = itertools.count(1)
         self.tasks: dict[int, _Task] = {}
         self.results: dict[int, tuple[bool, Any]] = {}
@@ -398,84 +401,126 @@ class LocalEngine(Engine):
         return max(0.0, timeout)
 
     def _on_message(self, worker: _Worker, msg: tuple) -> None:
-        op = msg[0]
-        if op == "maps":
-            self._count_maps(msg[1], worker)
-        elif op == "hello":
-            worker.started = True
-            self._failed_starts = 0
-        elif op == "done":
-            self._on_done(worker, *msg[1:])
-        elif op == "submit":
-            _, tid, key, payload, size, deps = msg
-            fid = self._worker_functions[(worker.index, key)]
-            options, name = self._function_meta[fid]
-            task = _Task(tid, TASK, fid, name, options, payload, options.shape())
-            if size:
-                self.store.added(payload, size)
-            self.refs[tid] = 1
-            worker.borrowed[tid] = worker.borrowed.get(tid, 0) + 1
-            try:
-                self._check_feasible(task.shape, name)
-            except PlaitError as exc:
-                self.tasks[tid] = task
-                self._finish(task, False, ser.dumps_exception(exc, name, ""))
-            else:
-                self._add(task, deps)
-        elif op == "fn":
-            _, key, blob, options, name = msg
-            fid = len(self._function_blobs) + 1
-            self._function_blobs[fid] = blob
-            self._function_meta[fid] = (options, name)
-            self._worker_functions[(worker.index, key)] = fid
-        elif op == "release":
-            for oid in msg[1]:
-                held = worker.borrowed.get(oid, 0)
-                if held <= 1:
-                    worker.borrowed.pop(oid, None)
-                else:
-                    worker.borrowed[oid] = held - 1
-                self._decref(oid)
-        elif op == "wait":
-            self._on_remote_wait(worker, *msg[1:])
-        elif op == "return":
-            self._requeue([t for t in (self.tasks.get(tid) for tid in msg[1]) if t is not None], worker)
-        elif op == "start":
-            task = self.tasks.get(msg[1])
-            if task is not None and task.worker is worker:
-                self._deadlines[task.id] = (time.monotonic() + task.timeout, worker)
-        elif op == "put":
-            _, oid, payload, size, contained = msg
-            self.refs[oid] = 1
+        """One message from a worker (``messages.py`` lists them), under the lock."""
+        self._handlers[msg[0]](worker, msg)
+
+    def _message_handlers(self) -> dict[int, Callable[[_Worker, tuple], None]]:
+        return {
+            M.DONE: self._on_done_message,
+            M.MAPS: self._on_maps,
+            M.HELLO: self._on_hello,
+            M.START: self._on_start,
+            M.FN: self._on_function,
+            M.SUBMIT: self._on_submit,
+            M.PUT: self._on_put,
+            M.ADDREF: self._on_addref,
+            M.RELEASE: self._on_release,
+            M.ACALL: self._on_actor_call,
+            M.AKILL: self._on_actor_kill,
+            M.RETURN: self._on_return,
+            M.WAIT: self._on_wait,
+            M.CANCEL: self._on_cancel,
+            M.CREATE_ACTOR: self._on_create_actor,
+            M.GET_ACTOR: self._on_get_actor,
+        }
+
+    def _on_done_message(self, worker: _Worker, msg: tuple) -> None:
+        _, tid, ok, payload, size, contained, start, end = msg
+        self._on_done(worker, tid, ok, payload, size, contained, start, end)
+
+    def _on_maps(self, worker: _Worker, msg: tuple) -> None:
+        self._count_maps(msg[1], worker)
+
+    def _on_hello(self, worker: _Worker, msg: tuple) -> None:
+        worker.started = True
+        self._failed_starts = 0
+
+    def _on_start(self, worker: _Worker, msg: tuple) -> None:
+        task = self.tasks.get(msg[1])
+        if task is not None and task.worker is worker:
+            self._deadlines[task.id] = (time.monotonic() + task.timeout, worker)
+
+    def _on_function(self, worker: _Worker, msg: tuple) -> None:
+        _, key, blob, options, name = msg
+        fid = len(self._function_blobs) + 1
+        self._function_blobs[fid] = blob
+        self._function_meta[fid] = (options, name)
+        self._worker_functions[(worker.index, key)] = fid
+
+    def _on_submit(self, worker: _Worker, msg: tuple) -> None:
+        _, tid, key, payload, size, deps = msg
+        fid = self._worker_functions[(worker.index, key)]
+        options, name = self._function_meta[fid]
+        task = _Task(tid, TASK, fid, name, options, payload, options.shape())
+        if size:
+            self.store.added(payload, size)
+        self.refs[tid] = 1
+        worker.borrowed[tid] = worker.borrowed.get(tid, 0) + 1
+        try:
+            self._check_feasible(task.shape, name)
+        except PlaitError as exc:
+            self.tasks[tid] = task
+            self._finish(task, False, ser.dumps_exception(exc, name, ""))
+        else:
+            self._add(task, deps)
+
+    def _on_put(self, worker: _Worker, msg: tuple) -> None:
+        _, oid, payload, size, contained = msg
+        self.refs[oid] = 1
+        worker.borrowed[oid] = worker.borrowed.get(oid, 0) + 1
+        self._store_result(oid, True, payload, size, contained)
+
+    def _on_addref(self, worker: _Worker, msg: tuple) -> None:
+        oid = msg[1]
+        if oid in self.refs:
+            self.refs[oid] += 1
             worker.borrowed[oid] = worker.borrowed.get(oid, 0) + 1
-            self._store_result(oid, True, payload, size, contained)
-        elif op == "addref":
-            oid = msg[1]
-            if oid in self.refs:
-                self.refs[oid] += 1
-                worker.borrowed[oid] = worker.borrowed.get(oid, 0) + 1
-        elif op == "create_actor":
-            # create_actor takes the engine lock, held here: a thread of its own does it
-            threading.Thread(target=self._create_for_worker, args=(worker, msg[1], msg[2]), daemon=True).start()
-        elif op == "get_actor":
-            self._send(worker, [("reply", msg[1], self._live_named(msg[2]))])
-        elif op == "cancel":
-            try:
-                cancelled = self._cancel(msg[2], msg[3] if len(msg) > 3 else False)
-            except NotSupported:
-                cancelled = False  # an actor call from inside a task: it runs on
-            self._send(worker, [("reply", msg[1], cancelled)])
-        elif op == "acall":
-            _, tid, aid, method, payload, size, deps = msg
-            if size:
-                self.store.added(payload, size)
-            self.refs[tid] = 1
-            worker.borrowed[tid] = worker.borrowed.get(tid, 0) + 1
-            self._add_actor_call(tid, self.actors[aid], method, payload, deps)
-        elif op == "akill":
-            actor = self.actors.get(msg[1])
-            if actor is not None:
-                self._kill_actor(actor)
+
+    def _on_release(self, worker: _Worker, msg: tuple) -> None:
+        for oid in msg[1]:
+            held = worker.borrowed.get(oid, 0)
+            if held <= 1:
+                worker.borrowed.pop(oid, None)
+            else:
+                worker.borrowed[oid] = held - 1
+            self._decref(oid)
+
+    def _on_actor_call(self, worker: _Worker, msg: tuple) -> None:
+        _, tid, aid, method, payload, size, deps = msg
+        if size:
+            self.store.added(payload, size)
+        self.refs[tid] = 1
+        worker.borrowed[tid] = worker.borrowed.get(tid, 0) + 1
+        self._add_actor_call(tid, self.actors[aid], method, payload, deps)
+
+    def _on_actor_kill(self, worker: _Worker, msg: tuple) -> None:
+        actor = self.actors.get(msg[1])
+        if actor is not None:
+            self._kill_actor(actor)
+
+    def _on_return(self, worker: _Worker, msg: tuple) -> None:
+        self._requeue([t for t in (self.tasks.get(tid) for tid in msg[1]) if t is not None], worker)
+
+    def _on_wait(self, worker: _Worker, msg: tuple) -> None:
+        _, req, ids, needed, timeout, returned = msg
+        self._on_remote_wait(worker, req, ids, needed, timeout, returned)
+
+    def _on_cancel(self, worker: _Worker, msg: tuple) -> None:
+        _, req, oid, force = msg
+        try:
+            cancelled = self._cancel(oid, force)
+        except NotSupported:
+            cancelled = False  # an actor call from inside a task: it runs on
+        self._send(worker, [(M.REPLY, req, cancelled)])
+
+    def _on_create_actor(self, worker: _Worker, msg: tuple) -> None:
+        # create_actor takes the engine lock, held here: a thread of its own does it
+        _, req, blob = msg
+        threading.Thread(target=self._create_for_worker, args=(worker, req, blob), daemon=True).start()
+
+    def _on_get_actor(self, worker: _Worker, msg: tuple) -> None:
+        _, req, name = msg
+        self._send(worker, [(M.REPLY, req, self._live_named(name))])
 
     # ================================================================= tasks
     def submit(self, fn: Any, args: tuple, kwargs: dict, options: Any) -> Future:
@@ -689,7 +734,7 @@ class LocalEngine(Engine):
 
     def _send_tasks(self, worker: _Worker, batch: list[_Task]) -> None:
         functions, items = self._assign(worker, batch)
-        self._send(worker, [("run", functions, items)])
+        self._send(worker, [(M.RUN, functions, items)])
 
     def _assign(self, worker: _Worker, batch: list[_Task]) -> tuple[list, list]:
         """Mark ``batch`` as the worker's; the function definitions and work items to send it."""
@@ -1021,7 +1066,7 @@ class LocalEngine(Engine):
         if not helpable:
             return False
         functions, items = self._assign(worker, helpable)
-        self._send(worker, [("reply", req, ("help", functions, items))])
+        self._send(worker, [(M.REPLY, req, (M.HELP, functions, items))])
         return True
 
     def _block(self, worker: _Worker, wait: _RemoteWait) -> None:
@@ -1047,7 +1092,7 @@ class LocalEngine(Engine):
         if not worker.alive:
             return
         answer = [(oid, *self.results[oid]) for oid in wait.ids if oid in self.results]
-        self._send(worker, [("reply", wait.req, ("done", answer))])
+        self._send(worker, [(M.REPLY, wait.req, (M.RESULTS, answer))])
 
     def _check_deadlines(self) -> None:
         if not self._deadlines and not self._timed_waits:
@@ -1325,7 +1370,7 @@ class LocalEngine(Engine):
             reply = ("error", exc)
         with self._lock:
             if worker.alive:
-                self._send(worker, [("reply", req, reply)])
+                self._send(worker, [(M.REPLY, req, reply)])
 
     def _live_named(self, name: str) -> ActorHandle | None:
         handle = self._named.get(name)

@@ -10,7 +10,8 @@ Code running in a task talks to the engine through the same ``WorkerRuntime``
 calls and ``get``/``wait``. A ``get`` that must wait hands the worker's queued,
 unstarted tasks back to the driver with the request, and the driver lends the
 worker's CPU to another worker until the answer is sent, so recursive programs
-cannot deadlock.
+cannot deadlock. Every message either way, with its fields, is listed in
+``messages.py``.
 
 An actor that allows several calls at once (``max_concurrency``, or async
 methods) runs them on threads or on its event loop (``invoke.SideBySide``); the
@@ -33,6 +34,8 @@ import time
 from collections import deque
 from typing import Any
 
+from plait.engines.local import messages as M
+from plait.engines.local.messages import ACTOR_CALL, ACTOR_INIT, TASK
 from plait.engines.local.store import StoreDirs, decode, encode
 from plait.engines.local.wire import BlockingChannel
 from plait.runtime import context
@@ -43,8 +46,6 @@ from plait.runtime.engine import Engine
 from plait.runtime.future import FAILED, FINISHED, PENDING, Future
 from plait.runtime.invoke import SideBySide, call_with_retries, format_remote, run_method
 
-# kinds of work items the driver sends
-TASK, ACTOR_CALL, ACTOR_INIT = 0, 1, 2
 _FLUSH_COUNT = 64
 _FLUSH_DELAY = 0.002
 
@@ -77,13 +78,12 @@ class WorkerRuntime(Engine):
         self.hosts_actor = False
         self.cuda_default = os.environ.get("CUDA_VISIBLE_DEVICES")
         self.running = running_slot(dirs, index)  # the id of the task being run, for the driver
-        self.serving = True
 
     # ------------------------------------------------------------ main loop
     def serve(self) -> None:
-        self.channel.send([("hello",)])  # the driver now knows a task could have started here
+        self.channel.send([(M.HELLO,)])  # the driver now knows a task could have started here
         queue = self.queue
-        while self.serving:
+        while True:
             if not queue:
                 self.flush()
                 frame = self.channel.recv()
@@ -100,18 +100,17 @@ class WorkerRuntime(Engine):
     def handle(self, frame: list[Any], blocked: bool) -> dict[int, Any]:
         replies: dict[int, Any] = {}
         for msg in frame:
-            op = msg[0]
-            if op == "run":
-                self._define(msg[1])
+            if msg[0] == M.RUN:
+                _, functions, items = msg
+                self._define(functions)
                 if blocked and not self.hosts_actor:
-                    self.outbox.append(("return", [item[1] for item in msg[2]]))
+                    self.outbox.append((M.RETURN, [item[1] for item in items]))
                 else:
-                    self.queue.extend(msg[2])
-            elif op == "reply":
-                if not self.replies.deliver(msg[1], msg[2]):
-                    replies[msg[1]] = msg[2]
-            elif op == "stop":
-                self.serving = False
+                    self.queue.extend(items)
+            else:  # REPLY
+                _, req, answer = msg
+                if not self.replies.deliver(req, answer):
+                    replies[req] = answer
         return replies
 
     def _define(self, functions: list[tuple[int, bytes]]) -> None:
@@ -127,12 +126,12 @@ class WorkerRuntime(Engine):
             out: list[Any] = []
             if self.map_deltas:
                 # first in the frame: a mapping is known before any release that could free it
-                out.append(("maps", _drain(self.map_deltas)))
+                out.append((M.MAPS, _drain(self.map_deltas)))
             outbox = self.outbox
             while outbox:
                 out.append(outbox.popleft())
             if self.releases:
-                out.append(("release", _drain(self.releases)))
+                out.append((M.RELEASE, _drain(self.releases)))
             if out:
                 self.results_pending = 0
                 self.channel.send(out)
@@ -158,7 +157,7 @@ class WorkerRuntime(Engine):
         calls run side by side is only started: its outcome is sent when it ends)."""
         kind, tid, what, args, deps, gpus, timed = item
         if timed:
-            self.outbox.append(("start", tid))
+            self.outbox.append((M.START, tid))
             self.flush()
         dep_payloads = deps
         dirs = self.dirs
@@ -227,7 +226,7 @@ class WorkerRuntime(Engine):
         if not self.results_pending:
             self.oldest_result = time.monotonic()
         self.results_pending += 1
-        self.outbox.append(("done", tid, ok, payload, size, contained, start, time.time()))
+        self.outbox.append((M.DONE, tid, ok, payload, size, contained, start, time.time()))
         return ok, payload
 
     def _set_visible_gpus(self, gpus: Any) -> None:
@@ -251,11 +250,11 @@ class WorkerRuntime(Engine):
                 fn.blob = _dumps_function(fn)
             known = (next(self.function_numbers), fn)  # keep fn alive: its id is the key
             self.function_keys[key] = known
-            self.outbox.append(("fn", known[0], fn.blob, options, options.name or fn.name))
+            self.outbox.append((M.FN, known[0], fn.blob, options, options.name or fn.name))
         name = options.name or fn.name
         tid = self.new_id()
         payload, size, refs = self._encode_args(name, args, kwargs)
-        self.outbox.append(("submit", tid, known[0], payload, size, refs))
+        self.outbox.append((M.SUBMIT, tid, known[0], payload, size, refs))
         return Future(self, tid, name)
 
     def _encode_args(self, name: str, args: tuple, kwargs: dict) -> tuple[Any, int, list[int]]:
@@ -269,7 +268,7 @@ class WorkerRuntime(Engine):
         oid = self.new_id()
         data, buffers, refs = ser.dumps(value)
         payload, size = encode(self.dirs, oid, data, buffers)
-        self.outbox.append(("put", oid, payload, size, [r._id for r in refs]))
+        self.outbox.append((M.PUT, oid, payload, size, [r._id for r in refs]))
         future = Future(self, oid, "put")
         fut_mod.complete([(future, FINISHED, payload)])
         return future
@@ -287,13 +286,13 @@ class WorkerRuntime(Engine):
                 returned = [item[1] for item in self.queue]
                 self.queue.clear()
             kind, *answer = self._request(
-                ("wait", None, [f._id for f in pending], needed, remaining, returned)
+                (M.WAIT, None, [f._id for f in pending], needed, remaining, returned)
             )
             by_id: dict[int, list[Future]] = {}
             for f in pending:
                 by_id.setdefault(f._id, []).append(f)
             batch = []
-            if kind == "help":  # nobody runs these yet: run them here, then ask again
+            if kind == M.HELP:  # nobody runs these yet: run them here, then ask again
                 functions, items = answer
                 self._define(functions)
                 for item in items:
@@ -306,7 +305,7 @@ class WorkerRuntime(Engine):
                     data = payload if ok else ser.loads_exception(payload)
                     batch.extend((f, FINISHED if ok else FAILED, data) for f in by_id.get(oid, ()))
             fut_mod.run_callbacks(fut_mod.complete(batch))
-            if kind != "help":
+            if kind != M.HELP:
                 return
 
     def _request(self, msg: tuple) -> Any:
@@ -337,13 +336,13 @@ class WorkerRuntime(Engine):
         self.wait_for([future], 1, 0)
 
     def cancel(self, future: Future, force: bool = False) -> bool:
-        return bool(self._request(("cancel", None, future._id, force)))
+        return bool(self._request((M.CANCEL, None, future._id, force)))
 
     def release(self, object_id: int) -> None:
         self.releases.append(object_id)
 
     def adopt(self, object_id: int, name: str) -> Future:
-        self.outbox.append(("addref", object_id))
+        self.outbox.append((M.ADDREF, object_id))
         return Future(self, object_id, name)
 
     def _adopt_ref(self, object_id: int) -> Future:
@@ -360,7 +359,7 @@ class WorkerRuntime(Engine):
                 f"cannot send actor {cls.name!r} and its arguments to the driver to create it: "
                 f"{type(exc).__name__}: {exc}"
             ) from None
-        kind, value = self._request(("create_actor", None, blob))
+        kind, value = self._request((M.CREATE_ACTOR, None, blob))
         if kind == "error":
             raise value
         return value
@@ -369,17 +368,17 @@ class WorkerRuntime(Engine):
         name = f"{handle._name}.{method}"
         tid = self.new_id()
         payload, size, refs = self._encode_args(name, args, kwargs)
-        self.outbox.append(("acall", tid, handle._actor_id, method, payload, size, refs))
+        self.outbox.append((M.ACALL, tid, handle._actor_id, method, payload, size, refs))
         return Future(self, tid, name)
 
     def get_actor(self, name: str) -> ActorHandle:
-        handle = self._request(("get_actor", None, name))
+        handle = self._request((M.GET_ACTOR, None, name))
         if handle is None:
             raise no_such_actor(name, self.name)
         return handle
 
     def kill_actor(self, handle: ActorHandle) -> None:
-        self.outbox.append(("akill", handle._actor_id))
+        self.outbox.append((M.AKILL, handle._actor_id))
 
     def status(self) -> list[dict[str, Any]]:
         return []

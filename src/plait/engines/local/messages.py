@@ -1,0 +1,66 @@
+"""The messages between the local engine's driver and its workers.
+
+A message is a tuple: its kind (one of the small ints below), then its fields
+in the order the tables give. Frames (``wire.pack``) carry lists of messages,
+so a burst of results travels in one write. Tuples, not classes: a message is
+built and read once per call, and pickling a tuple of plain values costs a
+fraction of pickling an object.
+
+From a worker to the driver:
+
+================  =============================================  ==========================================
+kind              fields                                         meaning
+================  =============================================  ==========================================
+``HELLO``                                                        the worker is up: a task may have started
+``MAPS``          ``[(oid, +1 or -1)]``                          store files mapped and let go (first in
+                                                                 its frame, before any ``RELEASE``)
+``DONE``          ``tid, ok, payload, size, contained, start,    a call ended: its result (or pickled
+                  end``                                          exception), the futures inside it, its span
+``START``         ``tid``                                        a call with a timeout started
+``FN``            ``key, blob, options, name``                   a task function, before its first ``SUBMIT``
+``SUBMIT``        ``tid, key, payload, size, deps``              a task call made in the worker
+``PUT``           ``oid, payload, size, contained``              a ``put`` made in the worker
+``ADDREF``        ``oid``                                        a future arrived here inside a value
+``RELEASE``       ``[oid]``                                      futures dropped here
+``ACALL``         ``tid, actor_id, method, payload, size, deps``  an actor call made in the worker
+``AKILL``         ``actor_id``                                   ``plait.kill`` of an actor, from here
+``RETURN``        ``[tid]``                                      queued, unstarted tasks handed back
+``WAIT``          ``req, ids, needed, timeout, returned``        request: wait until ``needed`` of ``ids``
+                                                                 are done (handing back ``returned``)
+``CANCEL``        ``req, oid, force``                            request: cancel a call
+``CREATE_ACTOR``  ``req, blob``                                  request: create the pickled actor
+``GET_ACTOR``     ``req, name``                                  request: the handle of a named actor
+================  =============================================  ==========================================
+
+From the driver to a worker:
+
+=========  ======================  =====================================================
+kind       fields                  meaning
+=========  ======================  =====================================================
+``RUN``    ``functions, items``    work items to run in order, and the functions they need
+``REPLY``  ``req, answer``         the answer to request ``req``
+=========  ======================  =====================================================
+
+Answers: to ``WAIT``, ``(RESULTS, [(oid, ok, payload)])``, or ``(HELP, functions,
+items)`` when nobody runs the awaited tasks yet (the worker runs them, then asks
+again); to ``CANCEL``, a bool; to ``CREATE_ACTOR``, ``("ok", handle)`` or
+``("error", exception)``; to ``GET_ACTOR``, a handle or None.
+
+A work item is ``(kind, tid, what, args, deps, gpus, timed)``: ``kind`` is
+``TASK`` (``what``: a function id), ``ACTOR_CALL`` (a method name) or
+``ACTOR_INIT`` (the pickled actor class and how many calls may run at once);
+``deps`` maps each dependency's id to its payload; ``gpus`` are the GPU ids to
+make visible, ``timed`` says to send ``START``.
+"""
+
+from __future__ import annotations
+
+# worker -> driver
+HELLO, MAPS, DONE, START, FN, SUBMIT, PUT, ADDREF, RELEASE, ACALL, AKILL, RETURN = range(12)
+WAIT, CANCEL, CREATE_ACTOR, GET_ACTOR = range(12, 16)  # requests: each gets a REPLY
+# driver -> worker
+RUN, REPLY = range(16, 18)
+# answers to WAIT
+RESULTS, HELP = range(18, 20)
+# kinds of work items
+TASK, ACTOR_CALL, ACTOR_INIT = 0, 1, 2
