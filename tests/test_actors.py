@@ -279,6 +279,27 @@ def test_max_concurrency_must_be_a_positive_int():
             Log.options(max_concurrency=bad)
 
 
+@plait.actor
+class Holder:
+    """Keeps futures passed as themselves and reads them in later calls."""
+
+    def __init__(self, first):
+        self.kept = [first]
+
+    def keep(self, future):
+        self.kept.append(future)
+        return isinstance(future, plait.Future)
+
+    def read_all(self):
+        return plait.get(self.kept)
+
+
+def test_an_actor_keeps_unresolved_futures_across_calls(engine):
+    holder = Holder(plait.unresolved(square(3)))
+    assert holder.keep(plait.unresolved(square(4))).result(timeout=60) is True
+    assert holder.read_all().result(timeout=60) == [9, 16]
+
+
 # ---------------------------------------------------------------- ActorPool
 @plait.actor
 class Doubler:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 
@@ -497,3 +498,68 @@ def test_get_of_a_resolved_argument_inside_a_task_says_why(engine):
     with pytest.raises(TypeError) as outside:
         plait.get(3)
     assert "arrive as" not in str(outside.value)  # in the driver there is no such hint
+
+
+# ------------------------------------------- futures passed as themselves (nested refs)
+@plait.task
+def wait_for_file(path):
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.01)
+    return "opened"
+
+
+@plait.task
+def open_then_read(path, box):
+    """Makes the file its input waits for, then reads that input: only a task that
+    did not wait for its input before it started can finish."""
+    (future,) = box
+    assert isinstance(future, plait.Future), type(future)
+    open(path, "w").close()
+    return future.result(timeout=60)
+
+
+@plait.task
+def read_later(future):
+    return plait.get(future)
+
+
+@plait.task
+def hand_on(future):
+    return read_later(plait.unresolved(future)).result()
+
+
+@plait.task
+def what_went_wrong(future):
+    return type(future.exception()).__name__
+
+
+def test_an_unresolved_future_arrives_as_itself_and_is_not_waited_for(engine, tmp_path):
+    path = str(tmp_path / "flag")
+    if engine == "inline":
+        open(path, "w").close()  # every inline call runs at once, so its input must be ready
+    gate = wait_for_file(path)
+    assert open_then_read(path, [plait.unresolved(gate)]).result(timeout=120) == "opened"
+
+
+def test_an_unresolved_future_can_be_passed_on_and_outlives_the_callers_reference(engine):
+    import gc
+
+    reader = hand_on(plait.unresolved(add(20, 1)))  # nobody else holds the input's future
+    gc.collect()
+    assert reader.result(timeout=60) == 21
+    assert read_later(plait.unresolved(plait.put({"k": 1}))).result(timeout=60) == {"k": 1}
+
+
+def test_the_failure_of_an_unresolved_future_is_the_tasks_to_read(engine):
+    failing = fail("inside")
+    assert what_went_wrong(plait.unresolved(failing)).result(timeout=60) == "ValueError"
+    with pytest.raises(ValueError):
+        failing.result()
+
+
+def test_unresolved_takes_only_futures(engine):
+    with pytest.raises(TypeError, match="plait.unresolved takes a plait.Future"):
+        plait.unresolved(3)

@@ -33,6 +33,7 @@ from plait.runtime.api import (
     shutdown,
     status,
     timeline,
+    unresolved,
     wait,
 )
 from plait.runtime.future import Future
@@ -75,6 +76,7 @@ __all__ = [
     "task",
     "timeline",
     "trace",
+    "unresolved",
     "wait",
 ]
 

@@ -18,13 +18,13 @@ This module holds the parts that do not depend on the framework:
   that only differ by a few framework calls.
 
 A plait ``Future`` pickled inside a value (``put``, a result) is written with
-the framework's handle in it (``install_reducer``), so the framework counts the
-reference and the receiving process rebuilds a live future.
+the framework's handle in it (the engine's ``reduce_future``, which
+``Future.__reduce__`` asks), so the framework counts the reference and the
+receiving process rebuilds a live future.
 """
 
 from __future__ import annotations
 
-import copyreg
 import ctypes
 import inspect
 import itertools
@@ -95,7 +95,12 @@ def plain_failure(exc: BaseException, task_name: str) -> Failure:
 
 # ---------------------------------------------------------------- arguments
 def pack_args(
-    name: str, args: tuple, kwargs: dict, native: Callable[[Future], Any], always_pickle: bool = False
+    name: str,
+    args: tuple,
+    kwargs: dict,
+    native: Callable[[Future], Any],
+    always_pickle: bool = False,
+    hold: Callable[[Future], None] | None = None,
 ) -> tuple[tuple, dict]:
     """The positional and keyword arguments of the framework's call of the wrapper.
 
@@ -105,7 +110,10 @@ def pack_args(
     inside them. Without nested futures and unless ``always_pickle``, the
     framework pickles the original arguments itself (so it can place large
     buffers in its own store); the pickling here then only served to find
-    futures and to name an unpicklable argument.
+    futures and to name an unpicklable argument. Futures passed as themselves
+    (``plait.unresolved``) travel pickled by the framework (so their handles go
+    with them, as the framework's own nested references), each given to
+    ``hold`` first where the framework does not count such references.
     """
     simple = True
     for a in args:
@@ -128,7 +136,11 @@ def pack_args(
             call_kwargs = kwargs
         return (PLAIN, *call_args), call_kwargs
     data, buffers, refs = ser.dumps_args(name, args, kwargs)
-    if not refs and not always_pickle and not getattr(refs, "shares_files", False):
+    held = refs.held
+    if hold is not None:
+        for f in held:
+            hold(f)
+    if not refs and not always_pickle and not refs.shares_files:
         return (PLAIN, *args), kwargs
     ids: list[int] = []
     handles: list[Any] = []
@@ -140,7 +152,8 @@ def pack_args(
             handles.append(native(f))
     if always_pickle:  # the framework may pickle later: copy the buffers now
         buffers = [bytes(memoryview(b)) for b in buffers]
-    return (PACKED, data, buffers, tuple(ids), *handles), {}
+    held_ids = tuple(f._id for f in held)
+    return (PACKED, data, buffers, tuple(ids), held_ids, tuple(held), *handles), {}
 
 
 def unpack_args(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
@@ -151,10 +164,12 @@ def unpack_args(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
 
 
 def unpack_packed(args: tuple) -> tuple[tuple, dict]:
-    """The arguments of a ``PACKED`` call: (data, buffers, ids, *the resolved values)."""
-    data, buffers, ids, *values = args
+    """The arguments of a ``PACKED`` call: (data, buffers, ids, the ids of the futures
+    passed as themselves, those futures (live here), *the resolved values)."""
+    data, buffers, ids, held_ids, held, *values = args
     table = dict(zip(ids, values, strict=True))
-    return ser.loads(data, buffers, table.__getitem__)
+    futures = dict(zip(held_ids, held, strict=True))
+    return ser.loads(data, buffers, table.__getitem__, lambda oid, name: futures[oid])
 
 
 # ------------------------------------------------------------------ timeouts
@@ -343,31 +358,6 @@ def _method_ended(name: str, token: str | None, start: float, error: Failure | N
     if token is not None:
         record_span(token, name, start, end)
     return result
-
-
-# ------------------------------------------------------- futures in values
-def _reduce_future(fut: Future) -> Any:
-    reduce = getattr(fut._engine, "reduce_future", None)
-    if reduce is not None:
-        return reduce(fut)
-    return fut.__reduce__()
-
-
-_installed = False
-
-
-def install_reducer() -> None:
-    """Pickle plait futures of these engines with their framework handle inside.
-
-    plait's own pickler records futures as persistent ids before this table
-    is consulted, so the local engine's pickling is unchanged; the table only
-    applies to the framework's pickling (and plain pickle) of values that hold
-    futures.
-    """
-    global _installed
-    if not _installed:
-        copyreg.pickle(Future, _reduce_future)
-        _installed = True
 
 
 # ------------------------------------------------------------------ engine

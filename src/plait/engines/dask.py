@@ -96,8 +96,6 @@ PREFETCH_MIN = 4  # settling this many finished futures at once fetches their sm
 PREFETCH_MAX_BYTES = 64 * 1024
 ACTOR_CHECK_S = 1.0
 
-rm.install_reducer()
-
 
 class _ActorInfo:
     __slots__ = ("name", "address", "last", "dead", "side_by_side")
@@ -222,7 +220,7 @@ class DaskEngine(rm.ClusterEngine):
     def submit(self, fn: Any, args: tuple, kwargs: dict, options: Any) -> Future:
         name = options.name or fn.name
         blob, prefix, resources = self._prepared(fn, options, name)
-        call_args, call_kwargs = rm.pack_args(name, args, kwargs, self._native, always_pickle=True)
+        call_args, call_kwargs = self._pack(name, args, kwargs)
         df = self.client.submit(
             _run_task,
             blob,
@@ -241,7 +239,7 @@ class DaskEngine(rm.ClusterEngine):
             return super().submit_many(fn, calls, options)
         name = options.name or fn.name
         blob, prefix, resources = self._prepared(fn, options, name)
-        packed = [rm.pack_args(name, args, kwargs, self._native, always_pickle=True) for args, kwargs in calls]
+        packed = [self._pack(name, args, kwargs) for args, kwargs in calls]
         dfs = self.client.map(
             _run_task_packed,
             [blob] * len(packed),
@@ -253,6 +251,17 @@ class DaskEngine(rm.ClusterEngine):
             resources=resources,
         )
         return [self._new_future(name, df) for df in dfs]
+
+    def _pack(self, name: str, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        return rm.pack_args(name, args, kwargs, self._native, always_pickle=True, hold=self._pin)
+
+    def _pin(self, future: Future) -> None:
+        """A future passed to a task as itself: its key kept alive for the session (Dask
+        counts no reference held inside a task's arguments)."""
+        if isinstance(future._engine, DaskEngine) and future._payload is not None:
+            df = future._engine._df(future)
+            with contextlib.suppress(Exception):
+                self.client.publish_dataset(df, name=f"plait-{self.token}-{df.key}", override=True)
 
     def _prepared(self, fn: Any, options: Any, name: str) -> tuple[bytes, str, dict[str, float] | None]:
         """Per (task, options), made once: the pickled function, the key prefix, the resources."""
@@ -379,14 +388,11 @@ class DaskEngine(rm.ClusterEngine):
         except Exception:  # noqa: BLE001 - the framework's own pickling will say what is wrong
             return
         for f in found:
-            if isinstance(f._engine, DaskEngine) and f._payload is not None:
-                df = f._engine._df(f)
-                with contextlib.suppress(Exception):
-                    self.client.publish_dataset(df, name=f"plait-{self.token}-{df.key}", override=True)
+            self._pin(f)
 
     def reduce_future(self, future: Future) -> Any:
         if future._payload is None:
-            return future.__reduce__()
+            return None
         return (_rebuild_future, (future._payload, future._name))
 
     # waiting -----------------------------------------------------------
@@ -540,7 +546,7 @@ class DaskEngine(rm.ClusterEngine):
                 raise name_taken(name)
         address = self._place(options, f"actor {name!r}")
         actor_id = random.getrandbits(62)
-        call_args, call_kwargs = rm.pack_args(name, args, kwargs, self._native, always_pickle=True)
+        call_args, call_kwargs = self._pack(name, args, kwargs)
         concurrency = options.concurrency(cls.is_async)
         df = self.client.submit(
             _actor_create,
@@ -634,7 +640,7 @@ class DaskEngine(rm.ClusterEngine):
         info = self._actor_info(handle)
         if info.dead:
             return self._failed_future(name, ActorDiedError(f"actor call {name!r} failed: {info.dead}"))
-        call_args, call_kwargs = rm.pack_args(name, args, kwargs, self._native, always_pickle=True)
+        call_args, call_kwargs = self._pack(name, args, kwargs)
         key = f"{_ident(name)}-{uuid.uuid4().hex}"
         pinned = {"workers": [info.address], "allow_other_workers": False, "pure": False}
         # the previous call and this one's submission, in one step: calls from several
@@ -819,7 +825,10 @@ def _enter(token: str) -> DaskEngine:
 
 def _rebuild_future(df: Any, name: str) -> Future:
     # bound to a client when first used (it may be unpickled where none is current)
-    return _engine_here()._new_future(name, df)
+    future = _engine_here()._new_future(name, df)
+    # a copy of a future made elsewhere: an unread failure is reported by the original
+    future.mark_seen()
+    return future
 
 
 _functions: dict[bytes, tuple[Any, Any, str]] = {}

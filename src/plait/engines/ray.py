@@ -84,8 +84,6 @@ from plait.runtime.options import EngineConfig
 NAMESPACE = "plait"
 SPAN_FLUSH_S = 0.25
 
-rm.install_reducer()
-
 
 class RayEngine(rm.ClusterEngine):
     name = "ray"
@@ -372,7 +370,7 @@ class RayEngine(rm.ClusterEngine):
 
     def reduce_future(self, future: Future) -> Any:
         if future._payload is None:
-            return future.__reduce__()
+            return None
         return (_rebuild_future, (future._payload, future._name))
 
     # =============================================================== actors
@@ -624,7 +622,10 @@ def _enter(token: str) -> RayEngine:
 
 
 def _rebuild_future(ref: Any, name: str) -> Future:
-    return _engine_here()._new_future(name, ref)
+    future = _engine_here()._new_future(name, ref)
+    # a copy of a future made elsewhere: an unread failure is reported by the original
+    future.mark_seen()
+    return future
 
 
 def _task_runner(fn: Any, options: Any, name: str, token: str, packed: bool) -> Any:

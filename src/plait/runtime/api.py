@@ -12,7 +12,7 @@ from typing import Any
 from plait.errors import GetTimeoutError
 from plait.runtime import context
 from plait.runtime.actor import ActorHandle
-from plait.runtime.future import _NO_VALUE, FINISHED, Future
+from plait.runtime.future import _NO_VALUE, FINISHED, Future, Unresolved
 from plait.runtime.options import EngineConfig
 
 ENGINES = {
@@ -228,6 +228,15 @@ def as_completed(futures: Iterable[Future], timeout: float | None = None) -> Ite
 def put(value: Any) -> Future:
     """Store ``value`` once; pass the future to many tasks without copying it again."""
     return context.current_engine().put(value)
+
+
+def unresolved(future: Future) -> Unresolved:
+    """Pass ``future`` to a task as the future itself, not its value (Ray's nested
+    references): the task does not wait for it to start, and may ``get`` it, pass it on
+    to other tasks, or drop it unread. Works inside lists, dicts and other arguments."""
+    if not isinstance(future, Future):
+        raise _not_a_future("plait.unresolved takes a plait.Future", future)
+    return Unresolved(future)
 
 
 def get_actor(name: str) -> ActorHandle:

@@ -70,6 +70,11 @@ class Engine(Protocol):
         """A future was dropped: the engine may free its value (called from ``__del__``)."""
     def adopt(self, object_id: int, name: str) -> Future:
         """A future arrived inside an unpickled value: give a live one for its id."""
+    def reduce_future(self, future: Future) -> tuple | None:
+        """How one of this engine's futures pickles inside a value (``Future.__reduce__``):
+        a reduce tuple that carries the engine's own handle, so a framework that pickles
+        the value counts the reference; None (this default): by id, adopted on arrival."""
+        return None
 
     # actors
     def create_actor(

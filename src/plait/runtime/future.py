@@ -184,9 +184,11 @@ class Future:
             engine.release(self._id)
 
     def __reduce__(self):
-        # Only reached when a future is pickled inside a value (put, a result);
-        # futures among task arguments become dependencies instead.
-        return (_rebuild_future, (self._id, self._name))
+        # Only reached when a future is pickled inside a value (put, a result) by a pickler
+        # other than plait's (which records futures as references): its engine says how
+        engine = self._engine
+        reduced = engine.reduce_future(self) if engine is not None else None
+        return reduced or (_rebuild_future, (self._id, self._name))
 
     # ------------------------------------------------------------ engine side
     def _add_waiter(self, waiter: Any) -> bool:
@@ -203,6 +205,26 @@ class Future:
         with _lock:
             if self._waiters and waiter in self._waiters:
                 self._waiters.remove(waiter)
+
+
+class Unresolved:
+    """A future passed to a task as itself, not as its value (``plait.unresolved``)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: Future) -> None:
+        self.future = future
+
+    def __reduce__(self) -> Any:
+        # pickled by a framework (Ray, Dask): the future itself travels, with its handle
+        return (_unwrapped, (self.future,))
+
+    def __repr__(self) -> str:
+        return f"plait.unresolved({self.future!r})"
+
+
+def _unwrapped(future: Future) -> Future:
+    return future
 
 
 def _settle(aio: Any) -> None:

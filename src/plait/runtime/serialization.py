@@ -9,7 +9,9 @@ memory and hand them to the receiver without copying.
 Futures found anywhere inside a pickled value are not pickled: they are
 recorded as references (``persistent_id``), so the runtime knows the value's
 dependencies and the receiver can substitute each future's value
-(``resolve``) or a live future for it.
+(``resolve``) or a live future for it. A future wrapped in ``Unresolved`` is no
+dependency: it is recorded apart (``Refs.held``: the sender keeps its value
+alive for the call) and the receiver gets a live future for it (``adopt``).
 
 A ``numpy.memmap`` (or a view of one) travels as its file, not its bytes: the
 receiver maps the same region of the same file, so a task's writes land in
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from plait.errors import SerializationError
-from plait.runtime.future import Future
+from plait.runtime.future import Future, Unresolved
 
 _ATOMIC = frozenset({int, float, str, bytes, bool, type(None), complex})
 EMPTY_ARGS = pickle.dumps(((), {}), protocol=5)
@@ -44,10 +46,15 @@ def _classes() -> tuple[Any, Any]:
             refs: Refs
 
             def persistent_id(self, obj: Any) -> Any:
-                if type(obj) is Future:
+                t = type(obj)
+                if t is Future:
                     obj._seen = True  # a dependency: its failure reaches the dependent
                     self.refs.append(obj)
                     return obj._id
+                if t is Unresolved:
+                    future = obj.future
+                    self.refs.held.append(future)
+                    return (HELD, future._id, future._name)
                 return None
 
             def reducer_override(self, obj: Any) -> Any:
@@ -60,19 +67,33 @@ def _classes() -> tuple[Any, Any]:
 
         class RefUnpickler(pickle.Unpickler):
             resolve: Callable[[int], Any]
+            adopt: Callable[[int, str], Any]
 
             def persistent_load(self, pid: Any) -> Any:
+                if type(pid) is tuple:  # (HELD, id, name): the future itself
+                    return self.adopt(pid[1], pid[2])
                 return self.resolve(pid)
 
         _pickler_class, _unpickler_class = RefPickler, RefUnpickler
     return _pickler_class, _unpickler_class
 
 
+HELD = "held"
+
+
 class Refs(list):
-    """The futures found in a pickled value; ``shares_files``: it maps files (memmaps), so
-    it must be unpickled by plait, not copied by a framework's own pickler."""
+    """The futures found in a pickled value; ``held``: those passed as themselves
+    (``Unresolved``); ``shares_files``: it maps files (memmaps), so it must be unpickled
+    by plait, not copied by a framework's own pickler."""
 
     shares_files = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[Future] = []
+
+
+NO_REFS = Refs()  # what atomic values hold: shared, never changed
 
 
 def _reduce_memmap(obj: Any) -> Any:
@@ -108,10 +129,10 @@ def is_atomic(value: Any) -> bool:
     return type(value) in _ATOMIC
 
 
-def dumps(value: Any, *, out_of_band: bool = True) -> tuple[bytes, list[pickle.PickleBuffer], list[Future]]:
+def dumps(value: Any, *, out_of_band: bool = True) -> tuple[bytes, list[pickle.PickleBuffer], Refs]:
     """Pickle ``value``: (data, out-of-band buffers, the futures found inside)."""
     if type(value) in _ATOMIC:
-        return pickle.dumps(value, protocol=5), [], []
+        return pickle.dumps(value, protocol=5), [], NO_REFS
     pickler_cls, _ = _classes()
     buffers: list[pickle.PickleBuffer] = []
     stream = io.BytesIO()
@@ -121,23 +142,38 @@ def dumps(value: Any, *, out_of_band: bool = True) -> tuple[bytes, list[pickle.P
     return stream.getvalue(), buffers, pickler.refs
 
 
-def loads(data: Any, buffers: Any = (), resolve: Callable[[int], Any] | None = None) -> Any:
+def loads(
+    data: Any,
+    buffers: Any = (),
+    resolve: Callable[[int], Any] | None = None,
+    adopt: Callable[[int, str], Any] | None = None,
+) -> Any:
+    """Unpickle; ``resolve(id)`` gives what stands for a future (its value, or a live
+    future), ``adopt(id, name)`` a live future for one passed as itself (by default the
+    current engine's)."""
     if resolve is None:
         return pickle.loads(data, buffers=buffers)
     _, unpickler_cls = _classes()
     unpickler = unpickler_cls(io.BytesIO(data), buffers=buffers)
     unpickler.resolve = resolve
+    unpickler.adopt = adopt or _adopt_here
     return unpickler.load()
+
+
+def _adopt_here(object_id: int, name: str) -> Future:
+    from plait.runtime.context import current_engine
+
+    return current_engine().adopt(object_id, name)
 
 
 def dumps_args(
     task_name: str, args: tuple, kwargs: dict
-) -> tuple[bytes, list[pickle.PickleBuffer], list[Future]]:
+) -> tuple[bytes, list[pickle.PickleBuffer], Refs]:
     """Pickle a call's arguments; a failure names the argument and its type."""
     if not kwargs and all(type(a) in _ATOMIC for a in args):
         if not args:
-            return EMPTY_ARGS, [], []
-        return pickle.dumps((args, kwargs), protocol=5), [], []
+            return EMPTY_ARGS, [], NO_REFS
+        return pickle.dumps((args, kwargs), protocol=5), [], NO_REFS
     try:
         return dumps((args, kwargs))
     except Exception as exc:  # noqa: BLE001 - re-raised with a precise message

@@ -60,7 +60,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError
 from typing import Any
 
@@ -93,6 +93,7 @@ class _Task:
         "options",
         "args",
         "deps",
+        "held",
         "waiting",
         "shape",
         "retries_left",
@@ -114,6 +115,7 @@ class _Task:
         self.options = options
         self.args = args
         self.deps: tuple[int, ...] = ()
+        self.held: tuple[int, ...] = ()  # futures passed as themselves: kept alive, not awaited
         self.waiting = 0
         self.shape = shape
         self.retries_left = options.retries if kind == TASK else 0
@@ -169,6 +171,7 @@ class _Actor:
         "concurrency",
         "args",
         "deps",
+        "held",
         "restarts_left",
         "worker",
         "queue",
@@ -186,6 +189,7 @@ class _Actor:
         self.concurrency = concurrency  # calls at once, in the actor's process
         self.args = args
         self.deps = deps
+        self.held: tuple[int, ...] = ()  # futures passed to __init__ as themselves
         self.restarts_left = options.max_restarts
         self.worker: _Worker | None = None
         self.queue: deque[_Task] = deque()  # calls not yet sent, in call order
@@ -448,7 +452,7 @@ class LocalEngine(Engine):
         self._worker_functions[(worker.index, key)] = fid
 
     def _on_submit(self, worker: _Worker, msg: tuple) -> None:
-        _, tid, key, payload, size, deps = msg
+        _, tid, key, payload, size, deps, held = msg
         fid = self._worker_functions[(worker.index, key)]
         options, name = self._function_meta[fid]
         task = _Task(tid, TASK, fid, name, options, payload, options.shape())
@@ -462,7 +466,7 @@ class LocalEngine(Engine):
             self.tasks[tid] = task
             self._finish(task, False, ser.dumps_exception(exc, name, ""))
         else:
-            self._add(task, deps)
+            self._add(task, deps, held)
 
     def _on_put(self, worker: _Worker, msg: tuple) -> None:
         _, oid, payload, size, contained = msg
@@ -486,12 +490,12 @@ class LocalEngine(Engine):
             self._decref(oid)
 
     def _on_actor_call(self, worker: _Worker, msg: tuple) -> None:
-        _, tid, aid, method, payload, size, deps = msg
+        _, tid, aid, method, payload, size, deps, held = msg
         if size:
             self.store.added(payload, size)
         self.refs[tid] = 1
         worker.borrowed[tid] = worker.borrowed.get(tid, 0) + 1
-        self._add_actor_call(tid, self.actors[aid], method, payload, deps)
+        self._add_actor_call(tid, self.actors[aid], method, payload, deps, held)
 
     def _on_actor_kill(self, worker: _Worker, msg: tuple) -> None:
         actor = self.actors.get(msg[1])
@@ -526,11 +530,11 @@ class LocalEngine(Engine):
     def submit(self, fn: Any, args: tuple, kwargs: dict, options: Any) -> Future:
         name = options.name or fn.name
         fid, shape = self._function_id(fn, options, name)
-        task, size, deps = self._new_task(fid, name, options, shape, args, kwargs)
+        task, size, deps, held = self._new_task(fid, name, options, shape, args, kwargs)
         future = task.future  # taken now: a task that fails at once lets go of its future
         with self._lock:
             self._check_open()
-            self._admit(task, size, deps)
+            self._admit(task, size, deps, held)
             self._schedule(eager=False)
             notify, self._notify = self._notify, []
         if notify:
@@ -542,11 +546,11 @@ class LocalEngine(Engine):
         name = options.name or fn.name
         fid, shape = self._function_id(fn, options, name)
         made = [self._new_task(fid, name, options, shape, args, kwargs) for args, kwargs in calls]
-        futures = [task.future for task, _, _ in made]  # before a task failing at once drops its own
+        futures = [made_task[0].future for made_task in made]  # before one failing at once drops its own
         with self._lock:
             self._check_open()
-            for task, size, deps in made:
-                self._admit(task, size, deps)
+            for task, size, deps, held in made:
+                self._admit(task, size, deps, held)
             self._schedule(eager=False)
             notify, self._notify = self._notify, []
         if notify:
@@ -581,20 +585,20 @@ class LocalEngine(Engine):
 
     def _new_task(
         self, fid: int, name: str, options: Any, shape: Any, args: tuple, kwargs: dict
-    ) -> tuple[_Task, int, list[int]]:
+    ) -> tuple[_Task, int, list[int], list[int]]:
         """A call with its arguments encoded (outside the lock), and its future."""
         data, buffers, refs = ser.dumps_args(name, args, kwargs)
         payload, size = self._encode(data, buffers)
         tid = next(self._ids)
         task = _Task(tid, TASK, fid, name, options, payload, shape)
         task.future = Future(self, tid, name)
-        return task, size, [r._id for r in refs]
+        return task, size, [r._id for r in refs], [r._id for r in refs.held]
 
-    def _admit(self, task: _Task, size: int, deps: list[int]) -> None:
+    def _admit(self, task: _Task, size: int, deps: list[int], held: list[int]) -> None:
         if size:
             self.store.added(task.args, size)
         self.refs[task.id] = 1
-        self._add(task, deps)
+        self._add(task, deps, held)
 
     def _check_feasible(self, shape: Any, name: str) -> None:
         if shape not in self._feasible:
@@ -610,19 +614,21 @@ class LocalEngine(Engine):
         if self._closing:
             raise RuntimeError("this plait engine was shut down; call plait.init() to start a new one")
 
-    def _add(self, task: _Task, dep_ids: list[int]) -> None:
+    def _add(self, task: _Task, dep_ids: list[int], held: Sequence[int] = ()) -> None:
         """Register a new task and its dependencies; make it ready if it can run."""
         self.tasks[task.id] = task
         failed = None
+        if held:
+            kept = self._hold(task.name, held)
+            task.held = kept
+            if len(kept) < len(set(held)):
+                failed = self._freed_error(task.name)
         if dep_ids:
             deps = tuple(dict.fromkeys(dep_ids))
             task.deps = deps
             for dep in deps:
                 if dep not in self.refs:
-                    error = LookupError(
-                        f"task {task.name!r} was given a future whose value was already freed"
-                    )
-                    failed = ser.dumps_exception(error, task.name, "")
+                    failed = self._freed_error(task.name)
                     continue
                 self.refs[dep] += 1
                 result = self.results.get(dep)
@@ -637,6 +643,19 @@ class LocalEngine(Engine):
             self._finish(task, False, failed)
         elif task.waiting == 0:
             self._make_ready(task)
+
+    def _hold(self, name: str, held: Sequence[int]) -> tuple[int, ...]:
+        """Count one more reference to each live future of ``held``; those counted."""
+        kept = []
+        for oid in dict.fromkeys(held):
+            if oid in self.refs:
+                self.refs[oid] += 1
+                kept.append(oid)
+        return tuple(kept)
+
+    def _freed_error(self, name: str) -> bytes:
+        error = LookupError(f"task {name!r} was given a future whose value was already freed")
+        return ser.dumps_exception(error, name, "")
 
     def _make_ready(self, task: _Task) -> None:
         task.state = READY
@@ -855,6 +874,9 @@ class LocalEngine(Engine):
             else:
                 for dep in task.deps:
                     self._decref(dep)
+            for oid in task.held:
+                self._decref(oid)
+            task.held = ()
             if task.actor is not None and previous != ASSIGNED and task in task.actor.queue:
                 task.actor.queue.remove(task)
             if task.future is not None:
@@ -1248,6 +1270,7 @@ class LocalEngine(Engine):
                 self.store.added(payload, size)
             for dep in deps:
                 self.refs[dep] += 1  # held for the actor's life: restarts re-run __init__
+            actor.held = self._hold(actor.name, [r._id for r in refs.held])
             self.actors[aid] = actor
             self._queue_init(actor)
             if not self._start_actor(actor):
@@ -1312,7 +1335,7 @@ class LocalEngine(Engine):
             if size:
                 self.store.added(payload, size)
             self.refs[tid] = 1
-            task = self._add_actor_call(tid, actor, method, payload, [r._id for r in refs])
+            task = self._add_actor_call(tid, actor, method, payload, [r._id for r in refs], [r._id for r in refs.held])
             task.future = future if task.state != DONE else None
             if task.state == DONE:
                 ok, result = self.results[tid]
@@ -1323,14 +1346,16 @@ class LocalEngine(Engine):
         fut_mod.run_callbacks(fut_mod.complete(notify))
         return future
 
-    def _add_actor_call(self, tid: int, actor: _Actor, method: str, payload: Any, deps: list[int]) -> _Task:
+    def _add_actor_call(
+        self, tid: int, actor: _Actor, method: str, payload: Any, deps: list[int], held: list[int]
+    ) -> _Task:
         task = _Task(tid, ACTOR_CALL, method, f"{actor.name}.{method}", actor.options, payload, ())
         if actor.dead is not None:
             self.tasks[tid] = task
             self._finish(task, False, ser.dumps_exception(actor.dead, task.name, ""))
             return task
         task.actor = actor
-        self._add(task, deps)
+        self._add(task, deps, held)
         return task
 
     def _actor_gone(self, actor: _Actor, error: ActorDiedError, restart: bool) -> None:
@@ -1348,9 +1373,9 @@ class LocalEngine(Engine):
         if actor.grant is not None:
             self.pool.release(actor.grant)
             actor.grant = None
-        for dep in actor.deps:
+        for dep in (*actor.deps, *actor.held):
             self._decref(dep)
-        actor.deps = ()
+        actor.deps = actor.held = ()
         payload = ser.dumps_exception(error, actor.name, "")
         for task in list(actor.queue):
             self._finish(task, False, payload)

@@ -18,11 +18,13 @@ kind              fields                                         meaning
                   end``                                          exception), the futures inside it, its span
 ``START``         ``tid``                                        a call with a timeout started
 ``FN``            ``key, blob, options, name``                   a task function, before its first ``SUBMIT``
-``SUBMIT``        ``tid, key, payload, size, deps``              a task call made in the worker
+``SUBMIT``        ``tid, key, payload, size, deps, held``        a task call made in the worker (``held``:
+                                                                 futures passed as themselves)
 ``PUT``           ``oid, payload, size, contained``              a ``put`` made in the worker
 ``ADDREF``        ``oid``                                        a future arrived here inside a value
 ``RELEASE``       ``[oid]``                                      futures dropped here
-``ACALL``         ``tid, actor_id, method, payload, size, deps``  an actor call made in the worker
+``ACALL``         ``tid, actor_id, method, payload, size,``       an actor call made in the worker
+                  ``deps, held``
 ``AKILL``         ``actor_id``                                   ``plait.kill`` of an actor, from here
 ``RETURN``        ``[tid]``                                      queued, unstarted tasks handed back
 ``WAIT``          ``req, ids, needed, timeout, returned``        request: wait until ``needed`` of ``ids``

@@ -253,16 +253,16 @@ class WorkerRuntime(Engine):
             self.outbox.append((M.FN, known[0], fn.blob, options, options.name or fn.name))
         name = options.name or fn.name
         tid = self.new_id()
-        payload, size, refs = self._encode_args(name, args, kwargs)
-        self.outbox.append((M.SUBMIT, tid, known[0], payload, size, refs))
+        payload, size, refs, held = self._encode_args(name, args, kwargs)
+        self.outbox.append((M.SUBMIT, tid, known[0], payload, size, refs, held))
         return Future(self, tid, name)
 
-    def _encode_args(self, name: str, args: tuple, kwargs: dict) -> tuple[Any, int, list[int]]:
+    def _encode_args(self, name: str, args: tuple, kwargs: dict) -> tuple[Any, int, list[int], list[int]]:
         data, buffers, refs = ser.dumps_args(name, args, kwargs)
         if data is ser.EMPTY_ARGS:
-            return data, 0, []
+            return data, 0, [], []
         payload, size = encode(self.dirs, self.new_id(), data, buffers)
-        return payload, size, [r._id for r in refs]
+        return payload, size, [r._id for r in refs], [r._id for r in refs.held]
 
     def put(self, value: Any) -> Future:
         oid = self.new_id()
@@ -367,8 +367,8 @@ class WorkerRuntime(Engine):
     def call_actor(self, handle: ActorHandle, method: str, args: tuple, kwargs: dict) -> Future:
         name = f"{handle._name}.{method}"
         tid = self.new_id()
-        payload, size, refs = self._encode_args(name, args, kwargs)
-        self.outbox.append((M.ACALL, tid, handle._actor_id, method, payload, size, refs))
+        payload, size, refs, held = self._encode_args(name, args, kwargs)
+        self.outbox.append((M.ACALL, tid, handle._actor_id, method, payload, size, refs, held))
         return Future(self, tid, name)
 
     def get_actor(self, name: str) -> ActorHandle:
