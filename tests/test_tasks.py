@@ -235,6 +235,26 @@ def test_retry_exceptions(engine, tmp_path):
         wrong_kind().result()
 
 
+def test_per_call_options_are_the_ones_the_call_runs_with(engine, tmp_path):
+    """On the local engine the worker ran every call with the decorator's options: a
+    per-call .options(retries=..., retry_exceptions=...) was silently ignored."""
+    marker = tmp_path / "attempts"
+
+    @plait.task
+    def flaky():
+        n = int(marker.read_text()) if marker.exists() else 0
+        marker.write_text(str(n + 1))
+        if n < 2:
+            raise OSError("transient")
+        return n
+
+    assert flaky.options(retries=3, retry_exceptions=[OSError])().result(timeout=60) == 2
+    marker.unlink()
+    with pytest.raises(OSError):
+        flaky().result(timeout=60)  # the decorator's options again: no retries on exceptions
+    assert marker.read_text() == "1"
+
+
 def test_timeout_option(engine):
     @plait.task(timeout=0.2, retries=0)
     def slow():

@@ -767,7 +767,9 @@ class LocalEngine(Engine):
             task.worker = worker
             worker.inflight.append(task)
             if task.kind == TASK and task.what not in worker.functions:
-                functions.append((task.what, self._function_blobs[task.what]))
+                # the call's own options (a per-call .options() too), not the decorator's
+                options, name = self._function_meta[task.what]
+                functions.append((task.what, self._function_blobs[task.what], options, name))
                 worker.functions.add(task.what)
             deps = {d: results[d][1] for d in task.deps} if task.deps else None
             items.append((task.kind, task.id, task.what, task.args, deps, gpus, task.timeout is not None))

@@ -40,6 +40,7 @@ From the driver to a worker:
 kind       fields                  meaning
 =========  ======================  =====================================================
 ``RUN``    ``functions, items``    work items to run in order, and the functions they need
+                                   (``[(fid, blob, options, name)]``: a call's own options)
 ``REPLY``  ``req, answer``         the answer to request ``req``
 =========  ======================  =====================================================
 

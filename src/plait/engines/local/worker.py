@@ -113,10 +113,9 @@ class WorkerRuntime(Engine):
                     replies[req] = answer
         return replies
 
-    def _define(self, functions: list[tuple[int, bytes]]) -> None:
-        for fid, blob in functions:
-            fn = ser.loads(blob)
-            self.functions[fid] = (fn, fn.task_options, fn.name)
+    def _define(self, functions: list[tuple[int, bytes, Any, str]]) -> None:
+        for fid, blob, options, name in functions:
+            self.functions[fid] = (ser.loads(blob), options, name)
 
     def track(self, oid: int, delta: int) -> None:
         self.map_deltas.append((oid, delta))  # may run in a finalizer: appends only
