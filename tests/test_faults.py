@@ -142,3 +142,25 @@ def test_workers_that_cannot_start_fail_tasks_instead_of_looping(tmp_path, monke
     with plait.init(workers=2):
         with pytest.raises(plait.PlaitError, match="keep dying before they start"):
             leaf(1).result(timeout=60)
+
+
+def test_a_num_returns_call_whose_worker_dies_is_retried_with_all_its_items(local, tmp_path):
+    marker = tmp_path / "ran"
+
+    @plait.task(retries=1, num_returns=3)
+    def crash_once_then_split(x):
+        if not marker.exists():
+            marker.write_text("x")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return x, x + 1, [x] * 2
+
+    a, b, c = crash_once_then_split(4)
+    assert plait.get([c, b, a], timeout=60) == [[4, 4], 5, 4]
+
+    @plait.task(retries=0, num_returns=2)
+    def always_crash():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    for item in always_crash():
+        with pytest.raises(plait.WorkerCrashedError, match="always_crash"):
+            item.result(timeout=60)

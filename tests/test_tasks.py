@@ -439,6 +439,28 @@ def test_num_returns_per_call_and_zero(engine, tmp_path):
     assert marker.exists()  # it ran, though nothing waits for it
 
 
+def test_the_local_engine_stores_the_items_of_one_call_apart(tmp_path):
+    """One task call, no task per item: the timeline has one span for the call."""
+    import numpy as np
+
+    @plait.task(num_returns=2)
+    def halves(n):
+        data = np.arange(n, dtype=np.float64)
+        return data[: n // 2].copy(), data[n // 2 :].copy()
+
+    with plait.init(engine="local", workers=2):
+        low, high = halves(400_000)  # both items big enough for store files of their own
+        assert low.result().sum() + high.result().sum() == sum(range(400_000))
+        del low  # one item freed, the other still there
+        assert high.result()[0] == 200_000
+        path = plait.timeline(str(tmp_path / "t.json"))
+        import json
+
+        with open(path) as f:
+            names = [e["name"] for e in json.load(f)["traceEvents"] if e.get("ph") == "X"]
+        assert len([n for n in names if n.endswith("halves")]) == 1 and not [n for n in names if "halves[" in n]
+
+
 def test_num_returns_that_do_not_match_are_errors(engine):
     first, second = echo.options(num_returns=2)([1, 2, 3])
     for item in (first, second):

@@ -51,6 +51,16 @@ class Engine(Protocol):
         with the scheduler where the engine can); their futures, in order. This default
         submits them one by one."""
         return [self.submit(fn, args, kwargs, options) for args, kwargs in calls]
+    def submit_returning(
+        self, fn: TaskFunction, args: tuple, kwargs: dict, options: TaskOptions
+    ) -> tuple[Future, ...] | None:
+        """A call with ``options.num_returns = k`` other than 1: one future per item of the
+        tuple it returns (None for k=0). This default lowers it to the call and one small
+        task per item; an engine that stores the items of one result apart overrides it."""
+        from plait.runtime.task import lowered_returning
+
+        return lowered_returning(self, fn, args, kwargs, options)
+
     def put(self, value: Any) -> Future: ...
     def wait_for(self, futures: list[Future], num_returns: int, timeout: float | None) -> None:
         """Block until ``num_returns`` of ``futures`` are done, or ``timeout`` passes."""

@@ -87,12 +87,16 @@ def map_calls(task: TaskFunction, options: TaskOptions, iterables: tuple[Iterabl
 
 
 def submit_returning(task: TaskFunction, args: tuple, kwargs: dict, options: TaskOptions) -> Any:
-    """A call with ``num_returns=k``: the call itself, then one small task per item, so each
-    item is a future of its own (a dependency that waits for the call only). ``k=0``:
-    the call runs and gives None."""
+    """A call with ``num_returns=k``: one future per item (the engine's ``submit_returning``)."""
+    return current_engine().submit_returning(task, args, kwargs, options)
+
+
+def lowered_returning(engine: Any, task: TaskFunction, args: tuple, kwargs: dict, options: TaskOptions) -> Any:
+    """``num_returns=k`` lowered for any engine: the call itself, then one small task per
+    item, so each item is a future of its own (a dependency that waits for the call
+    only). ``k=0``: the call runs and gives None."""
     from dataclasses import replace
 
-    engine = current_engine()
     count = options.num_returns
     call = engine.submit(task, args, kwargs, replace(options, num_returns=1))
     if count == 0:
@@ -103,7 +107,7 @@ def submit_returning(task: TaskFunction, args: tuple, kwargs: dict, options: Tas
     )
 
 
-def _check_count(value: Any, count: int, name: str) -> None:
+def check_count(value: Any, count: int, name: str) -> None:
     try:
         n = len(value)
     except TypeError:
@@ -116,7 +120,7 @@ def _check_count(value: Any, count: int, name: str) -> None:
 
 
 def _nth_item(value: Any, index: int, count: int, name: str) -> Any:
-    _check_count(value, count, name)
+    check_count(value, count, name)
     return value[index]
 
 
@@ -127,7 +131,7 @@ def _values(task: TaskFunction, value: Any, options: TaskOptions) -> Any:
         return value
     if count == 0:
         return None
-    _check_count(value, count, task.name)
+    check_count(value, count, task.name)
     return tuple(value)
 
 

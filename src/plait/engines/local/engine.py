@@ -65,7 +65,7 @@ from concurrent.futures import CancelledError
 from typing import Any
 
 from plait.engines.local import messages as M
-from plait.engines.local.messages import ACTOR_CALL, ACTOR_INIT, TASK
+from plait.engines.local.messages import ACTOR_CALL, ACTOR_INIT, OUTPUT, TASK
 from plait.engines.local.store import ObjectStore, decode, encode
 from plait.engines.local.wire import Connection, pack
 from plait.errors import ActorDiedError, NotSupported, PlaitError, TaskTimeoutError, WorkerCrashedError
@@ -94,6 +94,7 @@ class _Task:
         "args",
         "deps",
         "held",
+        "outputs",
         "waiting",
         "shape",
         "retries_left",
@@ -116,6 +117,7 @@ class _Task:
         self.args = args
         self.deps: tuple[int, ...] = ()
         self.held: tuple[int, ...] = ()  # futures passed as themselves: kept alive, not awaited
+        self.outputs: tuple[_Task, ...] = ()  # num_returns: one OUTPUT task per item
         self.waiting = 0
         self.shape = shape
         self.retries_left = options.retries if kind == TASK else 0
@@ -557,6 +559,38 @@ class LocalEngine(Engine):
             fut_mod.run_callbacks(fut_mod.complete(notify))
         return futures
 
+    def submit_returning(self, fn: Any, args: tuple, kwargs: dict, options: Any) -> tuple[Future, ...] | None:
+        """One call whose worker stores each item of the result apart: an ``OUTPUT`` task
+        per item, finished by the driver when the call finishes (no task per item)."""
+        count = options.num_returns
+        if count < 2:
+            return super().submit_returning(fn, args, kwargs, options)
+        name = options.name or fn.name
+        fid, shape = self._function_id(fn, options, name)
+        task, size, deps, held = self._new_task(fid, name, options, shape, args, kwargs)
+        task.future = None  # the call's own value is nobody's: its items are
+        outputs = []
+        for i in range(count):
+            oid = next(self._ids)
+            item = _Task(oid, OUTPUT, task, f"{name}[{i}]", options, None, ())
+            item.future = Future(self, oid, item.name)
+            outputs.append(item)
+        task.outputs = tuple(outputs)
+        futures = tuple(item.future for item in outputs)
+        with self._lock:
+            self._check_open()
+            for item in outputs:
+                self.refs[item.id] = 1
+                self.tasks[item.id] = item
+            self._admit(task, size, deps, held)
+            if task.id in self.refs and self.refs[task.id] == 1:
+                self._decref(task.id)  # its future's reference: there is none
+            self._schedule(eager=False)
+            notify, self._notify = self._notify, []
+        if notify:
+            fut_mod.run_callbacks(fut_mod.complete(notify))
+        return futures
+
     def _function_id(self, fn: Any, options: Any, name: str) -> tuple[int, Any]:
         """The id workers know a (task, options) pair by, and its resource shape."""
         shape = options.shape()
@@ -772,7 +806,8 @@ class LocalEngine(Engine):
                 functions.append((task.what, self._function_blobs[task.what], options, name))
                 worker.functions.add(task.what)
             deps = {d: results[d][1] for d in task.deps} if task.deps else None
-            items.append((task.kind, task.id, task.what, task.args, deps, gpus, task.timeout is not None))
+            what = (task.what, tuple(o.id for o in task.outputs)) if task.outputs else task.what
+            items.append((task.kind, task.id, what, task.args, deps, gpus, task.timeout is not None))
         return functions, items
 
     def _release_lease_if_idle(self, worker: _Worker) -> None:
@@ -857,6 +892,13 @@ class LocalEngine(Engine):
             previous = task.state
             if previous == DONE:
                 continue
+            if task.outputs:  # num_returns: each item finishes with its part, the call with None
+                for i, item in enumerate(task.outputs):
+                    part = (item, True, *payload[i], 0) if ok else (item, False, payload, 0, (), state)
+                    stack.append(part)
+                task.outputs = ()
+                if ok:
+                    payload, size, contained = ser.NONE, 0, ()
             if previous == READY and task.actor is None:
                 queue = self.ready.get(task.shape)
                 if queue is not None:
@@ -1029,6 +1071,8 @@ class LocalEngine(Engine):
         task = self.tasks.get(tid)
         if task is None or task.state == DONE or task.kind == ACTOR_INIT:
             return False
+        if task.kind == OUTPUT:  # an item of a num_returns call: the call is cancelled
+            return self._cancel(task.what.id, force)
         if task.state == ASSIGNED:
             if not force:
                 return False  # handed to a worker: it runs (cancel(force=True) stops it)
@@ -1434,7 +1478,10 @@ class LocalEngine(Engine):
         records = []
         with self._lock:
             for task in self.tasks.values():
-                if task.state == WAITING:
+                if task.kind == OUTPUT:
+                    why = f"an item of {task.what.name!r}, which has not finished"
+                    state = "waiting"
+                elif task.state == WAITING:
                     pending = [d for d in task.deps if d not in self.results]
                     names = ", ".join(self._describe(d) for d in pending[:5])
                     why = f"waiting for {len(pending)} input(s): {names}"

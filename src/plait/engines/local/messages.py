@@ -50,7 +50,10 @@ again); to ``CANCEL``, a bool; to ``CREATE_ACTOR``, ``("ok", handle)`` or
 ``("error", exception)``; to ``GET_ACTOR``, a handle or None.
 
 A work item is ``(kind, tid, what, args, deps, gpus, timed)``: ``kind`` is
-``TASK`` (``what``: a function id), ``ACTOR_CALL`` (a method name) or
+``TASK`` (``what``: a function id, or ``(function id, output ids)`` for a call
+with ``num_returns``: the worker stores each item of its result under its own
+id, and ``DONE``'s payload is then ``[(payload, size, contained)]``, one per
+item), ``ACTOR_CALL`` (a method name) or
 ``ACTOR_INIT`` (the pickled actor class and how many calls may run at once);
 ``deps`` maps each dependency's id to its payload; ``gpus`` are the GPU ids to
 make visible, ``timed`` says to send ``START``.
@@ -65,5 +68,5 @@ WAIT, CANCEL, CREATE_ACTOR, GET_ACTOR = range(12, 16)  # requests: each gets a R
 RUN, REPLY = range(16, 18)
 # answers to WAIT
 RESULTS, HELP = range(18, 20)
-# kinds of work items
-TASK, ACTOR_CALL, ACTOR_INIT = 0, 1, 2
+# kinds of work items (OUTPUT: an item of a call with num_returns, kept in the driver only)
+TASK, ACTOR_CALL, ACTOR_INIT, OUTPUT = 0, 1, 2, 3

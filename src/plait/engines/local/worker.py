@@ -45,6 +45,7 @@ from plait.runtime.actor import ActorHandle, no_such_actor
 from plait.runtime.engine import Engine
 from plait.runtime.future import FAILED, FINISHED, PENDING, Future
 from plait.runtime.invoke import SideBySide, call_with_retries, format_remote, run_method
+from plait.runtime.task import check_count
 
 _FLUSH_COUNT = 64
 _FLUSH_DELAY = 0.002
@@ -164,7 +165,10 @@ class WorkerRuntime(Engine):
         def resolve(oid: int) -> Any:
             return decode(dirs, dep_payloads[oid], self._adopt_ref, self.track)
 
+        outputs = None
         if kind == TASK:
+            if type(what) is tuple:  # num_returns: each item of the result under its own id
+                what, outputs = what
             fn, options, name = self.functions[what]
         elif kind == ACTOR_CALL:
             name = f"{self.actor_name}.{what}"
@@ -199,8 +203,12 @@ class WorkerRuntime(Engine):
                 if concurrency > 1:
                     self.side_by_side = SideBySide(self.actor, concurrency, what.is_async)
                 result = None
+            if outputs is not None:
+                check_count(result, len(outputs), name)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
             return self._report(kind, tid, name, start, False, exc)
+        if outputs is not None:
+            return self._report_items(tid, name, start, result, outputs)
         return self._report(kind, tid, name, start, True, result)
 
     def _report(self, kind: int, tid: int, name: str, start: float, ok: bool, result: Any) -> tuple[bool, Any]:
@@ -211,17 +219,31 @@ class WorkerRuntime(Engine):
             where = f"actor call {name!r}" if kind == ACTOR_CALL else f"task {name!r}"
             payload: Any = ser.dumps_exception(result, name, format_remote(result, where))
         else:
-            if result is None:
-                payload = ser.NONE
-            else:
-                try:
-                    data, buffers, refs = ser.dumps(result)
-                    payload, size = encode(self.dirs, tid, data, buffers)
-                    contained = [r._id for r in refs]
-                except Exception as exc:  # noqa: BLE001
-                    ok = False
-                    err = ser.result_error(name, result, exc)
-                    payload = ser.dumps_exception(err, name, "")
+            ok, payload, size, contained = self._encode_result(tid, name, result)
+        return self._done(tid, ok, payload, size, contained, start)
+
+    def _report_items(self, tid: int, name: str, start: float, result: Any, outputs: tuple) -> tuple[bool, Any]:
+        """The items of a ``num_returns`` call's result, each stored under its own id."""
+        items = []
+        for oid, value in zip(outputs, result, strict=True):
+            ok, payload, size, contained = self._encode_result(oid, name, value)
+            if not ok:
+                return self._done(tid, False, payload, 0, [], start)
+            items.append((payload, size, contained))
+        return self._done(tid, True, items, 0, [], start)
+
+    def _encode_result(self, oid: int, name: str, value: Any) -> tuple[bool, Any, int, list[int]]:
+        if value is None:
+            return True, ser.NONE, 0, []
+        try:
+            data, buffers, refs = ser.dumps(value)
+            payload, size = encode(self.dirs, oid, data, buffers)
+            return True, payload, size, [r._id for r in refs]
+        except Exception as exc:  # noqa: BLE001
+            err = ser.result_error(name, value, exc)
+            return False, ser.dumps_exception(err, name, ""), 0, []
+
+    def _done(self, tid: int, ok: bool, payload: Any, size: int, contained: list[int], start: float) -> tuple[bool, Any]:
         if not self.results_pending:
             self.oldest_result = time.monotonic()
         self.results_pending += 1
