@@ -537,3 +537,18 @@ def test_dask_actor_dies_with_its_worker(cluster, engine):
             log.append("after").result(timeout=30)
     finally:
         cluster.client.wait_for_workers(2, timeout=60)
+
+
+@plait.task(num_returns=3)
+def spread(x):
+    return x, [x, x], {"x": x}
+
+
+@only("ray")
+def test_num_returns_on_ray_is_one_ray_task_with_one_span(engine, tmp_path):
+    """Ray's own num_returns: no task per item, and the call's span recorded once."""
+    calls = [spread(i) for i in range(4)]
+    assert [plait.get(list(items)) for items in calls] == [[i, [i, i], {"x": i}] for i in range(4)]
+    trace = json.load(open(plait.timeline(str(tmp_path / "trace.json"))))
+    names = [e["name"] for e in trace["traceEvents"] if e.get("ph") == "X"]
+    assert len([n for n in names if n.endswith("spread")]) == 4 and not [n for n in names if "spread[" in n]

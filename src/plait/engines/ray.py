@@ -80,6 +80,7 @@ from plait.runtime.actor import ActorHandle, name_taken, no_such_actor
 from plait.runtime.future import FAILED, FINISHED, Future
 from plait.runtime.invoke import format_remote
 from plait.runtime.options import EngineConfig
+from plait.runtime.task import check_count
 
 NAMESPACE = "plait"
 SPAN_FLUSH_S = 0.25
@@ -114,6 +115,9 @@ class RayEngine(rm.ClusterEngine):
         self._actors: dict[int, Any] = {}
         self._killed: set[int] = set()
         self._status: dict[int, Any] = {}  # future id -> its task's status ObjectRef, until settled
+        # num_returns items: the first records the call's span under the call's name, the
+        # others none (key popped with the status)
+        self._span_names: dict[int, str | None] = {}
         self._spans: deque[tuple[str, float, float, int]] = deque(maxlen=rm.SPANS_KEPT)
         self._spans_lock = threading.Lock()
         self._actor_lock = threading.Lock()
@@ -153,8 +157,26 @@ class RayEngine(rm.ClusterEngine):
         self._used = True
         return self._tracked(name, ref, status)
 
-    def _tracked(self, name: str, ref: Any, status: Any) -> Future:
-        future = Future(self, next(self._ids), name)
+    def submit_returning(self, fn: Any, args: tuple, kwargs: dict, options: Any) -> tuple[Future, ...] | None:
+        """Ray's own ``num_returns``: one object per item, and the call's status after them
+        (the items share it)."""
+        count = options.num_returns
+        if count < 2:
+            return super().submit_returning(fn, args, kwargs, options)
+        name = options.name or fn.name
+        call_args, call_kwargs = rm.pack_args(name, args, kwargs, _native)
+        remote = self._remote_for(fn, options, name, call_args[0] == rm.PACKED)
+        *refs, status = remote.remote(*call_args[1:], **call_kwargs)
+        self._used = True
+        items = []
+        for i, ref in enumerate(refs):
+            future_id = next(self._ids)
+            self._span_names[future_id] = name if i == 0 else None
+            items.append(self._tracked(f"{name}[{i}]", ref, status, future_id))
+        return tuple(items)
+
+    def _tracked(self, name: str, ref: Any, status: Any, future_id: int | None = None) -> Future:
+        future = Future(self, next(self._ids) if future_id is None else future_id, name)
         future._payload = ref
         # the status first: once tracked, the watcher (or a sweep) may settle it
         self._status[future._id] = status
@@ -175,7 +197,7 @@ class RayEngine(rm.ClusterEngine):
         # name= option would cost a few percent per call
         remote = ray.remote(runner).options(
             **_resource_options(options),
-            num_returns=2,
+            num_returns=options.num_returns + 1 if options.num_returns >= 2 else 2,
             max_retries=options.retries,
             retry_exceptions=False,
         )
@@ -315,13 +337,17 @@ class RayEngine(rm.ClusterEngine):
                 continue
             if len(status) == 4:  # a small value travelled with the status
                 f.offer_value(status[3])
-            spans[f._id] = (f._name, status[0], status[1], status[2])
+            label = self._span_names.get(f._id, f._name)
+            if label is not None:
+                spans[f._id] = (label, status[0], status[1], status[2])
             batch.append((f, FINISHED, f._payload))
         self._complete(batch)
         claimed = []
         for f in futures:
-            if self._status.pop(f._id, None) is not None and f._id in spans:
-                claimed.append(spans[f._id])
+            if self._status.pop(f._id, None) is not None:
+                self._span_names.pop(f._id, None)
+                if f._id in spans:
+                    claimed.append(spans[f._id])
         self._record(claimed)
 
     def _record(self, spans: list[tuple[str, float, float, int]]) -> None:
@@ -337,6 +363,7 @@ class RayEngine(rm.ClusterEngine):
 
     def release(self, object_id: int) -> None:
         self._status.pop(object_id, None)
+        self._span_names.pop(object_id, None)
 
     def _ready(self, futures: list[Future], need: int, timeout: float | None) -> list[Future]:
         by_ref: dict[Any, list[Future]] = {}
@@ -630,21 +657,30 @@ def _rebuild_future(ref: Any, name: str) -> Future:
 
 def _task_runner(fn: Any, options: Any, name: str, token: str, packed: bool) -> Any:
     call = fn.fn
+    count = options.num_returns
+
+    def returned(result: Any) -> Any:
+        if count < 2:
+            return result, _status_of(result)
+        try:
+            check_count(result, count, name)
+        except ValueError as exc:
+            raise rm.plain_failure(exc, name) from None
+        start, end = rm.last_span()
+        return (*result, (start, end, os.getpid()))  # the items, then a status with no value
 
     if packed:
 
         def run(*args: Any) -> Any:
             _enter(token)
             a, k = rm.unpack_packed(args)
-            result = rm.run_call(call, a, k, options, name, None)
-            return result, _status_of(result)
+            return returned(rm.run_call(call, a, k, options, name, None))
 
     else:
 
         def run(*args: Any, **kwargs: Any) -> Any:
             _enter(token)
-            result = rm.run_call(call, args, kwargs, options, name, None)
-            return result, _status_of(result)
+            return returned(rm.run_call(call, args, kwargs, options, name, None))
 
     run.__name__ = run.__qualname__ = _ident(name)
     return run
