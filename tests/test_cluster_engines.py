@@ -552,3 +552,52 @@ def test_num_returns_on_ray_is_one_ray_task_with_one_span(engine, tmp_path):
     trace = json.load(open(plait.timeline(str(tmp_path / "trace.json"))))
     names = [e["name"] for e in trace["traceEvents"] if e.get("ph") == "X"]
     assert len([n for n in names if n.endswith("spread")]) == 4 and not [n for n in names if "spread[" in n]
+
+
+# ------------------------------------------------------------ placement hints
+@plait.task(num_returns=2)
+def value_made_on_a_node(i):
+    import ray
+
+    time.sleep(0.3)  # long enough that both nodes get some of them
+    return ray.get_runtime_context().get_node_id(), bytes(1_000_000)  # stored, not inlined
+
+
+@plait.task
+def node_of_this_task(_data_size):
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
+@only("ray")
+def test_near_runs_a_call_on_the_node_that_holds_the_value(engine):
+    made = [value_made_on_a_node(i) for i in range(6)]
+    nodes = plait.get([node for node, _ in made], timeout=120)  # the values stay where made
+    plait.wait([data for _, data in made], num_returns=6, timeout=120)
+    assert len(set(nodes)) == 2, "the test needs values on both nodes"
+    placed = [node_of_this_task.options(near=data)(1) for _, data in made]  # data not an argument
+    assert plait.get(placed, timeout=120) == nodes
+
+
+@plait.task
+def bytes_made_somewhere(i):
+    time.sleep(0.3)
+    return bytes(1_000_000)
+
+
+@plait.task
+def worker_of_this_task():
+    import distributed
+
+    return distributed.get_worker().address
+
+
+@only("dask")
+def test_near_runs_a_call_on_a_worker_that_holds_the_value(cluster, engine):
+    made = [bytes_made_somewhere(i) for i in range(6)]
+    plait.get(made, timeout=120)
+    holders = [set(cluster.client.who_has([f._payload])[f._payload.key]) for f in made]
+    assert len(set().union(*holders)) == 2, "the test needs values on both workers"
+    placed = plait.get([worker_of_this_task.options(near=f)() for f in made], timeout=120)
+    assert all(where in held for where, held in zip(placed, holders, strict=True))

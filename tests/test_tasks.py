@@ -255,6 +255,16 @@ def test_per_call_options_are_the_ones_the_call_runs_with(engine, tmp_path):
     assert marker.read_text() == "1"
 
 
+def test_near_is_a_hint_every_engine_takes(engine):
+    data = add(1, 2)
+    assert add.options(near=data)(10, 20).result(timeout=60) == 30
+    assert plait.get(add.options(near=plait.put(5)).map([1, 2], [3, 4]), timeout=60) == [4, 6]
+    pending = add(1, 1)  # not finished yet (or finished): a hint either way
+    assert add.options(near=pending)(pending, 1).result(timeout=60) == 3
+    with pytest.raises(TypeError, match="near=.*plait.Future"):
+        add.options(near=3)
+
+
 def test_timeout_option(engine):
     @plait.task(timeout=0.2, retries=0)
     def slow():

@@ -233,6 +233,38 @@ class DaskEngine(rm.ClusterEngine):
         )
         return self._new_future(name, df)
 
+    def submit_near(self, fn: Any, args: tuple, kwargs: dict, options: Any, near: Future) -> Future:
+        """On a worker that holds ``near``'s value (``workers=`` its holders, others allowed
+        when they cannot run it), once that value exists; before that, wherever Dask likes."""
+        holders = self._holders(near)
+        if not holders:
+            return self.submit(fn, args, kwargs, options)
+        name = options.name or fn.name
+        blob, prefix, resources = self._prepared(fn, options, name)
+        call_args, call_kwargs = self._pack(name, args, kwargs)
+        df = self.client.submit(
+            _run_task,
+            blob,
+            self.token,
+            call_kwargs,
+            *call_args,
+            key=f"{prefix}-{uuid.uuid4().hex}",
+            pure=False,
+            resources=resources,
+            workers=holders,
+            allow_other_workers=True,
+        )
+        return self._new_future(name, df)
+
+    def _holders(self, future: Future) -> list[str]:
+        if not isinstance(future._engine, DaskEngine) or future._payload is None:
+            return []
+        df = future._engine._df(future)
+        try:
+            return list(self.client.who_has([df]).get(df.key, ()))
+        except Exception:  # noqa: BLE001 - a hint only: without it the call goes anywhere
+            return []
+
     def submit_many(self, fn: Any, calls: list[tuple[tuple, dict]], options: Any) -> list[Future]:
         """One ``client.map``: one graph update for the scheduler instead of one per call."""
         if len(calls) < 2:

@@ -157,6 +157,35 @@ class RayEngine(rm.ClusterEngine):
         self._used = True
         return self._tracked(name, ref, status)
 
+    def submit_near(self, fn: Any, args: tuple, kwargs: dict, options: Any, near: Future) -> Future:
+        """On the node that holds ``near``'s value (Ray's soft node affinity), once that value
+        exists; before that, wherever Ray places it."""
+        node = self._node_of(near)
+        if node is None:
+            return self.submit(fn, args, kwargs, options)
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        name = options.name or fn.name
+        call_args, call_kwargs = rm.pack_args(name, args, kwargs, _native)
+        _, base, ray_options = self._remote_entry(fn, options, name, call_args[0] == rm.PACKED)
+        strategy = NodeAffinitySchedulingStrategy(node_id=node, soft=True)
+        ref, status = base.options(**ray_options, scheduling_strategy=strategy).remote(*call_args[1:], **call_kwargs)
+        self._used = True
+        return self._tracked(name, ref, status)
+
+    def _node_of(self, future: Future) -> str | None:
+        """The id of a node holding ``future``'s value, if it is stored somewhere yet."""
+        if not isinstance(future._engine, RayEngine) or future._payload is None:
+            return None
+        from ray.experimental import get_object_locations
+
+        try:
+            where = get_object_locations([future._payload], timeout_ms=1000).get(future._payload) or {}
+        except Exception:  # noqa: BLE001 - a hint only: without it the call goes anywhere
+            return None
+        nodes = where.get("node_ids") or []
+        return nodes[0] if nodes else None
+
     def submit_returning(self, fn: Any, args: tuple, kwargs: dict, options: Any) -> tuple[Future, ...] | None:
         """Ray's own ``num_returns``: one object per item, and the call's status after them
         (the items share it)."""
@@ -184,28 +213,34 @@ class RayEngine(rm.ClusterEngine):
         return future
 
     def _remote_for(self, fn: Any, options: Any, name: str, packed: bool) -> Any:
+        return self._remote_entry(fn, options, name, packed)[0]
+
+    def _remote_entry(self, fn: Any, options: Any, name: str, packed: bool) -> tuple[Any, Any, dict]:
+        """(the remote function with its options, the bare one, those options), made once."""
         key = (options, self.token, packed)
         per_fn = self._remotes.get(fn)
-        remote = per_fn.get(key) if per_fn is not None else None
-        if remote is not None:
-            return remote
+        entry = per_fn.get(key) if per_fn is not None else None
+        if entry is not None:
+            return entry
         # made outside the lock (it may ask the cluster its size); two threads making
         # the same one keep the first
         self._check_feasible(options.shape(), f"task {name!r}")
         runner = _task_runner(fn, options, name, self.token, packed)
         # Ray names the task after the function (``run`` is renamed for it): a
         # name= option would cost a few percent per call
-        remote = ray.remote(runner).options(
+        base = ray.remote(runner)
+        ray_options = {
             **_resource_options(options),
-            num_returns=options.num_returns + 1 if options.num_returns >= 2 else 2,
-            max_retries=options.retries,
-            retry_exceptions=False,
-        )
+            "num_returns": options.num_returns + 1 if options.num_returns >= 2 else 2,
+            "max_retries": options.retries,
+            "retry_exceptions": False,
+        }
+        entry = (base.options(**ray_options), base, ray_options)
         with self._remotes_lock:
             per_fn = self._remotes.get(fn)
             if per_fn is None:
                 per_fn = self._remotes[fn] = {}
-            return per_fn.setdefault(key, remote)
+            return per_fn.setdefault(key, entry)
 
     def _free_slots(self) -> int:
         return int(ray.available_resources().get("CPU", 0))

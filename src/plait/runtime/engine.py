@@ -51,6 +51,12 @@ class Engine(Protocol):
         with the scheduler where the engine can); their futures, in order. This default
         submits them one by one."""
         return [self.submit(fn, args, kwargs, options) for args, kwargs in calls]
+    def submit_near(self, fn: TaskFunction, args: tuple, kwargs: dict, options: TaskOptions, near: Future) -> Future:
+        """A task call placed where ``near``'s value is, as a hint (``f.options(near=x)``):
+        an engine that cannot tell where values are, or that has them everywhere, runs it
+        as any call. This default ignores the hint."""
+        return self.submit(fn, args, kwargs, options)
+
     def submit_returning(
         self, fn: TaskFunction, args: tuple, kwargs: dict, options: TaskOptions
     ) -> tuple[Future, ...] | None:

@@ -37,9 +37,16 @@ class TaskFunction:
         with the engine for all the calls (as Dask's ``client.map``)."""
         return map_calls(self, self.task_options, iterables)
 
-    def options(self, **overrides: Any) -> TaskCall:
-        """Per-call options: ``f.options(num_cpus=2, retries=0)(x)``."""
-        return TaskCall(self, task_options(self.name, self.task_options, **overrides))
+    def options(self, *, near: Any = None, **overrides: Any) -> TaskCall:
+        """Per-call options: ``f.options(num_cpus=2, retries=0)(x)``. ``near=future``: a
+        placement hint, run the call where that future's value is (the engine may run
+        it elsewhere)."""
+        if near is not None:
+            from plait.runtime.future import Future
+
+            if not isinstance(near, Future):
+                raise TypeError(f"{self.name}.options(near=...) takes a plait.Future, got {type(near).__name__}")
+        return TaskCall(self, task_options(self.name, self.task_options, **overrides), near)
 
     def __repr__(self) -> str:
         return f"<plait.task {self.name}>"
@@ -60,12 +67,15 @@ class TaskFunction:
 class TaskCall:
     """A task with call-site options; calling it submits."""
 
-    def __init__(self, task: TaskFunction, options: TaskOptions) -> None:
+    def __init__(self, task: TaskFunction, options: TaskOptions, near: Any = None) -> None:
         self.task = task
         self.task_options = options
+        self.near = near  # a placement hint: a future whose value the call should run beside
 
     def map(self, *iterables: Iterable) -> list[Any]:
         """``TaskFunction.map`` with these options."""
+        if self.near is not None:
+            return [self(*items) for items in zip(*iterables, strict=True)]
         return map_calls(self.task, self.task_options, iterables)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -73,6 +83,8 @@ class TaskCall:
             return _values(self.task, call_by_value(self.task.fn, args, kwargs), self.task_options)
         if self.task_options.num_returns != 1:
             return submit_returning(self.task, args, kwargs, self.task_options)
+        if self.near is not None:
+            return current_engine().submit_near(self.task, args, kwargs, self.task_options, self.near)
         return current_engine().submit(self.task, args, kwargs, self.task_options)
 
 
