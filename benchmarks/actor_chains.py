@@ -14,11 +14,10 @@ Two shapes, each timed on both systems (medians of ``--repeat`` runs):
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
+
+from timing import median_time
 
 
 class Counter:
@@ -37,16 +36,6 @@ class ParameterServer:
 
 def compute_gradient(weights):
     return np.sin(weights) + 1.0
-
-
-def _median(run: Callable[[], object], repeat: int) -> float:
-    run()  # warm
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def plait_side(n: int, rounds: int, workers: int, size: int, repeat: int) -> dict[str, float]:
@@ -71,7 +60,7 @@ def plait_side(n: int, rounds: int, workers: int, size: int, repeat: int) -> dic
                 weights = ps.apply_gradients(*[gradient(weights) for _ in range(workers)])
             weights.result()
 
-        return {"chain": _median(chain, repeat), "server": _median(server, repeat)}
+        return {"chain": median_time(chain, repeat), "server": median_time(server, repeat)}
 
 
 def ray_side(n: int, rounds: int, workers: int, size: int, repeat: int) -> dict[str, float]:
@@ -97,7 +86,7 @@ def ray_side(n: int, rounds: int, workers: int, size: int, repeat: int) -> dict[
                 weights = ps.apply_gradients.remote(*[gradient.remote(weights) for _ in range(workers)])
             ray.get(weights)
 
-        return {"chain": _median(chain, repeat), "server": _median(server, repeat)}
+        return {"chain": median_time(chain, repeat), "server": median_time(server, repeat)}
     finally:
         ray.shutdown()
 

@@ -9,23 +9,12 @@ every item gathered.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
+
+from timing import median_time
 
 
 def pair(x):
     return x, x + 1
-
-
-def _median(run: Callable[[], object], repeat: int) -> float:
-    run()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -50,14 +39,14 @@ def main() -> None:
             calls = [lowered_returning(engine, task, (i,), {}, task.task_options) for i in range(o.calls)]
             plait.get([f for items in calls for f in items])
 
-        rows["plait local, items stored apart"] = _median(native, o.repeat)
-        rows["plait local, one task per item (lowered)"] = _median(lowered, o.repeat)
+        rows["plait local, items stored apart"] = median_time(native, o.repeat)
+        rows["plait local, one task per item (lowered)"] = median_time(lowered, o.repeat)
     import ray
 
     ray.init(num_cpus=o.workers, include_dashboard=False, log_to_driver=False)
     try:
         remote = ray.remote(num_returns=2)(pair)
-        rows["Ray, num_returns=2"] = _median(
+        rows["Ray, num_returns=2"] = median_time(
             lambda: ray.get([r for i in range(o.calls) for r in remote.remote(i)]), o.repeat
         )
     finally:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 import plait
+from timing import median_time
 
 
 def noop(x):
@@ -28,13 +27,8 @@ noop_task = plait.task(noop)
 
 
 def _median_rate(n: int, run: Callable[[int], object], repeat: int) -> float:
-    run(max(10, n // 10))  # warm
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run(n)
-        times.append(time.perf_counter() - start)
-    return n / statistics.median(times)
+    run(max(10, n // 10))  # warm, at a tenth of the size
+    return n / median_time(lambda: run(n), repeat)
 
 
 def _row(name: str, n: int, one_by_one: Callable, together: Callable, repeat: int) -> None:

@@ -69,6 +69,17 @@ def test_handle_passed_to_tasks(engine):
     assert log.snapshot().result() == ["a"]
 
 
+def test_a_handle_pickled_and_rebuilt_still_calls_the_actor(engine):
+    import pickle
+
+    log = Log()
+    log.append("a").result()
+    again = pickle.loads(pickle.dumps(log))
+    assert again == log and again.append("b").result() == 2
+    assert append_from_task(again, "c").result() == 3  # and passed on to a task
+    assert log.snapshot().result() == ["a", "b", "c"]
+
+
 def test_method_exception_keeps_actor_alive(engine):
     log = Log()
     with pytest.raises(RuntimeError, match="actor method failed"):

@@ -214,16 +214,21 @@ def test_closures_and_lambdas_ship_by_value(engine):
     assert plait.get([shifted(1), square(shifted(1))]) == [101, 10201]
 
 
+def fail_twice(marker):
+    """Raises OSError on the first two calls (counted in the file ``marker``), then counts."""
+    n = int(marker.read_text()) if marker.exists() else 0
+    marker.write_text(str(n + 1))
+    if n < 2:
+        raise OSError("transient")
+    return n
+
+
 def test_retry_exceptions(engine, tmp_path):
     marker = tmp_path / "attempts"
 
     @plait.task(retries=3, retry_exceptions=[OSError])
     def flaky():
-        n = int(marker.read_text()) if marker.exists() else 0
-        marker.write_text(str(n + 1))
-        if n < 2:
-            raise OSError("transient")
-        return n
+        return fail_twice(marker)
 
     assert flaky().result() == 2
 
@@ -242,11 +247,7 @@ def test_per_call_options_are_the_ones_the_call_runs_with(engine, tmp_path):
 
     @plait.task
     def flaky():
-        n = int(marker.read_text()) if marker.exists() else 0
-        marker.write_text(str(n + 1))
-        if n < 2:
-            raise OSError("transient")
-        return n
+        return fail_twice(marker)
 
     assert flaky.options(retries=3, retry_exceptions=[OSError])().result(timeout=60) == 2
     marker.unlink()

@@ -217,7 +217,7 @@ class DaskEngine(rm.ClusterEngine):
         return df
 
     # ================================================================ tasks
-    def submit(self, fn: Any, args: tuple, kwargs: dict, options: Any) -> Future:
+    def submit(self, fn: Any, args: tuple, kwargs: dict, options: Any, **placement: Any) -> Future:
         name = options.name or fn.name
         blob, prefix, resources = self._prepared(fn, options, name)
         call_args, call_kwargs = self._pack(name, args, kwargs)
@@ -230,6 +230,7 @@ class DaskEngine(rm.ClusterEngine):
             key=f"{prefix}-{uuid.uuid4().hex}",
             pure=False,
             resources=resources,
+            **placement,
         )
         return self._new_future(name, df)
 
@@ -239,22 +240,7 @@ class DaskEngine(rm.ClusterEngine):
         holders = self._holders(near)
         if not holders:
             return self.submit(fn, args, kwargs, options)
-        name = options.name or fn.name
-        blob, prefix, resources = self._prepared(fn, options, name)
-        call_args, call_kwargs = self._pack(name, args, kwargs)
-        df = self.client.submit(
-            _run_task,
-            blob,
-            self.token,
-            call_kwargs,
-            *call_args,
-            key=f"{prefix}-{uuid.uuid4().hex}",
-            pure=False,
-            resources=resources,
-            workers=holders,
-            allow_other_workers=True,
-        )
-        return self._new_future(name, df)
+        return self.submit(fn, args, kwargs, options, workers=holders, allow_other_workers=True)
 
     def _holders(self, future: Future) -> list[str]:
         if not isinstance(future._engine, DaskEngine) or future._payload is None:
@@ -600,7 +586,7 @@ class DaskEngine(rm.ClusterEngine):
         self.client.set_metadata(
             _meta_key(actor_id), {"address": address, "dead": None, "side_by_side": info.side_by_side}
         )
-        handle = ActorHandle(actor_id, name, cls.methods)
+        handle = ActorHandle(actor_id, name, cls.methods, (address, info.side_by_side))
         if options.named:  # in the scheduler: every client and worker finds it
             self.client.set_metadata(_named_key(name), {"id": actor_id, "methods": list(cls.methods)})
         return handle
@@ -611,13 +597,13 @@ class DaskEngine(rm.ClusterEngine):
             entry = self.client.get_metadata(_named_key(name), None)
         if not entry:
             return None
-        handle = ActorHandle(entry["id"], name, tuple(entry["methods"]))
         meta = None
         with contextlib.suppress(KeyError):
-            meta = self.client.get_metadata(_meta_key(handle._actor_id), None)
+            meta = self.client.get_metadata(_meta_key(entry["id"]), None)
         if not meta or meta.get("dead"):
             return None  # killed or dead: the name is free again
-        return handle
+        where = (meta["address"], meta.get("side_by_side", False))
+        return ActorHandle(entry["id"], name, tuple(entry["methods"]), where)
 
     def get_actor(self, name: str) -> ActorHandle:
         handle = self._named_handle(name)
@@ -653,6 +639,12 @@ class DaskEngine(rm.ClusterEngine):
             info = self._actors.get(handle._actor_id)
         if info is not None:
             return info
+        if handle._payload is not None:  # where it lives came with the handle: no lookup
+            address, side_by_side = handle._payload
+            with self._actor_lock:
+                return self._actors.setdefault(
+                    handle._actor_id, _ActorInfo(handle._name, address, side_by_side=side_by_side)
+                )
         meta = None
         with contextlib.suppress(KeyError):
             meta = self.client.get_metadata(_meta_key(handle._actor_id), None)

@@ -468,7 +468,7 @@ class RayEngine(rm.ClusterEngine):
         with self._actor_lock:
             self._actors[actor_id] = native
         self._used = True
-        return ActorHandle(actor_id, name, cls.methods)
+        return ActorHandle(actor_id, name, cls.methods, native)
 
     def get_actor(self, name: str) -> ActorHandle:
         actor_id = _named_id(name)
@@ -480,13 +480,16 @@ class RayEngine(rm.ClusterEngine):
             methods = ray.get(native.methods.remote(), timeout=60)
         except Exception:  # noqa: BLE001 - dead, or dying
             raise no_such_actor(name, self.name) from None
-        return ActorHandle(actor_id, name, methods)
+        return ActorHandle(actor_id, name, methods, native)
 
     def _native_actor(self, handle: ActorHandle) -> Any:
         with self._actor_lock:
             native = self._actors.get(handle._actor_id)
         if native is not None:
             return native
+        if handle._payload is not None:  # Ray's own handle came with it: no lookup
+            with self._actor_lock:
+                return self._actors.setdefault(handle._actor_id, handle._payload)
         try:
             native = ray.get_actor(_actor_name(handle._actor_id), namespace=NAMESPACE)
         except ValueError:

@@ -79,14 +79,19 @@ class ActorFactory:
 
 
 class ActorHandle:
-    """A reference to a running actor; attribute access gives callable methods."""
+    """A reference to a running actor; attribute access gives callable methods.
 
-    __slots__ = ("_actor_id", "_name", "_methods")
+    ``_payload`` is the engine's own reference to the actor (Ray's actor handle, the
+    address of the Dask worker holding it), travelling with the handle so that a
+    process it reaches needs no lookup; None where the engine keeps none."""
 
-    def __init__(self, actor_id: int, name: str, methods: tuple[str, ...]) -> None:
+    __slots__ = ("_actor_id", "_name", "_methods", "_payload")
+
+    def __init__(self, actor_id: int, name: str, methods: tuple[str, ...], payload: Any = None) -> None:
         self._actor_id = actor_id
         self._name = name
         self._methods = methods
+        self._payload = payload
 
     def __getattr__(self, item: str) -> ActorMethod:
         if item in self._methods:
@@ -96,7 +101,7 @@ class ActorHandle:
         )
 
     def __reduce__(self) -> Any:
-        return (ActorHandle, (self._actor_id, self._name, self._methods))
+        return (ActorHandle, (self._actor_id, self._name, self._methods, self._payload))
 
     def __repr__(self) -> str:
         return f"<plait.ActorHandle {self._name}#{self._actor_id:x}>"

@@ -532,15 +532,9 @@ class LocalEngine(Engine):
     def submit(self, fn: Any, args: tuple, kwargs: dict, options: Any) -> Future:
         name = options.name or fn.name
         fid, shape = self._function_id(fn, options, name)
-        task, size, deps, held = self._new_task(fid, name, options, shape, args, kwargs)
-        future = task.future  # taken now: a task that fails at once lets go of its future
-        with self._lock:
-            self._check_open()
-            self._admit(task, size, deps, held)
-            self._schedule(eager=False)
-            notify, self._notify = self._notify, []
-        if notify:
-            fut_mod.run_callbacks(fut_mod.complete(notify))
+        made = self._new_task(fid, name, options, shape, args, kwargs)
+        future = made[0].future  # taken now: a task that fails at once lets go of its future
+        self._admit_and_place([made])
         return future
 
     def submit_many(self, fn: Any, calls: list[tuple[tuple, dict]], options: Any) -> list[Future]:
@@ -549,14 +543,7 @@ class LocalEngine(Engine):
         fid, shape = self._function_id(fn, options, name)
         made = [self._new_task(fid, name, options, shape, args, kwargs) for args, kwargs in calls]
         futures = [made_task[0].future for made_task in made]  # before one failing at once drops its own
-        with self._lock:
-            self._check_open()
-            for task, size, deps, held in made:
-                self._admit(task, size, deps, held)
-            self._schedule(eager=False)
-            notify, self._notify = self._notify, []
-        if notify:
-            fut_mod.run_callbacks(fut_mod.complete(notify))
+        self._admit_and_place(made)
         return futures
 
     def submit_returning(self, fn: Any, args: tuple, kwargs: dict, options: Any) -> tuple[Future, ...] | None:
@@ -567,7 +554,8 @@ class LocalEngine(Engine):
             return super().submit_returning(fn, args, kwargs, options)
         name = options.name or fn.name
         fid, shape = self._function_id(fn, options, name)
-        task, size, deps, held = self._new_task(fid, name, options, shape, args, kwargs)
+        made = self._new_task(fid, name, options, shape, args, kwargs)
+        task = made[0]
         task.future = None  # the call's own value is nobody's: its items are
         outputs = []
         for i in range(count):
@@ -577,18 +565,7 @@ class LocalEngine(Engine):
             outputs.append(item)
         task.outputs = tuple(outputs)
         futures = tuple(item.future for item in outputs)
-        with self._lock:
-            self._check_open()
-            for item in outputs:
-                self.refs[item.id] = 1
-                self.tasks[item.id] = item
-            self._admit(task, size, deps, held)
-            if task.id in self.refs and self.refs[task.id] == 1:
-                self._decref(task.id)  # its future's reference: there is none
-            self._schedule(eager=False)
-            notify, self._notify = self._notify, []
-        if notify:
-            fut_mod.run_callbacks(fut_mod.complete(notify))
+        self._admit_and_place([made])
         return futures
 
     def _function_id(self, fn: Any, options: Any, name: str) -> tuple[int, Any]:
@@ -628,10 +605,26 @@ class LocalEngine(Engine):
         task.future = Future(self, tid, name)
         return task, size, [r._id for r in refs], [r._id for r in refs.held]
 
+    def _admit_and_place(self, made: list[tuple[_Task, int, list[int], list[int]]]) -> None:
+        """New calls admitted under the lock, placed in one pass, their futures completed
+        (outside the lock) where they finished at once."""
+        with self._lock:
+            self._check_open()
+            for task, size, deps, held in made:
+                self._admit(task, size, deps, held)
+            self._schedule(eager=False)
+            notify, self._notify = self._notify, []
+        if notify:
+            fut_mod.run_callbacks(fut_mod.complete(notify))
+
     def _admit(self, task: _Task, size: int, deps: list[int], held: list[int]) -> None:
         if size:
             self.store.added(task.args, size)
-        self.refs[task.id] = 1
+        for item in task.outputs:  # num_returns: each item's future holds a reference
+            self.refs[item.id] = 1
+            self.tasks[item.id] = item
+        # the call's own future holds one; a num_returns call has none (its items do)
+        self.refs[task.id] = 0 if task.outputs else 1
         self._add(task, deps, held)
 
     def _check_feasible(self, shape: Any, name: str) -> None:
