@@ -25,8 +25,9 @@ How plait maps onto Ray:
 - a task's exception comes back as itself with its remote traceback; a worker
   lost after its retries is ``WorkerCrashedError``; ``timeout=`` interrupts the
   task in its worker (``_remote.Deadline``) and fails it with ``TaskTimeoutError``;
-- an actor is a Ray actor (named ``plait-actor-<id>`` in namespace ``plait`` so
-  a handle passed to a task finds it), ``max_restarts`` as Ray's, calls kept in
+- an actor is a Ray actor (named ``plait-actor-<id>`` in namespace ``plait``;
+  a plait handle carries Ray's own handle, and a handle rebuilt without one
+  finds the actor by that name), ``max_restarts`` as Ray's, calls kept in
   order by Ray (per caller); a dead or killed actor fails calls with
   ``ActorDiedError``;
 - inside a Ray worker, ``current_engine()`` is a ``RayEngine`` on the same
