@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import logging
 import marshal
 import os
 import random
@@ -410,6 +411,20 @@ class RayEngine(rm.ClusterEngine):
             refs, num_returns=max(1, min(need, len(refs))), timeout=timeout, fetch_local=False
         )
         return [f for r in ready for f in by_ref[r]]
+
+    def watch(self, future: Future) -> None:
+        status = self._status.get(future._id)
+        if status is not None:  # the small status object, not the value, is awaited
+            status.future().add_done_callback(lambda done: self._status_arrived(future, done))
+
+    def _status_arrived(self, future: Future, done: Any) -> None:
+        """Ray's callback, in Ray's thread: the status is here, so nothing blocks. A failed
+        call is left to the watcher, whose ``ray.get`` tells Ray the error was seen."""
+        try:
+            if done.exception() is None:
+                self._settle_statuses([future], [done.result()])
+        except Exception:  # noqa: BLE001 - the watcher or a waiter settles it instead
+            logging.getLogger("plait").debug("settling %r from Ray's callback failed", future, exc_info=True)
 
     def _poll(self, futures: list[Future]) -> list[Future]:
         return self._ready(futures, len(futures), 0)

@@ -79,6 +79,10 @@ class Engine(Protocol):
         return [self.value_of(f) for f in futures]
     def refresh(self, future: Future) -> None:
         """Bring a future's state up to date where the engine does not push it."""
+    def watch(self, future: Future) -> None:
+        """``future`` (pending) got its first done-callback: an engine whose framework can say
+        when a call ends (Dask's and Ray's own callbacks) settles it then, rather than at
+        its watcher's next look. This default does nothing."""
     def cancel(self, future: Future, force: bool = False) -> bool:
         """Cancel a call not started yet; with ``force``, stop a running one (its worker is
         stopped). True if the future is now cancelled."""

@@ -144,12 +144,16 @@ class Future:
     def add_done_callback(self, fn: Callable[[Future], Any]) -> None:
         self._seen = True  # the callback looks at the outcome
         with _lock:
-            if self._state == PENDING:
-                if self._callbacks is None:
+            waits = self._state == PENDING
+            if waits:
+                first = self._callbacks is None
+                if first:
                     self._callbacks = []
                 self._callbacks.append(fn)
-                return
-        fn(self)
+        if not waits:
+            fn(self)
+        elif first and self._engine is not None:
+            self._engine.watch(self)  # told once: it may ask its framework to say when done
 
     def __await__(self):
         import asyncio
