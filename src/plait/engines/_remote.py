@@ -428,16 +428,12 @@ class ClusterEngine(Engine):
             self._start_watcher()
 
     def _done_future(self, name: str, native: Any) -> Future:
-        fut = Future(self, next(self._ids), name)
-        fut._payload = native
-        fut._state = FINISHED
+        fut = fut_mod.settled(self, next(self._ids), name, FINISHED, native)
         self._live[fut._id] = fut
         return fut
 
     def _failed_future(self, name: str, exc: BaseException) -> Future:
-        fut = Future(self, next(self._ids), name)
-        fut._exc = exc
-        fut._state = FAILED
+        fut = fut_mod.settled(self, next(self._ids), name, FAILED, exc)
         self._live[fut._id] = fut
         return fut
 
@@ -455,12 +451,10 @@ class ClusterEngine(Engine):
 
     def _mark_failed(self, fut: Future, exc: BaseException) -> None:
         """A future found to have failed after it was settled as finished (its value raised)."""
-        with fut_mod._lock:
-            if fut._state == FINISHED:
-                fut._state = FAILED
-                fut._exc = exc
-        if fut._state == PENDING:
-            self._complete([(fut, FAILED, exc)])
+        callbacks = fut_mod.failed_after_all(fut, exc)
+        with self._pending_lock:
+            self._pending.pop(fut._id, None)
+        fut_mod.run_callbacks(callbacks)
 
     def _cancel_local(self, fut: Future) -> None:
         self._complete([(fut, CANCELLED, None)])

@@ -25,9 +25,11 @@ class Engine(Protocol):
 
     - a future changes state only through ``plait.runtime.future.complete``
       (under the futures lock, once: later settlements of a settled future are
-      ignored), and its value only through ``Future.offer_value`` (the first
-      fetched object stays); an engine sets ``_payload`` (its handle of the
-      result) only on a future it has just made;
+      ignored; ``settled`` makes one final from the start, and
+      ``failed_after_all`` is the one change of a final state, for a value
+      found lost), and its value only through ``Future.offer_value`` (the
+      first fetched object stays); an engine sets ``_payload`` (its handle of
+      the result) only on a future it has just made;
     - when ``wait_for`` returns, every finished future among those given is in
       its final state, because front ends read that state without calling
       ``result()``;

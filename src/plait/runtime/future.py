@@ -300,6 +300,26 @@ def complete(batch: list[tuple[Future, int, Any]]) -> list[tuple[Callable, Futur
     return callbacks
 
 
+def settled(engine: Any, object_id: int, name: str, state: int, data: Any) -> Future:
+    """A future made in its final state (a ``put``, a call refused before it ran): ``data``
+    is its payload when finished, its exception when failed. Nobody waits on it yet."""
+    future = Future(engine, object_id, name)
+    complete([(future, state, data)])
+    return future
+
+
+def failed_after_all(future: Future, exc: BaseException) -> list[tuple[Callable, Future]]:
+    """A future settled as finished whose value turned out not to exist (reading it
+    raised: its node died with it): failed from now on, the one change of a final state.
+    Returns the callbacks to run when it was still pending."""
+    with _lock:
+        if future._state == FINISHED:
+            future._state = FAILED
+            future._exc = exc
+            return []
+    return complete([(future, FAILED, exc)])
+
+
 def run_callbacks(callbacks: list[tuple[Callable, Future]]) -> None:
     import logging
 
