@@ -564,18 +564,35 @@ def call_natively(
     log.debug("%s:%d: an iteration ran slowly: the loop is issued again, and the rest of the call", compiled.filename, stmt.line)
     twin.paused()
     stmt.native.paused()
-    if type(iterable) in _CONTAINERS and not stmt.mutates_iterable:
-        rest = [item, *iterator]  # later statements may run ahead of the loop, as in loop_iterator
+    kind = _iteration_kind(iterable, stmt)
+    if kind == _WALK_COPY:
+        rest = [item, *iterator]
         loop = Loop(stmt, iter(rest), False, rest)
-    else:  # a generator's (or file's) items keep their place behind effects, as in loop_iterator
-        lazy = type(iterable) not in (tuple, str, bytes, range, *_CONTAINERS)
-        loop = Loop(stmt, itertools.chain([item], iterator), lazy)
+    else:
+        loop = Loop(stmt, itertools.chain([item], iterator), kind == _WALK_LAZY)
     env = {name: value for name, value in variables.items() if name in compiled.locals}
     invocation = Invocation(compiled, fn, env, lookahead(), None)
     invocation.issuer.stack[-1].i = index + 1
     invocation.issuer.stack.append(loop)
     invocation.run()
     return False, invocation
+
+
+_WALK_ITSELF, _WALK_COPY, _WALK_LIVE, _WALK_LAZY = range(4)
+
+
+def _iteration_kind(value: Any, stmt: Stmt) -> int:
+    """How a for loop walks ``value``: an immutable sequence walks itself; a container is
+    walked as a copy (later statements may run ahead of the loop and change it) unless
+    the loop's body changes it (walked live, each item read after the writes before
+    it); anything else (a generator, a file) is lazy: advanced in program order,
+    behind effects."""
+    t = type(value)
+    if t in (tuple, str, bytes, range):
+        return _WALK_ITSELF
+    if t in _CONTAINERS:
+        return _WALK_LIVE if stmt.mutates_iterable else _WALK_COPY
+    return _WALK_LAZY
 
 
 class Block:
@@ -1815,16 +1832,15 @@ class Ctx:
         return value
 
     def loop_iterator(self, value: Any, stmt: Stmt) -> tuple[Any, bool, list | None]:
-        """The loop's iterator, and whether it is lazy (a generator, a file)."""
+        """The loop's iterator, whether it is lazy, and the snapshot it walks (if any)."""
         value = self.iterate(value)
-        if type(value) in (tuple, str, bytes, range):
-            return iter(value), False, value  # immutable: its own snapshot
-        if type(value) in _CONTAINERS:
-            if stmt.mutates_iterable:
-                return iter(value), False, None
-            snapshot = list(value)  # later statements may run ahead of this loop
+        kind = _iteration_kind(value, stmt)
+        if kind == _WALK_ITSELF:
+            return iter(value), False, value  # its own snapshot
+        if kind == _WALK_COPY:
+            snapshot = list(value)
             return iter(snapshot), False, snapshot
-        return iter(value), True, None
+        return iter(value), kind == _WALK_LAZY, None
 
     def unpack(self, value: Any, count: int, star: int) -> list:
         value = self.resolve(value)
