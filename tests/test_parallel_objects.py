@@ -254,3 +254,29 @@ def test_an_in_place_operator_changes_the_object_every_name_refers_to(engine, pr
     """`xs += [5]` on a pending result made a new list: the names and objects sharing the
     result kept the old one."""
     _same_as_sequential(program, 2)
+
+
+# ------------------------------- a task call waiting for its inputs, then a later write
+@plait.task
+def slowly(x):
+    import time
+
+    time.sleep(0.3)
+    return x
+
+
+@plait.parallel
+def call_waits_for_a_branch_then_the_list_changes(a):
+    ys = []
+    if slowly(a) > 2:  # the branch runs when the condition comes back: ys is pending until then
+        ys = list(range(1))
+    c = total(ys)  # waits for ys; it must be passed ys as it is here
+    ys.append(2)  # a later write: it waits for the call that reads ys before it
+    return c, ys
+
+
+def test_a_task_call_waiting_for_its_inputs_is_passed_them_before_a_later_write(engine):
+    """Found by the random programs: the call pickled ys after the append had run."""
+    got = outcome(call_waits_for_a_branch_then_the_list_changes, 7)
+    assert got == sequential_outcome(call_waits_for_a_branch_then_the_list_changes.fn, 7)
+    assert got[0] == ("returned", (0, [0, 2]))

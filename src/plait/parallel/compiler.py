@@ -612,6 +612,12 @@ class _Compiler:
                     heap_read = heap_write = effects = True
                 elif kind == "builtin":
                     heap_read = True
+                elif kind == "task" and any(
+                    not isinstance(arg, ast.Constant) for arg in [*sub.args, *(k.value for k in sub.keywords)]
+                ):
+                    # a task call pickles its arguments when it is made: it reads the objects
+                    # among them, so a later write to one waits for it (it may be waiting)
+                    heap_read = True
             elif isinstance(sub, (ast.Raise, ast.Import, ast.ImportFrom, ast.With, ast.Delete)):
                 effects = heap_write = heap_read = True
             elif isinstance(sub, (ast.For, ast.comprehension)):
