@@ -841,3 +841,23 @@ def test_two_task_maps_run_side_by_side():
         plait.get([span(i, 0) for i in range(4)])
         spans = two_maps_of_spans(2)
     assert _all_overlap(spans), spans
+
+
+# ------------------------------- a failing helper behind an earlier failing call
+def writes_then_fails(x):
+    LOG["helper"] = x  # sequentially never made: the call before the helper's raised first
+    return boom(0)
+
+
+@plait.parallel
+def fails_before_a_failing_helper(a):
+    a = boom(0)
+    if writes_then_fails(a) > 0:
+        a = 1
+    return a
+
+
+def test_a_helper_that_failed_is_undone_whole_when_an_earlier_call_failed(engine):
+    """Found by the random programs: the helper's own failure undid only what it did after
+    its failing call, and the earlier failure then found nothing left to undo."""
+    _same_with_log(fails_before_a_failing_helper, 0)

@@ -441,7 +441,7 @@ class Invocation:
 
         later = [entry for entry in self.undo if after(entry)]
         if later:
-            self.undo = [entry for entry in self.undo if not after(entry)]
+            self.undo = [entry for entry in self.undo if not after(entry) or entry[2] is call]  # as in undo_own
             self._undo(later, seq, index)
 
     def undo_own(self, seq: tuple, call: Future | Invocation) -> None:
@@ -455,7 +455,10 @@ class Invocation:
 
         later = [entry for entry in self.undo if after(entry)]
         if later:
-            self.undo = [entry for entry in self.undo if not after(entry)]
+            # the failing nested call itself stays: its failure undoes only what it did after
+            # its own failing call, and a failure found later before this statement must
+            # still undo the rest of it (sequentially, the call then never ran)
+            self.undo = [entry for entry in self.undo if not after(entry) or entry[2] is call]
             self._undo(later, seq, index)
 
     def calls_succeeded(self) -> bool:
