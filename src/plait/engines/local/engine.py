@@ -554,9 +554,8 @@ class LocalEngine(Engine):
             return super().submit_returning(fn, args, kwargs, options)
         name = options.name or fn.name
         fid, shape = self._function_id(fn, options, name)
-        made = self._new_task(fid, name, options, shape, args, kwargs)
+        made = self._new_task(fid, name, options, shape, args, kwargs, own_future=False)
         task = made[0]
-        task.future = None  # the call's own value is nobody's: its items are
         outputs = []
         for i in range(count):
             oid = next(self._ids)
@@ -595,14 +594,16 @@ class LocalEngine(Engine):
         return fid, shape
 
     def _new_task(
-        self, fid: int, name: str, options: Any, shape: Any, args: tuple, kwargs: dict
+        self, fid: int, name: str, options: Any, shape: Any, args: tuple, kwargs: dict, own_future: bool = True
     ) -> tuple[_Task, int, list[int], list[int]]:
-        """A call with its arguments encoded (outside the lock), and its future."""
+        """A call with its arguments encoded (outside the lock), and its future (none for a
+        num_returns call: its items have futures of their own)."""
         data, buffers, refs = ser.dumps_args(name, args, kwargs)
         payload, size = self._encode(data, buffers)
         tid = next(self._ids)
         task = _Task(tid, TASK, fid, name, options, payload, shape)
-        task.future = Future(self, tid, name)
+        if own_future:
+            task.future = Future(self, tid, name)
         return task, size, [r._id for r in refs], [r._id for r in refs.held]
 
     def _admit_and_place(self, made: list[tuple[_Task, int, list[int], list[int]]]) -> None:
