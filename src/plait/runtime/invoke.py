@@ -70,8 +70,10 @@ class SideBySide:
         self.instance = instance
         self.is_async = is_async
         if is_async:
+            import asyncio
+
             self.loop = _event_loop_of(instance)
-            self.slots = self.loop.call(_semaphore, limit)
+            self.slots = asyncio.Semaphore(limit)  # binds to the loop that first waits on it
         else:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -100,12 +102,6 @@ class SideBySide:
             return result
 
 
-def _semaphore(limit: int) -> Any:
-    import asyncio
-
-    return asyncio.Semaphore(limit)
-
-
 class _ActorLoop:
     """One event loop per actor, in a thread of its own: its coroutines share it, so their
     tasks and awaitables live across calls, as on a Ray async actor. ``run`` runs one call
@@ -125,16 +121,8 @@ class _ActorLoop:
 
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
-    def call(self, fn: Callable, *args: Any) -> Any:
-        """``fn(*args)`` run on the loop's thread (for objects bound to the loop)."""
-        return self.run(_returning(fn, args))
-
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
-
-
-async def _returning(fn: Callable, args: tuple) -> Any:
-    return fn(*args)
 
 
 _loops: dict[int, _ActorLoop] = {}
