@@ -148,13 +148,14 @@ class RayEngine(rm.ClusterEngine):
         return kwargs
 
     # ================================================================ tasks
-    def submit(self, fn: Any, args: tuple, kwargs: dict, options: Any) -> Future:
+    def submit(self, fn: Any, args: tuple, kwargs: dict, options: Any, strategy: Any = None) -> Future:
         name = options.name or fn.name
         call_args, call_kwargs = rm.pack_args(name, args, kwargs, _native)
         # two remote functions per task: the common one takes the arguments as they are
         # (an extra argument costs Ray a few percent per call), the other the packed form
-        packed = call_args[0] == rm.PACKED
-        remote = self._remote_for(fn, options, name, packed)
+        remote, base, ray_options = self._remote_entry(fn, options, name, call_args[0] == rm.PACKED)
+        if strategy is not None:  # placed: the same options, and where
+            remote = base.options(**ray_options, scheduling_strategy=strategy)
         ref, status = remote.remote(*call_args[1:], **call_kwargs)
         self._used = True
         return self._tracked(name, ref, status)
@@ -167,13 +168,7 @@ class RayEngine(rm.ClusterEngine):
             return self.submit(fn, args, kwargs, options)
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        name = options.name or fn.name
-        call_args, call_kwargs = rm.pack_args(name, args, kwargs, _native)
-        _, base, ray_options = self._remote_entry(fn, options, name, call_args[0] == rm.PACKED)
-        strategy = NodeAffinitySchedulingStrategy(node_id=node, soft=True)
-        ref, status = base.options(**ray_options, scheduling_strategy=strategy).remote(*call_args[1:], **call_kwargs)
-        self._used = True
-        return self._tracked(name, ref, status)
+        return self.submit(fn, args, kwargs, options, NodeAffinitySchedulingStrategy(node_id=node, soft=True))
 
     def _node_of(self, future: Future) -> str | None:
         """The id of a node holding ``future``'s value, if it is stored somewhere yet."""
