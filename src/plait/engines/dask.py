@@ -311,16 +311,13 @@ class DaskEngine(rm.ClusterEngine):
                 f"{future!r} belongs to the {getattr(engine, 'name', '?')!r} engine and cannot be "
                 "passed to a task on the dask engine"
             )
-        if future._payload is None:  # failed before it reached Dask: a task that fails the same way
-            with engine._bind_lock:
-                if future._payload is None:
-                    exc = future._exc or PlaitError(f"{future!r} has no value")
-                    future._payload = engine.client.submit(
-                        _raise,
-                        rm.plain_failure(exc, future._name),
-                        key=f"failed-{uuid.uuid4().hex}",
-                        pure=False,
-                    )
+        if future._payload is None:
+            # failed before it reached Dask: a task of its own that fails the same way, made
+            # for each call that reads it (rare, and the future itself stays as it was made)
+            exc = future._exc or PlaitError(f"{future!r} has no value")
+            return engine.client.submit(
+                _raise, rm.plain_failure(exc, future._name), key=f"failed-{uuid.uuid4().hex}", pure=False
+            )
         return engine._df(future)
 
     # resources ---------------------------------------------------------
