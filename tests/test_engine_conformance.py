@@ -14,6 +14,7 @@ import time
 import pytest
 
 import plait
+from plait.runtime.calls import Call, Earlier
 from plait.runtime.context import current_engine
 from plait.runtime.engine import Engine
 from plait.runtime.future import CANCELLED, FAILED, FINISHED, PENDING, Future
@@ -124,6 +125,65 @@ def submit_many_inside_a_task(n):
 
 def test_submit_many_inside_a_task(engine):
     assert submit_many_inside_a_task(4).result() == [0, 2, 4, 6]
+
+
+@plait.task
+def add(a, b):
+    return a + b
+
+
+@plait.task(num_cpus=0)
+def total(items):
+    return sum(items)
+
+
+def test_submit_graph_runs_calls_that_read_each_other(engine):
+    e = current_engine()
+    outside = e.submit(double, (5,), {}, OPTIONS)
+    calls = [
+        Call(double, (1,), {}, OPTIONS),  # 0: 2
+        Call(add, (Earlier(0), outside), {}, OPTIONS),  # 1: 12
+        Call(add, (Earlier(1),), {"b": Earlier(0)}, OPTIONS),  # 2: 14
+        Call(total, ([Earlier(0), Earlier(1), {"no": "marker"}.get("x", 3)],), {}, total.task_options),  # 3: 17
+        Call(add, ("a-string", "-and-more"), {}, OPTIONS),  # 4: strings stay strings
+        Call(total, ((Earlier(2), Earlier(3)),), {}, OPTIONS),  # 5: 31
+    ]
+    futures = e.submit_graph(calls)
+    assert all(isinstance(f, Future) for f in futures) and len({f.id for f in futures}) == len(calls)
+    assert plait.get(futures) == [2, 12, 14, 17, "a-string-and-more", 31]
+    assert e.submit_graph([]) == []
+
+
+def test_a_failure_in_a_graph_reaches_the_calls_that_read_it(engine):
+    e = current_engine()
+    futures = e.submit_graph([
+        Call(refuse, (1,), {}, OPTIONS), Call(add, (Earlier(0), 1), {}, OPTIONS), Call(double, (4,), {}, OPTIONS),
+    ])
+    e.wait_for(futures, 3, None)
+    assert [f._state for f in futures] == [FAILED, FAILED, FINISHED]
+    with pytest.raises(ValueError, match="no 1"):
+        futures[1].result()
+    assert futures[2].result() == 8
+
+
+def test_submit_graph_refuses_a_marker_that_is_not_an_earlier_call(engine):
+    e = current_engine()
+    with pytest.raises(ValueError, match=r"call 1 of the graph \('add'\) reads Earlier\(1\): a call may read only"):
+        e.submit_graph([Call(double, (1,), {}, OPTIONS), Call(add, (Earlier(1), 1), {}, OPTIONS)])
+    with pytest.raises(ValueError, match="num_returns=2"):
+        e.submit_graph([Call(double, (1,), {}, TaskOptions(num_returns=2))])
+
+
+@plait.task
+def graph_inside_a_task(n):
+    e = current_engine()
+    calls = [Call(double, (i,), {}, OPTIONS) for i in range(n)]
+    calls.append(Call(total, ([Earlier(i) for i in range(n)],), {}, OPTIONS))
+    return e.submit_graph(calls)[-1].result()
+
+
+def test_submit_graph_inside_a_task(engine):
+    assert graph_inside_a_task(4).result() == 12
 
 
 def test_a_failure_is_final_with_its_exception(engine):

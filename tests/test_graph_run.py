@@ -150,6 +150,37 @@ def operator_free_getitem(seq, i):
     return seq[i]
 
 
+def test_task_nodes_ready_together_go_to_the_engine_as_one_graph(local, monkeypatch):
+    engine = plait.runtime.context.current_engine()
+    graphs = []
+    real = engine.submit_graph
+
+    def recording(calls):
+        graphs.append(len(calls))
+        return real(calls)
+
+    monkeypatch.setattr(engine, "submit_graph", recording)
+    g = Graph(["n"])
+    leaves = [g.add_task(inc, (i,)) for i in range(20)]
+    chained = g.add_task(inc, (g.add_task(inc, (leaves[0],)),))
+    later = g.add_task(inc, (g.add_op(operator.add, chained, g.inputs[0]),))  # after an op: a graph of its own
+    g.set_output([leaves, chained, later])
+    assert plait.run(g, 100) == [list(range(1, 21)), 3, 104]
+    assert graphs == [22, 1]
+
+
+def test_a_task_node_the_engine_refuses_is_named(local):
+    import threading
+
+    g = Graph()
+    fine = g.add_task(inc, (1,))
+    refused = g.add_task(operator_free_getitem, ([threading.Lock()], 0), meta={"line": 12})
+    g.set_output([fine, refused])
+    with pytest.raises(plait.errors.SerializationError, match="cannot send argument 0 of .operator_free_getitem.") as info:
+        Interpreter(g, check=False).run()
+    assert info.value.__notes__ == ["while running graph node %operator_free_getitem (line 12)"]
+
+
 # ----------------------------------------------------------------------------- control flow and effects
 
 

@@ -101,6 +101,7 @@ def pack_args(
     native: Callable[[Future], Any],
     always_pickle: bool = False,
     hold: Callable[[Future], None] | None = None,
+    opaque: bool = False,
 ) -> tuple[tuple, dict]:
     """The positional and keyword arguments of the framework's call of the wrapper.
 
@@ -114,9 +115,12 @@ def pack_args(
     (``plait.unresolved``) travel pickled by the framework (so their handles go
     with them, as the framework's own nested references), each given to
     ``hold`` first where the framework does not count such references.
+    ``opaque``: every value goes pickled, so the framework sees only the handles
+    (a graph in Dask's own format reads a string equal to one of its keys as
+    that key).
     """
-    simple = True
-    for a in args:
+    simple = not opaque
+    for a in args if simple else ():
         t = type(a)
         if t is Future:
             continue
@@ -140,7 +144,7 @@ def pack_args(
     if hold is not None:
         for f in held:
             hold(f)
-    if not refs and not always_pickle and not refs.shares_files:
+    if not refs and not (always_pickle or opaque) and not refs.shares_files:
         return (PLAIN, *args), kwargs
     ids: list[int] = []
     handles: list[Any] = []

@@ -86,6 +86,7 @@ from plait.errors import (
 )
 from plait.runtime import serialization as ser
 from plait.runtime.actor import ActorHandle, name_taken, no_such_actor
+from plait.runtime.calls import Call, check_graph, with_results
 from plait.runtime.future import CANCELLED, FAILED, FINISHED, PENDING, Future
 from plait.runtime.invoke import SideBySide, format_remote
 from plait.runtime.options import EngineConfig
@@ -269,6 +270,47 @@ class DaskEngine(rm.ClusterEngine):
             resources=resources,
         )
         return [self._new_future(name, df) for df in dfs]
+
+    def submit_graph(self, calls: list[Call]) -> list[Future]:
+        """One graph update for each run of calls that ask for the same resources (Dask takes
+        resources per update): a call reads an earlier call of its run by key, and one of
+        an earlier run by its Dask future."""
+        check_graph(calls)
+        futures: list[Future] = []
+        run: list[tuple[str, Future, str, bytes, tuple, dict]] = []  # (key, future, name, blob, args, kwargs)
+        run_resources: Any = None
+        for fn, args, kwargs, options in calls:
+            name = options.name or fn.name
+            blob, prefix, resources = self._prepared(fn, options, name)
+            if run and resources != run_resources:
+                self._submit_run(run, run_resources)
+                run = []
+            run_resources = resources
+            args, kwargs = with_results((args, kwargs), futures)
+            future = Future(self, next(self._ids), name)  # its Dask future comes with its run's update
+            futures.append(future)
+            run.append((f"{prefix}-{uuid.uuid4().hex}", future, name, blob, args, kwargs))
+        if run:
+            self._submit_run(run, run_resources)
+        return futures
+
+    def _submit_run(self, run: list[tuple[str, Future, str, bytes, tuple, dict]], resources: Any) -> None:
+        keys = {future._id: key for key, future, *_ in run}
+
+        def native(future: Future) -> Any:
+            key = keys.get(future._id) if future._engine is self else None
+            return key if key is not None else self._native(future)
+
+        dsk = {}
+        for key, _, name, blob, args, kwargs in run:
+            call_args, call_kwargs = rm.pack_args(
+                name, args, kwargs, native, always_pickle=True, hold=self._pin, opaque=True
+            )
+            dsk[key] = (_run_task, blob, self.token, call_kwargs, *call_args)
+        dfs = self.client.get(dsk, list(dsk), sync=False, resources=resources)
+        for (_, future, *_), df in zip(run, dfs, strict=True):
+            future._payload = df
+            self._track(future)
 
     def _pack(self, name: str, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         return rm.pack_args(name, args, kwargs, self._native, always_pickle=True, hold=self._pin)

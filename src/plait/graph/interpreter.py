@@ -52,6 +52,7 @@ from plait.graph.ir import (
     map_arg,
 )
 from plait.runtime import context
+from plait.runtime.calls import Call, Earlier, substitute, with_results
 from plait.runtime.future import CANCELLED, FAILED, Future
 
 _ATOMIC = (int, float, str, bytes, bool, type(None))
@@ -77,25 +78,7 @@ def resolve(value: Any) -> Any:
     Containers with no future inside are returned as they are (same object),
     so values that the driver mutates stay shared as in plain Python.
     """
-    t = type(value)
-    if t is Future:
-        return value.result()
-    if t in _ATOMIC:
-        return value
-    if t is list or t is tuple or t is set or t is frozenset:
-        items = [resolve(v) for v in value]
-        if all(a is b for a, b in zip(items, value, strict=True)):
-            return value
-        return t(items)
-    if isinstance(value, tuple) and hasattr(t, "_fields"):
-        items = [resolve(v) for v in value]
-        if all(a is b for a, b in zip(items, value, strict=True)):
-            return value
-        return t(*items)
-    if t is dict:
-        new = {k: resolve(v) for k, v in value.items()}
-        return value if all(new[k] is v for k, v in value.items()) else new
-    return value
+    return substitute(value, Future, Future.result)
 
 
 class _Frame:
@@ -189,6 +172,11 @@ class Interpreter:
 
     def _execute(self, inputs: dict[Node, Any]) -> Any:
         self._ready: deque[Callable[[], None]] = deque()
+        cls = type(self)
+        # task nodes go to the engine as graphs, unless a subclass runs them its own way
+        self._batching = cls.task is Interpreter.task and cls.run_node is Interpreter.run_node
+        self._batch: list[Call] = []
+        self._batch_nodes: list[tuple[_Frame, Node]] = []
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._waits = 0
         self._tasks_left = 0
@@ -205,6 +193,7 @@ class Interpreter:
             if self._ready:
                 self._ready.popleft()()
                 continue
+            self._flush()
             if result and (self._tasks_left == 0 or not self.resolve_output):
                 return result[0]
             if not self._waits and not self._tasks_left:
@@ -282,14 +271,21 @@ class Interpreter:
         op = node.op
         env = frame.env.__getitem__
         if op == TASK:
-            args, kwargs = map_arg(node.args, env), map_arg(node.kwargs, env)
-            value = self.run_node(node, args, kwargs)
-            if type(value) is Future:
-                self._tasks_left += 1
-                put = self._done.put
-                value.add_done_callback(lambda f, node=node: put((f, node)))
+            options = node.options or node.target.task_options
+            if self._batching and options.num_returns == 1:
+                # submitted with the other task nodes ready now (``_flush``), in one exchange
+                marker = Earlier(len(self._batch))
+                self._batch.append(Call(node.target, map_arg(node.args, env), map_arg(node.kwargs, env), options))
+                self._batch_nodes.append((frame, node))
+                self._set(frame, node, marker)
+                return
+            self._flush()
+            value = self.run_node(node, map_arg(node.args, env), map_arg(node.kwargs, env))
+            self._submitted(node, value)
             self._set(frame, node, value)
-        elif op in (OP, CALL):
+            return
+        self._flush()  # every other node reads values: the markers become futures first
+        if op in (OP, CALL):
             args, kwargs = map_arg(node.args, env), map_arg(node.kwargs, env)
             self._when_ready((args, kwargs), partial(self._apply, frame, node, args, kwargs))
         elif op == INPUT:
@@ -307,6 +303,41 @@ class Interpreter:
             self._set(frame, node, frame.output)
         else:  # pragma: no cover - lint rejects unknown opcodes
             raise GraphError(f"unknown opcode {op!r}")
+
+    def _submitted(self, node: Node, value: Any) -> None:
+        if type(value) is Future:
+            self._tasks_left += 1
+            put = self._done.put
+            value.add_done_callback(lambda f, node=node: put((f, node)))
+
+    def _flush(self) -> None:
+        """Submit the task nodes gathered since the last flush as one graph, and put their
+        futures where their ``Earlier`` markers were."""
+        if not self._batch:
+            return
+        calls, nodes = self._batch, self._batch_nodes
+        self._batch, self._batch_nodes = [], []
+        try:
+            futures = self.engine.submit_graph(calls)
+        except Exception:
+            self._name_the_refused_call(calls, nodes)
+            raise
+        for future, (frame, node) in zip(futures, nodes, strict=True):
+            frame.env[node] = future
+            self._submitted(node, future)
+
+    def _name_the_refused_call(self, calls: list[Call], nodes: list[tuple[_Frame, Node]]) -> None:
+        """The engine refused a graph: submit its calls one by one (those before the refused
+        one run, as without the batch) to raise that call's error with its node named."""
+        futures: list[Future] = []
+        for (fn, args, kwargs, options), (_, node) in zip(calls, nodes, strict=True):
+            args, kwargs = with_results((args, kwargs), futures)
+            try:
+                futures.append(self.engine.submit(fn, args, kwargs, options))
+            except Exception as exc:
+                _note(exc, node)
+                raise
+            self._submitted(node, futures[-1])
 
     def _apply(self, frame: _Frame, node: Node, args: tuple, kwargs: dict) -> None:
         try:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from plait.runtime.actor import ActorClass, ActorHandle
+    from plait.runtime.calls import Call
     from plait.runtime.future import Future
     from plait.runtime.options import ActorOptions, EngineConfig, TaskOptions
     from plait.runtime.task import TaskFunction
@@ -53,6 +54,16 @@ class Engine(Protocol):
         with the scheduler where the engine can); their futures, in order. This default
         submits them one by one."""
         return [self.submit(fn, args, kwargs, options) for args, kwargs in calls]
+    def submit_graph(self, calls: list[Call]) -> list[Future]:
+        """Calls of any tasks submitted together, each ``Call(fn, args, kwargs, options)``
+        with arguments that may hold ``Earlier(i)``, the future of call ``i`` before it
+        (``plait.runtime.calls``); their futures, in order. An engine that can take a
+        whole graph in one exchange overrides it; this default checks the graph and
+        submits the calls one by one."""
+        from plait.runtime.calls import check_graph, submit_one_by_one
+
+        check_graph(calls)
+        return submit_one_by_one(self, calls)
     def submit_near(self, fn: TaskFunction, args: tuple, kwargs: dict, options: TaskOptions, near: Future) -> Future:
         """A task call placed where ``near``'s value is, as a hint (``f.options(near=x)``):
         an engine that cannot tell where values are, or that has them everywhere, runs it

@@ -72,6 +72,7 @@ from plait.errors import ActorDiedError, NotSupported, PlaitError, TaskTimeoutEr
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
 from plait.runtime.actor import ActorHandle, name_taken, no_such_actor
+from plait.runtime.calls import Call, check_graph, with_results
 from plait.runtime.engine import Engine
 from plait.runtime.future import CANCELLED, FAILED, FINISHED, Future
 from plait.runtime.resources import ResourcePool, detect_cpus, detect_gpu_ids, detect_memory
@@ -543,6 +544,23 @@ class LocalEngine(Engine):
         fid, shape = self._function_id(fn, options, name)
         made = [self._new_task(fid, name, options, shape, args, kwargs) for args, kwargs in calls]
         futures = [made_task[0].future for made_task in made]  # before one failing at once drops its own
+        self._admit_and_place(made)
+        return futures
+
+    def submit_graph(self, calls: list[Call]) -> list[Future]:
+        """The whole graph admitted under one lock and placed in one scheduling pass: each
+        call's future exists before any is admitted, so later calls encode earlier ones
+        as ordinary dependencies."""
+        check_graph(calls)
+        futures: list[Future] = []
+        made = []
+        for fn, args, kwargs, options in calls:
+            args, kwargs = with_results((args, kwargs), futures)
+            name = options.name or fn.name
+            fid, shape = self._function_id(fn, options, name)
+            made_task = self._new_task(fid, name, options, shape, args, kwargs)
+            made.append(made_task)
+            futures.append(made_task[0].future)
         self._admit_and_place(made)
         return futures
 
