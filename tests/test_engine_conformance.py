@@ -186,6 +186,33 @@ def test_submit_graph_inside_a_task(engine):
     assert graph_inside_a_task(4).result() == 12
 
 
+def test_a_released_future_fails_and_cannot_be_passed_on(engine):
+    e = current_engine()
+    f = e.submit(double, (21,), {}, OPTIONS)
+    kept = e.put([1, 2, 3])
+    assert f.result() == 42
+    gate = e.submit(nap, (0.3,), {}, OPTIONS)
+    reader = e.submit(add, (kept, [gate]), {}, OPTIONS)  # waits for gate, then reads kept
+    pending = e.submit(nap, (0.3,), {}, OPTIONS)
+    if e.name != "inline":  # there every call has run by the time its future exists
+        with pytest.raises(ValueError, match="still pending and cannot be released"):
+            pending.release()
+    f.release()
+    kept.release()  # a call submitted before still reads it
+    f.release()  # twice: nothing more
+    assert f.done() and f._state == FAILED
+    with pytest.raises(plait.ReleasedError, match=r"was released \(Future.release\(\)\)"):
+        f.result()
+    assert isinstance(f.exception(), plait.ReleasedError)
+    for passed in ((f,), ([f],), (plait.unresolved(f),)):
+        with pytest.raises(plait.ReleasedError):
+            e.submit(double, passed, {}, OPTIONS)
+    with pytest.raises(plait.ReleasedError):
+        e.submit(double, (), {"x": f}, OPTIONS)
+    assert pending.result() == 0.3
+    assert reader.result() == [1, 2, 3, 0.3]
+
+
 def test_a_failure_is_final_with_its_exception(engine):
     e = current_engine()
     f = e.submit(refuse, (3,), {}, OPTIONS)

@@ -63,6 +63,25 @@ def test_store_files_are_freed_when_futures_go(local):
     assert engine.stats()["bytes_in_memory"] == 0
 
 
+def test_a_released_future_frees_its_file_while_the_object_lives_on(local):
+    engine = current_engine()
+    shm_dir = engine.store.dirs.shm
+    big = make(500_000, 1.0)
+    copy = plait.put([big])  # a value holding it keeps it alive
+    assert big.result().sum() == 500_000
+    kept = [big]  # a cache, a traceback: the object stays
+    big.release()
+    assert checksum(copy.result()[0]).result()[0] == 500_000
+    copy.release()
+
+    def objects():
+        return [name for name in os.listdir(shm_dir) if name not in ("workers", "pool")]
+
+    assert _wait_for(lambda: objects() == [])
+    assert engine.stats()["bytes_in_memory"] == 0
+    assert kept[0] is big
+
+
 def _pool(engine):
     return os.listdir(os.path.join(engine.store.dirs.shm, "pool"))
 

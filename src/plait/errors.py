@@ -16,6 +16,7 @@ __all__ = [
     "InfeasibleResourcesError",
     "NotSupported",
     "PlaitError",
+    "ReleasedError",
     "RemoteTraceback",
     "SerializationError",
     "TaskError",
@@ -80,6 +81,13 @@ class TaskTimeoutError(PlaitError, TimeoutError):
 
 class GetTimeoutError(PlaitError, TimeoutError):
     """``get(..., timeout=)`` or ``Future.result(timeout)`` ran out of time."""
+
+
+class ReleasedError(PlaitError):
+    """A future whose value its holder let go of (``Future.release()``) was read or passed on."""
+
+    def __reduce__(self):
+        return (type(self), self.args)
 
 
 class SerializationError(PlaitError, TypeError):

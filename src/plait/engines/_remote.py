@@ -41,7 +41,7 @@ from plait.errors import TaskError, TaskTimeoutError
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
 from plait.runtime.engine import Engine
-from plait.runtime.future import CANCELLED, FAILED, FINISHED, PENDING, Future
+from plait.runtime.future import CANCELLED, FAILED, FINISHED, PENDING, Future, released_error
 from plait.runtime.invoke import SideBySide, call_with_retries, format_remote, run_method
 
 # how a call's arguments travel (first positional argument of the remote wrapper)
@@ -123,13 +123,18 @@ def pack_args(
     for a in args if simple else ():
         t = type(a)
         if t is Future:
+            if a._released:
+                raise released_error(a)
             continue
         if not ser.is_atomic(a):
             simple = False
             break
     if simple and kwargs:
         for v in kwargs.values():
-            if type(v) is not Future and not ser.is_atomic(v):
+            if type(v) is Future:
+                if v._released:
+                    raise released_error(v)
+            elif not ser.is_atomic(v):
                 simple = False
                 break
     if simple:

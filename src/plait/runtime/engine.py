@@ -27,8 +27,8 @@ class Engine(Protocol):
     - a future changes state only through ``plait.runtime.future.complete``
       (under the futures lock, once: later settlements of a settled future are
       ignored; ``settled`` makes one final from the start, and
-      ``failed_after_all`` is the one change of a final state, for a value
-      found lost), and its value only through ``Future.offer_value`` (the
+      ``failed_after_all``, for a value found lost, and the holder's own
+      ``Future.release()`` are the only changes of a final state), and its value only through ``Future.offer_value`` (the
       first fetched object stays); an engine sets ``_payload`` (its handle of
       the result) only on a future it has just made;
     - when ``wait_for`` returns, every finished future among those given is in

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError
 from typing import Any
 
-from plait.errors import GetTimeoutError
+from plait.errors import GetTimeoutError, ReleasedError
 
 PENDING, FINISHED, FAILED, CANCELLED = 0, 1, 2, 3
 _STATE_NAMES = {PENDING: "pending", FINISHED: "finished", FAILED: "failed", CANCELLED: "cancelled"}
@@ -47,6 +47,7 @@ class Future:
         "_waiters",
         "_callbacks",
         "_seen",
+        "_released",
         "__weakref__",
     )
 
@@ -61,6 +62,7 @@ class Future:
         self._waiters: list | None = None
         self._callbacks: list | None = None
         self._seen = False  # something read its outcome (or took it on): a failure is not lost
+        self._released = False  # its holder let go of its value (release())
 
     # ------------------------------------------------------------------ user API
     @property
@@ -111,7 +113,7 @@ class Future:
         in place, so threads fetching at once, or an engine prefetching late, never
         replace it."""
         with _lock:
-            if self._value is _NO_VALUE:
+            if self._value is _NO_VALUE and not self._released:
                 self._value = value
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
@@ -140,6 +142,32 @@ class Future:
         if self._state != PENDING:
             return False
         return bool(self._engine.cancel(self, force))
+
+    def release(self) -> None:
+        """Let go of this future's value now, not when the object is collected (as Dask's
+        ``Future.release``): a layer done with a value frees it at once, even while a
+        traceback, a cache or a closure still refers to this object.
+
+        The value lives on while others hold it: other futures of it, calls that read
+        it, values that contain it. From now on this future is failed with
+        ``ReleasedError``, and passing it to a task raises that error. A pending future
+        cannot be released (its engine still completes it): cancel it, or release it
+        once it is done. Releasing twice does nothing."""
+        with _lock:
+            if self._released:
+                return
+            if self._state == PENDING:
+                raise ValueError(
+                    f"{self!r} is still pending and cannot be released: cancel() it, or "
+                    "release() it once it is done"
+                )
+            self._released = True
+            self._seen = True
+            self._state = FAILED
+            self._exc = released_error(self)
+            self._payload = None
+            self._value = _NO_VALUE
+        self._engine.release(self._id)
 
     def add_done_callback(self, fn: Callable[[Future], Any]) -> None:
         self._seen = True  # the callback looks at the outcome
@@ -184,7 +212,7 @@ class Future:
         if self._state == FAILED and not self._seen:
             _report_unread(self)
         engine = self._engine
-        if engine is not None:
+        if engine is not None and not self._released:
             engine.release(self._id)
 
     def __reduce__(self):
@@ -225,6 +253,13 @@ class Unresolved:
 
     def __repr__(self) -> str:
         return f"plait.unresolved({self.future!r})"
+
+
+def released_error(future: Future) -> ReleasedError:
+    return ReleasedError(
+        f"future {future._name!r} (#{future._id:x}) was released (Future.release()): its value is "
+        "no longer reachable through it; keep the future unreleased while anything still reads it"
+    )
 
 
 def _unwrapped(future: Future) -> Future:

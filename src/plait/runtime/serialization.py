@@ -26,8 +26,8 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
-from plait.errors import SerializationError
-from plait.runtime.future import Future, Unresolved
+from plait.errors import ReleasedError, SerializationError
+from plait.runtime.future import Future, Unresolved, released_error
 
 _ATOMIC = frozenset({int, float, str, bytes, bool, type(None), complex})
 EMPTY_ARGS = pickle.dumps(((), {}), protocol=5)
@@ -48,11 +48,15 @@ def _classes() -> tuple[Any, Any]:
             def persistent_id(self, obj: Any) -> Any:
                 t = type(obj)
                 if t is Future:
+                    if obj._released:
+                        raise released_error(obj)
                     obj._seen = True  # a dependency: its failure reaches the dependent
                     self.refs.append(obj)
                     return obj._id
                 if t is Unresolved:
                     future = obj.future
+                    if future._released:
+                        raise released_error(future)
                     self.refs.held.append(future)
                     return (HELD, future._id, future._name)
                 return None
@@ -176,6 +180,8 @@ def dumps_args(
         return pickle.dumps((args, kwargs), protocol=5), [], NO_REFS
     try:
         return dumps((args, kwargs))
+    except ReleasedError:
+        raise
     except Exception as exc:  # noqa: BLE001 - re-raised with a precise message
         raise argument_error(task_name, args, kwargs, exc) from exc
 
