@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+import os
 import time
 
 import pytest
@@ -115,15 +116,28 @@ def test_futures_as_inputs_and_unresolved_output(engine):
 # ----------------------------------------------------------------------------- parallelism on local
 
 
-def test_independent_tasks_run_in_parallel_on_local(local):
-    g = Graph(["seconds"])
-    s = g.inputs[0]
-    a = g.add_task(span, ("a", s))
+@plait.task
+def meet(marker_dir, label, other, patience=60):
+    """Say this call started, then wait (up to ``patience`` s) until ``other`` has: calls that
+    run side by side both return at once, calls run one after the other wait it out.
+    Returns (label, start, end)."""
+    start = time.time()
+    open(os.path.join(marker_dir, label), "w").close()
+    deadline = time.monotonic() + patience
+    while not os.path.exists(os.path.join(marker_dir, other)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return (label, start, time.time())
+
+
+def test_independent_tasks_run_in_parallel_on_local(local, tmp_path):
+    g = Graph(["where"])
+    where = g.inputs[0]
+    a = g.add_task(meet, (where, "a", "b"))
     # an op waiting for a sits between the two calls in program order: it must not hold b back
     label = g.add_op(operator.getitem, a, 0)
-    b = g.add_task(span, ("b", s))
+    b = g.add_task(meet, (where, "b", "a"))
     g.set_output([a, b, label])
-    a_span, b_span, label_value = plait.run(g, 0.4)
+    a_span, b_span, label_value = plait.run(g, str(tmp_path))
     assert label_value == "a"
     assert overlap(a_span, b_span), (a_span, b_span)
 
