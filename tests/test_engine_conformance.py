@@ -213,6 +213,24 @@ def test_a_released_future_fails_and_cannot_be_passed_on(engine):
     assert reader.result() == [1, 2, 3, 0.3]
 
 
+def test_a_future_of_another_engine_is_refused_not_taken_for_one_of_its_own(engine):
+    from plait.engines.inline import InlineEngine
+    from plait.runtime.options import EngineConfig
+
+    e = current_engine()
+    other = InlineEngine(EngineConfig())
+    theirs = other.put("another engine's value")  # its id is a small number, as ours are
+    ours = [e.put(i) for i in range(3)]
+    for passed in ((theirs,), ([theirs],), ({"k": theirs},), (plait.unresolved(theirs),)):
+        with pytest.raises(plait.PlaitError, match="belongs to (the|another) inline engine.*, not to the .* engine this call"):
+            e.submit(double, passed, {}, OPTIONS)
+    with pytest.raises(plait.PlaitError, match="a future is good only with the engine that made it"):
+        e.submit(double, (), {"x": theirs}, OPTIONS)
+    with pytest.raises(plait.PlaitError, match="belongs to (the|another) inline engine"):
+        e.put([theirs])
+    assert plait.get(ours) == [0, 1, 2]  # and the engine goes on
+
+
 def test_a_failure_is_final_with_its_exception(engine):
     e = current_engine()
     f = e.submit(refuse, (3,), {}, OPTIONS)

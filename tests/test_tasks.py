@@ -533,7 +533,12 @@ def test_a_failure_nobody_read_is_reported_when_its_future_is_dropped(engine, ca
     h = add(fail("passed on"), 1)  # a dependency: its failure reaches the dependent
     with pytest.raises(ValueError):
         h.result()
-    del g, h
+    failed_first = fail("failed before it was passed on")
+    plait.wait([failed_first], num_returns=1, timeout=60)
+    k = add(failed_first, 1)
+    with pytest.raises(ValueError):
+        k.result()
+    del g, h, k, failed_first
     gc.collect()
     assert not [r for r in caplog.records if "dropped without" in r.getMessage()]
 

@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from plait.errors import TaskError, TaskTimeoutError
+from plait.errors import PlaitError, SerializationError, TaskError, TaskTimeoutError
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
 from plait.runtime.engine import Engine
@@ -102,6 +102,7 @@ def pack_args(
     always_pickle: bool = False,
     hold: Callable[[Future], None] | None = None,
     opaque: bool = False,
+    owner: Any = None,
 ) -> tuple[tuple, dict]:
     """The positional and keyword arguments of the framework's call of the wrapper.
 
@@ -117,7 +118,7 @@ def pack_args(
     ``hold`` first where the framework does not count such references.
     ``opaque``: every value goes pickled, so the framework sees only the handles
     (a graph in Dask's own format reads a string equal to one of its keys as
-    that key).
+    that key). Every future must belong to ``owner``, the engine calling.
     """
     simple = not opaque
     for a in args if simple else ():
@@ -125,6 +126,9 @@ def pack_args(
         if t is Future:
             if a._released:
                 raise released_error(a)
+            if a._engine is not owner:
+                raise ser.foreign_future_error(a, owner)
+            a._seen = True  # a dependency: its failure reaches the dependent (as in the pickler)
             continue
         if not ser.is_atomic(a):
             simple = False
@@ -134,6 +138,9 @@ def pack_args(
             if type(v) is Future:
                 if v._released:
                     raise released_error(v)
+                if v._engine is not owner:
+                    raise ser.foreign_future_error(v, owner)
+                v._seen = True
             elif not ser.is_atomic(v):
                 simple = False
                 break
@@ -144,7 +151,7 @@ def pack_args(
         else:
             call_kwargs = kwargs
         return (PLAIN, *call_args), call_kwargs
-    data, buffers, refs = ser.dumps_args(name, args, kwargs)
+    data, buffers, refs = ser.dumps_args(name, args, kwargs, owner=owner)
     held = refs.held
     if hold is not None:
         for f in held:
@@ -163,6 +170,22 @@ def pack_args(
         buffers = [bytes(memoryview(b)) for b in buffers]
     held_ids = tuple(f._id for f in held)
     return (PACKED, data, buffers, tuple(ids), held_ids, tuple(held), *handles), {}
+
+
+def put_error(engine: Any, value: Any, exc: BaseException) -> PlaitError:
+    """Why the framework could not store ``value``: plait's own pickling says it best where a
+    future inside is the cause (released, or another engine's); otherwise the framework's
+    error, with what to do."""
+    try:
+        ser.dumps(value, owner=engine)
+    except PlaitError as own:
+        return own
+    except Exception:  # noqa: BLE001 - the framework's error below says it
+        pass
+    return SerializationError(
+        f"cannot put a value of type {ser.describe_type(value)}: it cannot be pickled "
+        f"({type(exc).__name__}: {exc})"
+    )
 
 
 def unpack_args(args: tuple, kwargs: dict) -> tuple[tuple, dict]:

@@ -304,7 +304,7 @@ class DaskEngine(rm.ClusterEngine):
         dsk = {}
         for key, _, name, blob, args, kwargs in run:
             call_args, call_kwargs = rm.pack_args(
-                name, args, kwargs, native, always_pickle=True, hold=self._pin, opaque=True
+                name, args, kwargs, native, always_pickle=True, hold=self._pin, opaque=True, owner=self
             )
             dsk[key] = (_run_task, blob, self.token, call_kwargs, *call_args)
         dfs = self.client.get(dsk, list(dsk), sync=False, resources=resources)
@@ -313,7 +313,7 @@ class DaskEngine(rm.ClusterEngine):
             self._track(future)
 
     def _pack(self, name: str, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        return rm.pack_args(name, args, kwargs, self._native, always_pickle=True, hold=self._pin)
+        return rm.pack_args(name, args, kwargs, self._native, always_pickle=True, hold=self._pin, owner=self)
 
     def _pin(self, future: Future) -> None:
         """A future passed to a task as itself: its key kept alive for the session (Dask
@@ -412,10 +412,7 @@ class DaskEngine(rm.ClusterEngine):
         try:
             df = self.client.scatter([value], hash=False)[0]
         except Exception as exc:  # noqa: BLE001 - re-raised with what to do
-            raise SerializationError(
-                f"cannot put a value of type {ser.describe_type(value)}: it cannot be pickled "
-                f"({type(exc).__name__}: {exc})"
-            ) from exc
+            raise rm.put_error(self, value, exc) from exc
         return self._done_future("put", df)
 
     def value_of(self, future: Future) -> Any:

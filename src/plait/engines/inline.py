@@ -59,7 +59,7 @@ class InlineEngine(Engine):
         name = options.name or fn.name
         self.pool.check_feasible(options.shape(), f"task {name!r}")
         future = Future(self, next(self._ids), name)
-        data, buffers, _ = ser.dumps_args(name, args, kwargs)
+        data, buffers, _ = ser.dumps_args(name, args, kwargs, owner=self)
         self._live[future._id] = future
         start = time.time()
         try:
@@ -99,7 +99,7 @@ class InlineEngine(Engine):
     def put(self, value: Any) -> Future:
         future = Future(self, next(self._ids), "put")
         self._live[future._id] = future
-        self._settle(future, FINISHED, ser.dumps(value))
+        self._settle(future, FINISHED, ser.dumps(value, owner=self))
         return future
 
     def value_of(self, future: Future) -> Any:
@@ -150,7 +150,7 @@ class InlineEngine(Engine):
 
     def _create_actor(self, cls: Any, args: tuple, kwargs: dict, options: Any) -> ActorHandle:
         actor_id = next(self._ids)
-        data, buffers, _ = ser.dumps_args(cls.name, args, kwargs)
+        data, buffers, _ = ser.dumps_args(cls.name, args, kwargs, owner=self)
         try:
             a, k = ser.loads(data, buffers, self._resolve)
             instance = self._actors[actor_id] = cls.cls(*a, **k)
@@ -171,7 +171,7 @@ class InlineEngine(Engine):
             self._settle(future, FAILED, self._dead_actors[handle._actor_id])
             return future
         instance = self._actors[handle._actor_id]
-        data, buffers, _ = ser.dumps_args(name, args, kwargs)
+        data, buffers, _ = ser.dumps_args(name, args, kwargs, owner=self)
         start = time.time()
         side_by_side = self._side_by_side.get(handle._actor_id)
         try:

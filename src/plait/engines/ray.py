@@ -74,7 +74,6 @@ from plait.errors import (
     NotSupported,
     PlaitError,
     RemoteTraceback,
-    SerializationError,
     WorkerCrashedError,
 )
 from plait.runtime import serialization as ser
@@ -150,7 +149,7 @@ class RayEngine(rm.ClusterEngine):
     # ================================================================ tasks
     def submit(self, fn: Any, args: tuple, kwargs: dict, options: Any, strategy: Any = None) -> Future:
         name = options.name or fn.name
-        call_args, call_kwargs = rm.pack_args(name, args, kwargs, _native)
+        call_args, call_kwargs = rm.pack_args(name, args, kwargs, _native, owner=self)
         # two remote functions per task: the common one takes the arguments as they are
         # (an extra argument costs Ray a few percent per call), the other the packed form
         remote, base, ray_options = self._remote_entry(fn, options, name, call_args[0] == rm.PACKED)
@@ -190,7 +189,7 @@ class RayEngine(rm.ClusterEngine):
         if count < 2:
             return super().submit_returning(fn, args, kwargs, options)
         name = options.name or fn.name
-        call_args, call_kwargs = rm.pack_args(name, args, kwargs, _native)
+        call_args, call_kwargs = rm.pack_args(name, args, kwargs, _native, owner=self)
         remote = self._remote_for(fn, options, name, call_args[0] == rm.PACKED)
         *refs, status = remote.remote(*call_args[1:], **call_kwargs)
         self._used = True
@@ -259,10 +258,7 @@ class RayEngine(rm.ClusterEngine):
         try:
             ref = ray.put(value)
         except Exception as exc:  # noqa: BLE001 - re-raised with what to do
-            raise SerializationError(
-                f"cannot put a value of type {ser.describe_type(value)}: it cannot be pickled "
-                f"({type(exc).__name__}: {exc})"
-            ) from exc
+            raise rm.put_error(self, value, exc) from exc
         self._used = True
         return self._done_future("put", ref)
 
@@ -452,7 +448,7 @@ class RayEngine(rm.ClusterEngine):
         self._check_feasible(options.shape(), f"actor {name!r}")
         # a named actor's id follows from its name: any process finds it through Ray
         actor_id = _named_id(name) if options.named else random.getrandbits(62)
-        call_args, call_kwargs = rm.pack_args(name, args, kwargs, _native)
+        call_args, call_kwargs = rm.pack_args(name, args, kwargs, _native, owner=self)
         ray_opts = _resource_options(options)
         concurrency = options.concurrency(cls.is_async)
         if concurrency > 1 or cls.is_async:  # an async actor's default on Ray is 1,000
@@ -520,7 +516,7 @@ class RayEngine(rm.ClusterEngine):
                 f"actor call {name!r} failed: the actor is gone (killed, or its creator exited)"
             )
             return self._tracked(name, *_error_refs(error, name))
-        call_args, call_kwargs = rm.pack_args(name, args, kwargs, _native)
+        call_args, call_kwargs = rm.pack_args(name, args, kwargs, _native, owner=self)
         ref, status = native.call.options(num_returns=2).remote(method, *call_args, **call_kwargs)
         return self._tracked(name, ref, status)
 

@@ -219,6 +219,16 @@ class Future:
         # Only reached when a future is pickled inside a value (put, a result) by a pickler
         # other than plait's (which records futures as references): its engine says how
         engine = self._engine
+        if self._released:
+            raise released_error(self)
+        from plait.runtime import context
+
+        pickling = context.override.engine or context.engine_or_none()
+        if pickling is not None and engine is not pickling:
+            # it would be rebuilt by id on arrival, as one of the pickling engine's futures
+            from plait.runtime.serialization import foreign_future_error
+
+            raise foreign_future_error(self, pickling)
         reduced = engine.reduce_future(self) if engine is not None else None
         return reduced or (_rebuild_future, (self._id, self._name))
 

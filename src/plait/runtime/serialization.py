@@ -26,7 +26,7 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
-from plait.errors import ReleasedError, SerializationError
+from plait.errors import PlaitError, ReleasedError, SerializationError
 from plait.runtime.future import Future, Unresolved, released_error
 
 _ATOMIC = frozenset({int, float, str, bytes, bool, type(None), complex})
@@ -129,21 +129,51 @@ def _map_region(
     return np.ndarray(shape, dtype=np.dtype(dtype), buffer=region, offset=start, strides=strides)
 
 
+def check_owner(refs: Refs, engine: Any) -> None:
+    """Every future found in a value belongs to ``engine``. Futures name values by ids that
+    each engine counts from 1, so one of another engine (or of one shut down since) would
+    silently stand for a value of this engine's: refuse it."""
+    for future in refs:
+        if future._engine is not engine:
+            raise foreign_future_error(future, engine)
+    for future in refs.held:
+        if future._engine is not engine:
+            raise foreign_future_error(future, engine)
+
+
+def foreign_future_error(future: Future, engine: Any) -> PlaitError:
+    theirs = getattr(future._engine, "name", "?")
+    if theirs == getattr(engine, "name", None):
+        whose = f"another {theirs} engine (one shut down since, say)"
+    else:
+        whose = f"the {theirs} engine"
+    return PlaitError(
+        f"{future!r} belongs to {whose}, not to the {getattr(engine, 'name', '?')} engine this "
+        "call goes to: a future is good only with the engine that made it. Pass its value "
+        "(future.result(), read while its engine runs) instead"
+    )
+
+
 def is_atomic(value: Any) -> bool:
     return type(value) in _ATOMIC
 
 
-def dumps(value: Any, *, out_of_band: bool = True) -> tuple[bytes, list[pickle.PickleBuffer], Refs]:
-    """Pickle ``value``: (data, out-of-band buffers, the futures found inside)."""
+def dumps(
+    value: Any, *, out_of_band: bool = True, owner: Any = None
+) -> tuple[bytes, list[pickle.PickleBuffer], Refs]:
+    """Pickle ``value``: (data, out-of-band buffers, the futures found inside), which must
+    belong to ``owner`` when one is given (``check_owner``)."""
     if type(value) in _ATOMIC:
         return pickle.dumps(value, protocol=5), [], NO_REFS
     pickler_cls, _ = _classes()
     buffers: list[pickle.PickleBuffer] = []
     stream = io.BytesIO()
     pickler = pickler_cls(stream, protocol=5, buffer_callback=buffers.append if out_of_band else None)
-    pickler.refs = Refs()
+    pickler.refs = refs = Refs()
     pickler.dump(value)
-    return stream.getvalue(), buffers, pickler.refs
+    if owner is not None and (refs or refs.held):
+        check_owner(refs, owner)
+    return stream.getvalue(), buffers, refs
 
 
 def loads(
@@ -171,19 +201,23 @@ def _adopt_here(object_id: int, name: str) -> Future:
 
 
 def dumps_args(
-    task_name: str, args: tuple, kwargs: dict
+    task_name: str, args: tuple, kwargs: dict, owner: Any = None
 ) -> tuple[bytes, list[pickle.PickleBuffer], Refs]:
-    """Pickle a call's arguments; a failure names the argument and its type."""
+    """Pickle a call's arguments; a failure names the argument and its type. The futures
+    among them must belong to ``owner`` when one is given."""
     if not kwargs and all(type(a) in _ATOMIC for a in args):
         if not args:
             return EMPTY_ARGS, [], NO_REFS
         return pickle.dumps((args, kwargs), protocol=5), [], NO_REFS
     try:
-        return dumps((args, kwargs))
+        data, buffers, refs = dumps((args, kwargs))
     except ReleasedError:
         raise
     except Exception as exc:  # noqa: BLE001 - re-raised with a precise message
         raise argument_error(task_name, args, kwargs, exc) from exc
+    if owner is not None and (refs or refs.held):
+        check_owner(refs, owner)
+    return data, buffers, refs
 
 
 def argument_error(task_name: str, args: tuple, kwargs: dict, exc: BaseException) -> SerializationError:

@@ -616,7 +616,7 @@ class LocalEngine(Engine):
     ) -> tuple[_Task, int, list[int], list[int]]:
         """A call with its arguments encoded (outside the lock), and its future (none for a
         num_returns call: its items have futures of their own)."""
-        data, buffers, refs = ser.dumps_args(name, args, kwargs)
+        data, buffers, refs = ser.dumps_args(name, args, kwargs, owner=self)
         payload, size = self._encode(data, buffers)
         tid = next(self._ids)
         task = _Task(tid, TASK, fid, name, options, payload, shape)
@@ -996,7 +996,7 @@ class LocalEngine(Engine):
 
     # ------------------------------------------------------------ the futures
     def put(self, value: Any) -> Future:
-        data, buffers, refs = ser.dumps(value)
+        data, buffers, refs = ser.dumps(value, owner=self)
         if buffers:
             with self._lock:  # values just dropped may free a file this one can reuse
                 self._drain_released()
@@ -1308,7 +1308,7 @@ class LocalEngine(Engine):
             import cloudpickle
 
             cls.blob = cloudpickle.dumps(cls, protocol=5)
-        data, buffers, refs = ser.dumps_args(cls.name, args, kwargs)
+        data, buffers, refs = ser.dumps_args(cls.name, args, kwargs, owner=self)
         payload, size = self._encode(data, buffers)
         deps = tuple(dict.fromkeys(r._id for r in refs))
         with self._lock:
@@ -1381,7 +1381,7 @@ class LocalEngine(Engine):
 
     def call_actor(self, handle: ActorHandle, method: str, args: tuple, kwargs: dict) -> Future:
         name = f"{handle._name}.{method}"
-        data, buffers, refs = ser.dumps_args(name, args, kwargs)
+        data, buffers, refs = ser.dumps_args(name, args, kwargs, owner=self)
         payload, size = self._encode(data, buffers)
         tid = next(self._ids)
         future = Future(self, tid, name)

@@ -279,7 +279,7 @@ class WorkerRuntime(Engine):
         return Future(self, tid, name)
 
     def _encode_args(self, name: str, args: tuple, kwargs: dict) -> tuple[Any, int, list[int], list[int]]:
-        data, buffers, refs = ser.dumps_args(name, args, kwargs)
+        data, buffers, refs = ser.dumps_args(name, args, kwargs, owner=self)
         if data is ser.EMPTY_ARGS:
             return data, 0, [], []
         payload, size = encode(self.dirs, self.new_id(), data, buffers)
@@ -287,7 +287,7 @@ class WorkerRuntime(Engine):
 
     def put(self, value: Any) -> Future:
         oid = self.new_id()
-        data, buffers, refs = ser.dumps(value)
+        data, buffers, refs = ser.dumps(value, owner=self)
         payload, size = encode(self.dirs, oid, data, buffers)
         self.outbox.append((M.PUT, oid, payload, size, [r._id for r in refs]))
         future = Future(self, oid, "put")
