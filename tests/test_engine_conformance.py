@@ -231,6 +231,30 @@ def test_a_future_of_another_engine_is_refused_not_taken_for_one_of_its_own(engi
     assert plait.get(ours) == [0, 1, 2]  # and the engine goes on
 
 
+@plait.actor
+class Label:
+    def __init__(self, text):
+        self.text = text
+
+    def read(self):
+        return self.text
+
+
+def test_an_actor_handle_of_another_engine_is_refused(engine):
+    from plait.engines.inline import InlineEngine
+    from plait.runtime.options import ActorOptions, EngineConfig
+
+    e = current_engine()
+    other = InlineEngine(EngineConfig())
+    theirs = other.create_actor(Label, ("theirs",), {}, ActorOptions())
+    ours = e.create_actor(Label, ("ours",), {}, ActorOptions())
+    with pytest.raises(plait.PlaitError, match="belongs to another engine than the .* engine this call goes to"):
+        e.call_actor(theirs, "read", (), {})
+    with pytest.raises(plait.PlaitError, match="an actor handle is good only with the engine that created"):
+        e.kill_actor(theirs)
+    assert e.call_actor(ours, "read", (), {}).result() == "ours"
+
+
 def test_a_failure_is_final_with_its_exception(engine):
     e = current_engine()
     f = e.submit(refuse, (3,), {}, OPTIONS)

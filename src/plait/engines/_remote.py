@@ -628,6 +628,10 @@ class ClusterEngine(Engine):
     def _poll(self, futures: list[Future]) -> list[Future]:
         raise NotImplementedError
 
+    @property
+    def session(self) -> str:  # type: ignore[override]
+        return self.token  # an engine made in a worker takes its driver's (WorkerEngine.enter)
+
     # the rest of the protocol -------------------------------------------
     def release(self, object_id: int) -> None:
         return None  # the native handle held by the future is the reference

@@ -85,7 +85,7 @@ from plait.errors import (
     WorkerCrashedError,
 )
 from plait.runtime import serialization as ser
-from plait.runtime.actor import ActorHandle, name_taken, no_such_actor
+from plait.runtime.actor import ActorHandle, check_handle, name_taken, no_such_actor
 from plait.runtime.calls import Call, check_graph, with_results
 from plait.runtime.future import CANCELLED, FAILED, FINISHED, PENDING, Future
 from plait.runtime.invoke import SideBySide, format_remote
@@ -622,7 +622,7 @@ class DaskEngine(rm.ClusterEngine):
         self.client.set_metadata(
             _meta_key(actor_id), {"address": address, "dead": None, "side_by_side": info.side_by_side}
         )
-        handle = ActorHandle(actor_id, name, cls.methods, (address, info.side_by_side))
+        handle = ActorHandle(actor_id, name, cls.methods, (address, info.side_by_side), self.session)
         if options.named:  # in the scheduler: every client and worker finds it
             self.client.set_metadata(_named_key(name), {"id": actor_id, "methods": list(cls.methods)})
         return handle
@@ -639,7 +639,7 @@ class DaskEngine(rm.ClusterEngine):
         if not meta or meta.get("dead"):
             return None  # killed or dead: the name is free again
         where = (meta["address"], meta.get("side_by_side", False))
-        return ActorHandle(entry["id"], name, tuple(entry["methods"]), where)
+        return ActorHandle(entry["id"], name, tuple(entry["methods"]), where, self.session)
 
     def get_actor(self, name: str) -> ActorHandle:
         handle = self._named_handle(name)
@@ -696,6 +696,7 @@ class DaskEngine(rm.ClusterEngine):
             return self._actors.setdefault(handle._actor_id, info)
 
     def call_actor(self, handle: ActorHandle, method: str, args: tuple, kwargs: dict) -> Future:
+        check_handle(handle, self)
         name = f"{handle._name}.{method}"
         info = self._actor_info(handle)
         if info.dead:
@@ -733,6 +734,7 @@ class DaskEngine(rm.ClusterEngine):
         self._actor_calls.pop(object_id, None)
 
     def kill_actor(self, handle: ActorHandle) -> None:
+        check_handle(handle, self)
         info = self._actor_info(handle)
         with self._actor_lock:  # one thread marks it dead, and that one drops it
             if info.dead:

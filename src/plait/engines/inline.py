@@ -16,13 +16,14 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import uuid
 import weakref
 from typing import Any
 
 from plait.errors import ActorDiedError, TaskTimeoutError
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
-from plait.runtime.actor import ActorHandle, name_taken, no_such_actor
+from plait.runtime.actor import ActorHandle, check_handle, name_taken, no_such_actor
 from plait.runtime.engine import Engine
 from plait.runtime.future import FAILED, FINISHED, Future
 from plait.runtime.invoke import SideBySide, call_with_retries, format_remote, run_method
@@ -53,6 +54,7 @@ class InlineEngine(Engine):
         self._events: list[dict[str, Any]] = []
         self._thread = threading.get_ident()
         self._closed = False
+        self.session = uuid.uuid4().hex
 
     # ------------------------------------------------------------------ tasks
     def submit(self, fn: Any, args: tuple, kwargs: dict, options: Any) -> Future:
@@ -161,9 +163,10 @@ class InlineEngine(Engine):
             died = ActorDiedError(f"actor {cls.name!r} failed in __init__: {type(exc).__name__}: {exc}")
             died.__cause__ = exc
             self._dead_actors[actor_id] = died
-        return ActorHandle(actor_id, options.name or cls.name, cls.methods)
+        return ActorHandle(actor_id, options.name or cls.name, cls.methods, owner=self.session)
 
     def call_actor(self, handle: ActorHandle, method: str, args: tuple, kwargs: dict) -> Future:
+        check_handle(handle, self)
         name = f"{handle._name}.{method}"
         future = Future(self, next(self._ids), name)
         self._live[future._id] = future
@@ -201,6 +204,7 @@ class InlineEngine(Engine):
         self._settle(future, FINISHED, data)
 
     def kill_actor(self, handle: ActorHandle) -> None:
+        check_handle(handle, self)
         self._actors.pop(handle._actor_id, None)
         self._side_by_side.pop(handle._actor_id, None)
         self._dead_actors[handle._actor_id] = ActorDiedError(f"actor {handle._name!r} was killed")

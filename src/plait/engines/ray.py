@@ -77,7 +77,7 @@ from plait.errors import (
     WorkerCrashedError,
 )
 from plait.runtime import serialization as ser
-from plait.runtime.actor import ActorHandle, name_taken, no_such_actor
+from plait.runtime.actor import ActorHandle, check_handle, name_taken, no_such_actor
 from plait.runtime.future import FAILED, FINISHED, Future
 from plait.runtime.invoke import format_remote
 from plait.runtime.options import EngineConfig
@@ -475,7 +475,7 @@ class RayEngine(rm.ClusterEngine):
         with self._actor_lock:
             self._actors[actor_id] = native
         self._used = True
-        return ActorHandle(actor_id, name, cls.methods, native)
+        return ActorHandle(actor_id, name, cls.methods, native, self.session)
 
     def get_actor(self, name: str) -> ActorHandle:
         actor_id = _named_id(name)
@@ -487,7 +487,7 @@ class RayEngine(rm.ClusterEngine):
             methods = ray.get(native.methods.remote(), timeout=60)
         except Exception:  # noqa: BLE001 - dead, or dying
             raise no_such_actor(name, self.name) from None
-        return ActorHandle(actor_id, name, methods, native)
+        return ActorHandle(actor_id, name, methods, native, self.session)
 
     def _native_actor(self, handle: ActorHandle) -> Any:
         with self._actor_lock:
@@ -506,6 +506,7 @@ class RayEngine(rm.ClusterEngine):
         return native
 
     def call_actor(self, handle: ActorHandle, method: str, args: tuple, kwargs: dict) -> Future:
+        check_handle(handle, self)
         name = f"{handle._name}.{method}"
         if handle._actor_id in self._killed:  # ray.kill is asynchronous: do not let a call slip in
             error = ActorDiedError(f"actor call {name!r} failed: the actor was killed")
@@ -521,6 +522,7 @@ class RayEngine(rm.ClusterEngine):
         return self._tracked(name, ref, status)
 
     def kill_actor(self, handle: ActorHandle) -> None:
+        check_handle(handle, self)
         native = self._native_actor(handle)
         self._killed.add(handle._actor_id)
         if native is not None:

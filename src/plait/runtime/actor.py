@@ -16,6 +16,7 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+from plait.errors import PlaitError
 from plait.runtime.context import current_engine
 from plait.runtime.options import ActorOptions, actor_options
 
@@ -83,15 +84,20 @@ class ActorHandle:
 
     ``_payload`` is the engine's own reference to the actor (Ray's actor handle, the
     address of the Dask worker holding it), travelling with the handle so that a
-    process it reaches needs no lookup; None where the engine keeps none."""
+    process it reaches needs no lookup; None where the engine keeps none.
+    ``_owner`` is the ``session`` of the engine that made it: actor ids restart with
+    every engine, so a handle is good only with its own (``check_handle``)."""
 
-    __slots__ = ("_actor_id", "_name", "_methods", "_payload")
+    __slots__ = ("_actor_id", "_name", "_methods", "_payload", "_owner")
 
-    def __init__(self, actor_id: int, name: str, methods: tuple[str, ...], payload: Any = None) -> None:
+    def __init__(
+        self, actor_id: int, name: str, methods: tuple[str, ...], payload: Any = None, owner: str = ""
+    ) -> None:
         self._actor_id = actor_id
         self._name = name
         self._methods = methods
         self._payload = payload
+        self._owner = owner
 
     def __getattr__(self, item: str) -> ActorMethod:
         if item in self._methods:
@@ -101,7 +107,7 @@ class ActorHandle:
         )
 
     def __reduce__(self) -> Any:
-        return (ActorHandle, (self._actor_id, self._name, self._methods, self._payload))
+        return (ActorHandle, (self._actor_id, self._name, self._methods, self._payload, self._owner))
 
     def __repr__(self) -> str:
         return f"<plait.ActorHandle {self._name}#{self._actor_id:x}>"
@@ -111,6 +117,17 @@ class ActorHandle:
 
     def __hash__(self) -> int:
         return hash(self._actor_id)
+
+
+def check_handle(handle: ActorHandle, engine: Any) -> None:
+    """``handle`` was made by ``engine`` (or by its driver, for a worker's engine): one of
+    another engine's would reach whichever of this engine's actors has the same id."""
+    if handle._owner != engine.session:
+        raise PlaitError(
+            f"{handle!r} belongs to another engine than the {engine.name} engine this call goes to "
+            "(one shut down since, say): an actor handle is good only with the engine that "
+            "created the actor. Create the actor again on this engine"
+        )
 
 
 class ActorMethod:

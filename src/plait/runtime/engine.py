@@ -46,6 +46,9 @@ class Engine(Protocol):
     # ``await`` then need no waiting thread); False where they complete only when waited for
     pushes_completions: ClassVar[bool] = True
     config: EngineConfig | None = None  # what plait.init asked for (None inside workers)
+    # who made an actor handle (``ActorHandle._owner``): actor ids restart with every engine,
+    # so each engine, and its workers' engines, refuse handles of another session
+    session: str = ""
 
     # tasks and values
     def submit(self, fn: TaskFunction, args: tuple, kwargs: dict, options: TaskOptions) -> Future: ...

@@ -71,7 +71,7 @@ from plait.engines.local.wire import Connection, pack
 from plait.errors import ActorDiedError, NotSupported, PlaitError, TaskTimeoutError, WorkerCrashedError
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
-from plait.runtime.actor import ActorHandle, name_taken, no_such_actor
+from plait.runtime.actor import ActorHandle, check_handle, name_taken, no_such_actor
 from plait.runtime.calls import Call, check_graph, with_results
 from plait.runtime.engine import Engine
 from plait.runtime.future import CANCELLED, FAILED, FINISHED, Future
@@ -233,6 +233,7 @@ class LocalEngine(Engine):
             config.resources,
         )
         self.store = ObjectStore(config.object_store_memory, config.spill_dir)
+        self.session = self.store.dirs.shm  # a directory of this engine's alone; workers know it
         self._lock = threading.Lock()
         self._handlers = self._message_handlers()
         self._ids = itertools.count(1)
@@ -1323,7 +1324,7 @@ class LocalEngine(Engine):
             concurrency = options.concurrency(cls.is_async)
             actor = _Actor(aid, options.name or cls.name, options, cls.blob, concurrency, payload, deps)
             if options.named:
-                self._named[options.name] = ActorHandle(aid, actor.name, cls.methods)
+                self._named[options.name] = ActorHandle(aid, actor.name, cls.methods, owner=self.session)
             if size:
                 self.store.added(payload, size)
             for dep in deps:
@@ -1335,7 +1336,7 @@ class LocalEngine(Engine):
                 self._pending_actors.append(actor)
             notify, self._notify = self._notify, []
         fut_mod.run_callbacks(fut_mod.complete(notify))
-        return ActorHandle(aid, actor.name, cls.methods)
+        return ActorHandle(aid, actor.name, cls.methods, owner=self.session)
 
     def _queue_init(self, actor: _Actor) -> None:
         tid = next(self._ids)
@@ -1380,6 +1381,7 @@ class LocalEngine(Engine):
             self._send_tasks(worker, batch)
 
     def call_actor(self, handle: ActorHandle, method: str, args: tuple, kwargs: dict) -> Future:
+        check_handle(handle, self)
         name = f"{handle._name}.{method}"
         data, buffers, refs = ser.dumps_args(name, args, kwargs, owner=self)
         payload, size = self._encode(data, buffers)
@@ -1473,6 +1475,7 @@ class LocalEngine(Engine):
         return handle
 
     def kill_actor(self, handle: ActorHandle) -> None:
+        check_handle(handle, self)
         with self._lock:
             actor = self.actors.get(handle._actor_id)
             if actor is not None:

@@ -41,7 +41,7 @@ from plait.engines.local.wire import BlockingChannel
 from plait.runtime import context
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
-from plait.runtime.actor import ActorHandle, no_such_actor
+from plait.runtime.actor import ActorHandle, check_handle, no_such_actor
 from plait.runtime.engine import Engine
 from plait.runtime.future import FAILED, FINISHED, PENDING, Future
 from plait.runtime.invoke import SideBySide, call_with_retries, format_remote, run_method
@@ -78,6 +78,7 @@ class WorkerRuntime(Engine):
         self.actor_name = ""
         self.hosts_actor = False
         self.cuda_default = os.environ.get("CUDA_VISIBLE_DEVICES")
+        self.session = dirs.shm  # the driver's: its handles are good here
         self.running = running_slot(dirs, index)  # the id of the task being run, for the driver
 
     # ------------------------------------------------------------ main loop
@@ -386,6 +387,7 @@ class WorkerRuntime(Engine):
         return value
 
     def call_actor(self, handle: ActorHandle, method: str, args: tuple, kwargs: dict) -> Future:
+        check_handle(handle, self)
         name = f"{handle._name}.{method}"
         tid = self.new_id()
         payload, size, refs, held = self._encode_args(name, args, kwargs)
@@ -399,6 +401,7 @@ class WorkerRuntime(Engine):
         return handle
 
     def kill_actor(self, handle: ActorHandle) -> None:
+        check_handle(handle, self)
         self.outbox.append((M.AKILL, handle._actor_id))
 
     def status(self) -> list[dict[str, Any]]:
