@@ -3,9 +3,12 @@ task run afterwards): stale futures, bad options, hostile graph files."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 import plait
+from plait.graph import Graph, GraphFormatError
 
 
 @plait.task
@@ -49,3 +52,80 @@ def test_an_actor_handle_kept_from_an_engine_shut_down_is_refused_by_the_next(na
         with pytest.raises(plait.PlaitError, match="belongs to another engine"):
             plait.kill(old)
         assert new.get().result() == "the new engine's actor"  # neither reached nor killed
+
+
+NAN, INF = math.nan, math.inf
+BAD_TASK_OPTIONS = [
+    {"num_cpus": NAN}, {"num_cpus": INF}, {"num_cpus": -1}, {"num_cpus": "2"}, {"num_cpus": True},
+    {"num_gpus": NAN}, {"num_gpus": -0.5}, {"num_gpus": 1.5},
+    {"memory": NAN}, {"memory": -1}, {"memory": "1G"},
+    {"resources": {"db": NAN}}, {"resources": {"db": -1}}, {"resources": {1: 1}}, {"resources": [("db", 1)]},
+    {"resources": {"CPU": 1}},
+    {"timeout": 0}, {"timeout": NAN}, {"timeout": -1}, {"timeout": INF}, {"timeout": "5"},
+    {"retries": True}, {"retries": -1}, {"retries": 1.5}, {"retries": NAN},
+    {"num_returns": True}, {"num_returns": -1},
+    {"retry_exceptions": "ValueError"}, {"retry_exceptions": [ValueError, "x"]},
+    {"name": 3}, {"name": ""},
+    {"runtime_env": {}},
+]
+BAD_ACTOR_OPTIONS = [
+    {"num_cpus": NAN}, {"num_gpus": INF}, {"memory": -1}, {"resources": {"db": NAN}},
+    {"max_restarts": True}, {"max_restarts": -1}, {"max_concurrency": 0}, {"max_concurrency": True},
+    {"max_concurrency": 2.0}, {"name": 5}, {"get_if_exists": "yes"}, {"lifetime": "detached"},
+]
+BAD_INIT_OPTIONS = [
+    {"workers": 0}, {"workers": True}, {"workers": 2.5}, {"workers": "4"},
+    {"num_cpus": NAN}, {"num_cpus": 0}, {"num_cpus": -2}, {"num_cpus": INF},
+    {"num_gpus": -1}, {"num_gpus": 1.5}, {"num_gpus": NAN},
+    {"memory": NAN}, {"memory": 0}, {"object_store_memory": -1}, {"object_store_memory": INF},
+    {"resources": {"db": NAN}}, {"resources": "db"}, {"spill_dir": 3},
+    {"runtime_env": {}},
+]
+
+
+def _label(options):
+    return repr(options)
+
+
+@pytest.mark.parametrize("bad", BAD_TASK_OPTIONS, ids=_label)
+def test_a_bad_task_option_is_refused_where_it_is_given(local, bad):
+    with pytest.raises((TypeError, ValueError)) as info:
+        ident.options(**bad)
+    assert str(next(iter(bad))) in str(info.value)  # the message names the option
+    with pytest.raises((TypeError, ValueError)):
+        plait.task(**bad)(lambda x: x)
+    assert ident(1).result() == 1  # the engine goes on
+
+
+@pytest.mark.parametrize("bad", BAD_ACTOR_OPTIONS, ids=_label)
+def test_a_bad_actor_option_is_refused_where_it_is_given(local, bad):
+    with pytest.raises((TypeError, ValueError)) as info:
+        Box.options(**bad)
+    assert str(next(iter(bad))) in str(info.value)
+    assert Box("fine").get().result() == "fine"
+
+
+@pytest.mark.parametrize("bad", BAD_INIT_OPTIONS, ids=_label)
+def test_a_bad_init_option_is_refused_before_an_engine_starts(bad):
+    with pytest.raises((TypeError, ValueError)) as info:
+        plait.init(engine="local", **bad)
+    assert str(next(iter(bad))) in str(info.value)
+    assert not plait.is_initialized()
+
+
+@pytest.mark.parametrize("bad", [{"num_cpus": NAN}, {"timeout": 0}, {"retries": True}, {"resources": {"db": INF}}], ids=_label)
+def test_a_graph_file_with_a_bad_option_is_refused_on_load(tmp_path, bad):
+    import json
+
+    from plait.graph.serialize import encode_value
+
+    g = Graph(["x"])
+    g.set_output(g.add_task(ident, (g.inputs[0],)))
+    path = tmp_path / "g.json"
+    g.save(path)
+    data = json.loads(path.read_text())
+    task = next(n for n in data["graph"]["nodes"] if n["op"] == "task")
+    task["options"] = {key: encode_value(value, key) for key, value in bad.items()}
+    path.write_text(json.dumps(data))
+    with pytest.raises(GraphFormatError, match="bad task options"):
+        plait.graph.load(path)

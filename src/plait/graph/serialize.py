@@ -40,7 +40,7 @@ from typing import Any
 
 from plait.errors import PlaitError
 from plait.graph.ir import CALL, CONST, INPUT, NO_DEFAULT, OP, TASK, Graph, GraphError, Node
-from plait.runtime.options import TaskOptions
+from plait.runtime.options import TaskOptions, task_options
 
 FORMAT = "plait.graph"
 VERSION = 1
@@ -343,8 +343,11 @@ class _Reader:
         if op == TASK:
             opts = {k: self.value(v, {}, label) for k, v in rec.get("options", {}).items()}
             try:
-                extra["options"] = TaskOptions(**opts)
-            except TypeError as exc:
+                if isinstance(opts.get("resources"), (list, tuple)):  # saved as (name, amount) pairs
+                    opts["resources"] = dict(opts["resources"])
+                # checked as options given in code are: a file's NaN must not reach a scheduler
+                extra["options"] = task_options(label, **opts)
+            except (TypeError, ValueError) as exc:
                 raise GraphFormatError(f"{label}: bad task options {opts!r}: {exc}") from exc
         if op in (TASK, CALL):
             extra["effectful"] = bool(rec.get("effectful", op == CALL))

@@ -13,7 +13,7 @@ from plait.errors import GetTimeoutError
 from plait.runtime import context
 from plait.runtime.actor import ActorHandle
 from plait.runtime.future import _NO_VALUE, FINISHED, Future, Unresolved
-from plait.runtime.options import EngineConfig
+from plait.runtime.options import EngineConfig, check_amount, check_count, check_resources
 
 ENGINES = {
     "inline": "plait.engines.inline:InlineEngine",
@@ -80,9 +80,13 @@ def init(
             "engine='ray' (to ray.init) and engine='dask' (to LocalCluster)"
         )
     if workers is None and os.environ.get("PLAIT_WORKERS"):
-        workers = int(os.environ["PLAIT_WORKERS"])
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers={workers} must be at least 1")
+        try:
+            workers = int(os.environ["PLAIT_WORKERS"])
+        except ValueError:
+            raise ValueError(
+                f"PLAIT_WORKERS={os.environ['PLAIT_WORKERS']!r} must be a whole number of worker processes"
+            ) from None
+    _check_init(workers, num_cpus, num_gpus, memory, resources, object_store_memory, spill_dir)
     config = EngineConfig(
         engine=name,
         workers=workers,
@@ -104,6 +108,22 @@ def init(
         atexit.register(shutdown)
         _atexit_registered = True
     return Session(engine_obj)
+
+
+def _check_init(
+    workers: Any, num_cpus: Any, num_gpus: Any, memory: Any, resources: Any, object_store_memory: Any, spill_dir: Any
+) -> None:
+    """Each of ``plait.init``'s amounts is of the right type, finite and in range, before an
+    engine is built on it."""
+    owner = "plait.init"
+    check_count(owner, "workers", workers, least=1, allow_none=True)
+    check_amount(owner, "num_cpus", num_cpus, allow_none=True, positive=True)
+    check_count(owner, "num_gpus", num_gpus, allow_none=True)
+    check_amount(owner, "memory", memory, allow_none=True, positive=True)
+    check_amount(owner, "object_store_memory", object_store_memory, allow_none=True, positive=True)
+    check_resources(owner, resources)
+    if spill_dir is not None and not isinstance(spill_dir, (str, os.PathLike)):
+        raise TypeError(f"{owner}: spill_dir={spill_dir!r} must be a path (str or os.PathLike)")
 
 
 def shutdown() -> None:

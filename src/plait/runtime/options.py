@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -95,11 +96,42 @@ def resource_shape(
     return tuple(sorted(shape.items()))
 
 
-def _check_number(owner: str, key: str, value: Any, *, allow_none: bool = False) -> None:
+def check_amount(owner: str, key: str, value: Any, *, allow_none: bool = False, positive: bool = False) -> None:
+    """``value`` is a finite real number (not a bool), ``>= 0`` (``> 0`` when ``positive``):
+    NaN compares false with everything, so it would pass a range check and then break the
+    accounting of every resource it touches."""
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"{owner}: option {key}={value!r} must be a number >= 0")
+    bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+    if bad or value < 0 or (positive and value == 0):
+        least = "> 0" if positive else ">= 0"
+        raise ValueError(f"{owner}: option {key}={value!r} must be a finite number {least}")
+
+
+def check_count(owner: str, key: str, value: Any, *, least: int = 0, allow_none: bool = False) -> None:
+    """``value`` is an int ``>= least`` (a bool is not a count)."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{owner}: option {key}={value!r} must be an int >= {least}")
+
+
+def check_resources(owner: str, resources: Any) -> tuple[tuple[str, float], ...]:
+    res = resources or {}
+    if not isinstance(res, dict):
+        raise TypeError(f"{owner}: resources= must be a dict like {{'db': 1}}, got {res!r}")
+    for k, v in res.items():
+        if not isinstance(k, str) or not k:
+            raise TypeError(f"{owner}: resources= takes names (str) as keys, got {k!r}")
+        if k in ("CPU", "GPU", "memory"):
+            raise ValueError(f"{owner}: use num_cpus/num_gpus/memory instead of resources[{k!r}]")
+        check_amount(owner, f"resources[{k!r}]", v)
+    return tuple(sorted(res.items()))
+
+
+def _check_flag(owner: str, key: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{owner}: option {key}={value!r} must be True or False")
 
 
 def _normalize(owner: str, kwargs: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -111,26 +143,18 @@ def _normalize(owner: str, kwargs: dict[str, Any], allowed: tuple[str, ...]) -> 
     out = dict(kwargs)
     for key in ("num_cpus", "num_gpus"):
         if key in out:
-            _check_number(owner, key, out[key])
+            check_amount(owner, key, out[key])
     if "num_gpus" in out:
         g = out["num_gpus"]
         if g > 1 and g != int(g):
             raise ValueError(f"{owner}: num_gpus={g} must be a whole number when above 1")
     if "memory" in out:
-        _check_number(owner, "memory", out["memory"], allow_none=True)
+        check_amount(owner, "memory", out["memory"], allow_none=True)
     if "resources" in out:
-        res = out["resources"] or {}
-        if not isinstance(res, dict):
-            raise TypeError(f"{owner}: resources= must be a dict like {{'db': 1}}, got {res!r}")
-        for k, v in res.items():
-            if k in ("CPU", "GPU", "memory"):
-                raise ValueError(f"{owner}: use num_cpus/num_gpus/memory instead of resources[{k!r}]")
-            _check_number(owner, f"resources[{k!r}]", v)
-        out["resources"] = tuple(sorted(res.items()))
-    if "retries" in out or "max_restarts" in out or "num_returns" in out:
-        for key in ("retries", "max_restarts", "num_returns"):
-            if key in out and (not isinstance(out[key], int) or out[key] < 0):
-                raise ValueError(f"{owner}: {key}={out[key]!r} must be an int >= 0")
+        out["resources"] = check_resources(owner, out["resources"])
+    for key in ("retries", "max_restarts", "num_returns"):
+        if key in out:
+            check_count(owner, key, out[key])
     if "retry_exceptions" in out:
         spec = out["retry_exceptions"]
         if isinstance(spec, type) and issubclass(spec, BaseException):
@@ -142,12 +166,14 @@ def _normalize(owner: str, kwargs: dict[str, Any], allowed: tuple[str, ...]) -> 
         elif not isinstance(spec, bool):
             raise TypeError(f"{owner}: retry_exceptions= takes True/False or exception types")
         out["retry_exceptions"] = spec
-    if "timeout" in out:
-        _check_number(owner, "timeout", out["timeout"], allow_none=True)
+    if "timeout" in out:  # seconds a call may run: zero would stop every call at once
+        check_amount(owner, "timeout", out["timeout"], allow_none=True, positive=True)
     if out.get("max_concurrency") is not None:
-        n = out["max_concurrency"]
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"{owner}: max_concurrency={n!r} must be an int >= 1 (calls at once)")
+        check_count(owner, "max_concurrency", out["max_concurrency"], least=1)
+    if out.get("name") is not None and (not isinstance(out["name"], str) or not out["name"]):
+        raise TypeError(f"{owner}: option name={out['name']!r} must be a non-empty str")
+    if "get_if_exists" in out:
+        _check_flag(owner, "get_if_exists", out["get_if_exists"])
     return out
 
 
