@@ -3,7 +3,9 @@ task run afterwards): stale futures, bad options, hostile graph files."""
 
 from __future__ import annotations
 
+import json
 import math
+import operator
 
 import pytest
 
@@ -129,3 +131,99 @@ def test_a_graph_file_with_a_bad_option_is_refused_on_load(tmp_path, bad):
     path.write_text(json.dumps(data))
     with pytest.raises(GraphFormatError, match="bad task options"):
         plait.graph.load(path)
+
+
+# ----------------------------------------------------------------------------- hostile graph files
+
+
+def _document(nodes, meta=None):
+    graph = {"name": "hostile", "nodes": nodes}
+    if meta is not None:
+        graph["meta"] = meta
+    return {"format": "plait.graph", "version": 1, "python": "3.11", "graph": graph}
+
+
+def _runs_system(marker):
+    return {"namedtuple": {"ref": "os:system"}, "items": [f"touch {marker}"]}
+
+
+@pytest.mark.parametrize("where", ["const", "meta", "graph meta", "argument"])
+def test_a_graph_file_cannot_make_loading_call_a_function(tmp_path, where):
+    marker = tmp_path / "ran"
+    payload = _runs_system(marker)
+    nodes = [{"name": "c", "op": "const", "target": payload if where == "const" else 1}]
+    if where == "meta":
+        nodes[0]["meta"] = {"line": payload}
+    if where == "argument":
+        nodes.append({"name": "t", "op": "task", "target": {"ref": "tests.test_hostile_input:ident"}, "args": [payload]})
+    nodes.append({"name": "out", "op": "output", "args": [{"node": "c"}]})
+    doc = _document(nodes, meta={"x": payload} if where == "graph meta" else None)
+    for trusted in (False, True):  # even a trusted file builds only real named tuples
+        with pytest.raises(plait.graph.GraphFormatError, match="os:system|not a named tuple type"):
+            plait.graph.from_json(json.dumps(doc), trusted=trusted)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "op, target, args",
+    [
+        ("op", "builtins:eval", ["1 + 1"]),
+        ("call", "builtins:open", ["/etc/passwd"]),
+        ("call", "os:system", ["true"]),
+        ("op", "operator:methodcaller", ["system"]),
+        ("op", "operator:attrgetter", ["__class__"]),
+        ("op", "subprocess:run", [["true"]]),
+        ("task", "operator:add", [1, 2]),
+        ("op", "os:path", []),
+    ],
+)
+def test_a_graph_file_may_name_only_tasks_and_listed_functions(op, target, args):
+    doc = _document([
+        {"name": "x", "op": op, "target": {"ref": target}, "args": args},
+        {"name": "out", "op": "output", "args": [{"node": "x"}]},
+    ])
+    with pytest.raises(plait.graph.GraphFormatError, match="trusted=True|must be a plait task"):
+        plait.graph.from_json(json.dumps(doc))
+
+
+@pytest.mark.parametrize("name", ["__class__", "_private", {"node": "s"}])
+@pytest.mark.parametrize("target", ["builtins:getattr", "plait.graph.ops:call_method"])
+def test_a_graph_file_reaches_only_public_attributes_named_by_constants(target, name):
+    doc = _document([
+        {"name": "s", "op": "const", "target": "text"},
+        {"name": "a", "op": "op", "target": {"ref": target}, "args": [{"node": "s"}, name]},
+        {"name": "out", "op": "output", "args": [{"node": "a"}]},
+    ])
+    with pytest.raises(plait.graph.GraphFormatError, match="must name a public attribute with a constant"):
+        plait.graph.from_json(json.dumps(doc))
+
+
+def test_a_pickle_in_a_graph_file_loads_only_when_the_caller_trusts_it(tmp_path):
+    g = Graph(["x"])
+    g.set_output(g.add_op(lambda v: v * 3, g.inputs[0]))  # a lambda travels pickled
+    path = tmp_path / "g.json"
+    g.save(path)
+    with pytest.raises(plait.graph.GraphFormatError, match="pickled object, and unpickling runs code.*trusted=True"):
+        plait.graph.load(path)
+    with plait.init(engine="inline"):
+        assert plait.run(plait.graph.load(path, trusted=True), 2) == 6
+
+
+def test_a_graph_of_tasks_and_listed_functions_loads_and_runs_untrusted(tmp_path):
+    g = Graph(["words"])
+    lengths = g.add_op(list, g.add_op(map, len, g.inputs[0]))
+    total = g.add_task(ident, (g.add_op(sum, lengths),))
+    upper = g.add_call(call_method_ref(), (g.add_op(operator.getitem, g.inputs[0], 0), "upper"), effectful=False)
+    g.set_output([total, upper, g.add_op(getattr, "abc", "upper")])
+    path = tmp_path / "g.json"
+    g.save(path)
+    loaded = plait.graph.load(path)
+    with plait.init(engine="inline"):
+        total_value, upper_value, method = plait.run(loaded, ["ab", "cde"])
+    assert (total_value, upper_value, method()) == (5, "AB", "ABC")
+
+
+def call_method_ref():
+    from plait.graph.ops import call_method
+
+    return call_method

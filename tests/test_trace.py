@@ -86,7 +86,7 @@ def test_plait_graph_command(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    graph = plait.graph.load(str(out))
+    graph = plait.graph.load(str(out), trusted=True)  # the script's tasks travel by value
     assert sum(1 for n in graph.nodes if n.op == "task") == 3
     shown = subprocess.run(
         [sys.executable, "-m", "plait", "graph", f"{script}:pipeline", "[1]"], capture_output=True, text=True, timeout=120

@@ -720,11 +720,11 @@ class Graph:
         return to_json(self, indent=indent)
 
     @classmethod
-    def from_json(cls, text: str | bytes | dict) -> Graph:
+    def from_json(cls, text: str | bytes | dict, *, trusted: bool = False) -> Graph:
         """The graph a ``to_json`` text (or its parsed dict) describes."""
         from plait.graph.serialize import from_json
 
-        return from_json(text)
+        return from_json(text, trusted=trusted)
 
     def save(self, path: Any) -> None:
         """Write ``to_json()`` to ``path``."""

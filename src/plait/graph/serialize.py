@@ -24,8 +24,21 @@ string or a list of VALUEs; anything else is an object with one tag:
 
 Targets of ``task``, ``op`` and ``call`` nodes are ``{"ref": ...}`` when
 importing ``module:qualname`` gives back the very same object, else
-``{"pickle": ...}`` (closures, lambdas, functions of ``__main__``). Loading
-a document that holds pickles runs code: load only files you trust.
+``{"pickle": ...}`` (closures, lambdas, functions of ``__main__``).
+
+What a file can do when loaded (``load``, ``from_json``): by default, nothing
+but name things. Loading calls no function (a ``namedtuple`` tag builds its
+tuple only once the named type is checked to be a named tuple class), refuses
+every ``pickle`` (unpickling runs code) and resolves a ``ref`` only to a plait
+task, a function of ``plait.graph.ops``, a pure builtin (``len``, ``sorted``,
+``getattr``, ...), a function of ``math``, ``cmath`` or ``operator`` (not
+``attrgetter``, ``methodcaller`` or ``call``), ``print``, or a named tuple
+class; ``getattr`` and ``call_method`` nodes must name their attribute with
+a constant that does not start with ``_``. Resolving a ``ref`` imports its
+module, as ``import module`` would. So running the graph calls only tasks
+(code installed where it runs) and those functions. ``trusted=True`` lifts
+all of this, for files you made yourself: pickled closures and lambdas load
+then, and any importable object may be named.
 """
 
 from __future__ import annotations
@@ -208,17 +221,17 @@ def _encode_graph(graph: Graph, where: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- reading
 
 
-def load(path: Any) -> Graph:
-    """The graph saved at ``path`` (by ``Graph.save``)."""
+def load(path: Any, *, trusted: bool = False) -> Graph:
+    """The graph saved at ``path`` (by ``Graph.save``); ``trusted``: see the module's notes."""
     with open(os.fspath(path), encoding="utf-8") as f:
         text = f.read()
     try:
-        return from_json(text)
+        return from_json(text, trusted=trusted)
     except GraphFormatError as exc:
         raise GraphFormatError(f"{os.fspath(path)}: {exc}") from exc.__cause__
 
 
-def from_json(text: str | bytes | dict) -> Graph:
+def from_json(text: str | bytes | dict, *, trusted: bool = False) -> Graph:
     if isinstance(text, dict):
         doc = text
     else:
@@ -234,16 +247,65 @@ def from_json(text: str | bytes | dict) -> Graph:
             f"plait.graph format version {version!r} is not supported: this plait reads version {VERSION} "
             "(a newer plait wrote this file; upgrade plait to load it)"
         )
-    reader = _Reader(doc.get("python"))
+    reader = _Reader(doc.get("python"), trusted)
     return reader.graph(doc.get("graph"), "")
 
 
+def _untrusted_functions() -> frozenset[Any]:
+    """What a file not marked trusted may name besides plait tasks and named tuple types."""
+    import builtins
+    import cmath
+    import operator
+
+    from plait.graph import ops
+
+    pure_builtins = (
+        "abs all any ascii bin bool bytes callable chr complex dict divmod enumerate filter float "
+        "format frozenset getattr hasattr hash hex int isinstance issubclass iter len list map max "
+        "min next oct ord pow range repr reversed round set slice sorted str sum tuple zip"
+    ).split()
+    named = [getattr(builtins, name) for name in pure_builtins] + [print]
+    gadgets = {operator.attrgetter, operator.methodcaller, getattr(operator, "call", None)}
+    for module in (math, cmath, operator):
+        named += [f for f in vars(module).values() if callable(f) and not isinstance(f, type) and f not in gadgets]
+    named += [f for name, f in vars(ops).items() if callable(f) and getattr(f, "__module__", None) == ops.__name__]
+    return frozenset(named)
+
+
+_UNTRUSTED_FUNCTIONS: frozenset[Any] | None = None
+
+
+def _may_name(target: Any) -> bool:
+    global _UNTRUSTED_FUNCTIONS
+    from plait.runtime.task import TaskFunction
+
+    if isinstance(target, TaskFunction) or _is_namedtuple_class(target):
+        return True
+    if _UNTRUSTED_FUNCTIONS is None:
+        _UNTRUSTED_FUNCTIONS = _untrusted_functions()
+    try:
+        return target in _UNTRUSTED_FUNCTIONS
+    except TypeError:  # unhashable: no function
+        return False
+
+
+def _is_namedtuple_class(target: Any) -> bool:
+    return isinstance(target, type) and issubclass(target, tuple) and isinstance(getattr(target, "_fields", None), tuple)
+
+
 class _Reader:
-    def __init__(self, python: Any) -> None:
+    def __init__(self, python: Any, trusted: bool) -> None:
         self.python = python
+        self.trusted = trusted
 
     def unpickle(self, data: str, label: str) -> Any:
         import pickle
+
+        if not self.trusted:
+            raise GraphFormatError(
+                f"{label} is a pickled object, and unpickling runs code: load the file with "
+                "trusted=True (plait.graph.load(path, trusted=True)) only if you trust who wrote it"
+            )
 
         try:
             return pickle.loads(base64.b64decode(data))
@@ -268,6 +330,12 @@ class _Reader:
                 f"{label}: cannot import {ref!r} ({type(exc).__name__}: {exc}); the module must be "
                 "importable where the graph is loaded"
             ) from exc
+        if not self.trusted and not _may_name(target):
+            raise GraphFormatError(
+                f"{label} names {ref!r}, which a file may name only when loaded with trusted=True: "
+                "without it a file may name plait tasks, named tuple types and the pure functions "
+                "listed in plait.graph.serialize (len, operator.add, ...)"
+            )
         return target
 
     def obj(self, rec: Any, label: str) -> Any:
@@ -301,8 +369,23 @@ class _Reader:
             return float(rec["float"])
         if "namedtuple" in rec:
             cls = self.obj(rec["namedtuple"], label)
+            if not _is_namedtuple_class(cls):  # building it calls it: only a named tuple type
+                raise GraphFormatError(f"{label}: a namedtuple tag names {cls!r}, which is not a named tuple type")
             return cls(*(self.value(v, names, label) for v in rec["items"]))
         return self.obj(rec, label)
+
+    def _check_attribute_name(self, target: Any, args: tuple, label: str) -> None:
+        """``getattr``/``call_method`` reach only public attributes named by a constant: a
+        dunder path (``__class__``, ``__globals__``) leads from any value to any function."""
+        from plait.graph import ops
+
+        if target is getattr or target is ops.call_method:
+            name = args[1] if len(args) > 1 else None
+            if not isinstance(name, str) or name.startswith("_"):
+                raise GraphFormatError(
+                    f"{label}: {target.__name__} must name a public attribute with a constant string "
+                    f"in a file not loaded with trusted=True, got {name!r}"
+                )
 
     def graph(self, rec: Any, where: str) -> Graph:
         if not isinstance(rec, dict) or not isinstance(rec.get("nodes"), list):
@@ -340,7 +423,13 @@ class _Reader:
             target = self.obj(rec.get("target"), f"the function of {label}")
         else:
             target = None
+        if op in (OP, CALL) and not self.trusted:
+            self._check_attribute_name(target, args, label)
         if op == TASK:
+            from plait.runtime.task import TaskFunction
+
+            if not isinstance(target, TaskFunction):
+                raise GraphFormatError(f"{label}: the target of a task node must be a plait task, got {target!r}")
             opts = {k: self.value(v, {}, label) for k, v in rec.get("options", {}).items()}
             try:
                 if isinstance(opts.get("resources"), (list, tuple)):  # saved as (name, amount) pairs
