@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import math
 import operator
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -227,3 +230,33 @@ def call_method_ref():
     from plait.graph.ops import call_method
 
     return call_method
+
+
+# ----------------------------------------------------------------------------- the working directory
+
+
+def test_workers_do_not_import_what_is_planted_in_the_directory_a_script_runs_from(tmp_path):
+    planted, app = tmp_path / "downloads", tmp_path / "app"
+    planted.mkdir()
+    app.mkdir()
+    (planted / "socket.py").write_text(textwrap.dedent("""
+        import os
+        open(os.path.join(os.path.dirname(__file__), "RAN"), "w").write(str(os.getpid()))
+        raise SystemExit("a planted socket.py ran")
+    """))
+    (app / "main.py").write_text(textwrap.dedent("""
+        import plait
+
+        @plait.task
+        def inc(x):
+            return x + 1
+
+        with plait.init(engine="local", workers=2):
+            print(plait.get([inc(i) for i in range(4)]))
+    """))
+    done = subprocess.run(
+        [sys.executable, str(app / "main.py")], cwd=planted, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[1, 2, 3, 4]"
+    assert not (planted / "RAN").exists()

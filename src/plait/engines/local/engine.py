@@ -130,6 +130,16 @@ class _Task:
         self.timeout = options.timeout if kind == TASK else None
 
 
+def worker_path(inherited: str) -> str:
+    """The ``PYTHONPATH`` a worker starts with: the driver's own ``sys.path``, in its order
+    (``""``, the working directory, made absolute), so a worker imports exactly what the
+    driver would and nothing planted in the directory a script is run from."""
+    entries = [p or os.getcwd() for p in sys.path]
+    if inherited:
+        entries.append(inherited)
+    return os.pathsep.join(dict.fromkeys(entries))
+
+
 class _Worker:
     __slots__ = (
         "index",
@@ -287,10 +297,11 @@ class LocalEngine(Engine):
         parent, child = socket.socketpair()
         index = next(self._worker_seq)
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")])
+        env["PYTHONPATH"] = worker_path(env.get("PYTHONPATH", ""))
         proc = subprocess.Popen(
             [
                 sys.executable,
+                "-P",  # no working directory first on sys.path: the driver's path only
                 "-m",
                 "plait.engines.local.worker",
                 str(child.fileno()),
