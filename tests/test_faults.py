@@ -164,3 +164,36 @@ def test_a_num_returns_call_whose_worker_dies_is_retried_with_all_its_items(loca
     for item in always_crash():
         with pytest.raises(plait.WorkerCrashedError, match="always_crash"):
             item.result(timeout=60)
+
+
+@plait.task(retries=0)
+def crash_leaving_a_child(how, pidfile):
+    """Start a long-lived child (by the shell, or a bare fork that keeps every descriptor),
+    write its pid, then die."""
+    if how == "shell":
+        os.system(f"sleep 300 & echo $! > {pidfile}")
+    else:
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(300)
+            os._exit(0)
+        with open(pidfile, "w") as f:
+            f.write(str(pid))
+    os._exit(3)
+
+
+@pytest.mark.parametrize("how", ["shell", "fork"])
+def test_a_crash_is_seen_while_a_child_the_task_started_lives_on(local, tmp_path, how):
+    pidfile = tmp_path / "child.pid"
+    f = crash_leaving_a_child(how, str(pidfile))
+    try:
+        # the child lives 300 s: only the worker's own exit can have ended the call
+        with pytest.raises(plait.WorkerCrashedError, match="exit code 3"):
+            f.result(timeout=120)
+    finally:
+        deadline = time.monotonic() + 30
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the child this test made
+    assert plait.get([leaf(1), leaf(2)]) == [1, 2]

@@ -49,6 +49,7 @@ or fails every later call too.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -130,6 +131,22 @@ class _Task:
         self.timeout = options.timeout if kind == TASK else None
 
 
+class _Exited:
+    """Selector data for a worker's exit descriptor (its socket's data is the worker)."""
+
+    __slots__ = ("worker",)
+
+    def __init__(self, worker: _Worker) -> None:
+        self.worker = worker
+
+
+def _exit_fd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux, or a kernel before 5.3: the socket's end only
+        return None
+
+
 def worker_path(inherited: str) -> str:
     """The ``PYTHONPATH`` a worker starts with: the driver's own ``sys.path``, in its order
     (``""``, the working directory, made absolute), so a worker imports exactly what the
@@ -156,6 +173,7 @@ class _Worker:
         "idle_since",
         "started",
         "maps",
+        "exit_fd",
     )
 
     def __init__(self, index: int, proc: subprocess.Popen, conn: Connection) -> None:
@@ -173,6 +191,8 @@ class _Worker:
         self.idle_since = time.monotonic()
         self.started = False  # said hello: before that, no task can have started here
         self.maps: dict[int, int] = {}  # store files this process has mapped
+        # readable when the process exits, even while a child it forked keeps its socket open
+        self.exit_fd = _exit_fd(proc.pid)
 
 
 class _Actor:
@@ -356,6 +376,14 @@ class LocalEngine(Engine):
             dead: list[_Worker] = []
             for key, mask in events:
                 worker = key.data
+                if type(worker) is _Exited:  # the process is gone: read what it sent, then bury it
+                    worker = worker.worker
+                    if worker.alive:
+                        frames = worker.conn.read()
+                        if frames:
+                            inbound.append((worker, frames))
+                        dead.append(worker)
+                    continue
                 if worker is None:
                     try:
                         while os.read(self._wake_r, 4096):
@@ -402,6 +430,8 @@ class LocalEngine(Engine):
             worker = self._new_workers.popleft()
             if worker.alive:
                 self._selector.register(worker.conn.sock, selectors.EVENT_READ, worker)
+                if worker.exit_fd is not None:
+                    self._selector.register(worker.exit_fd, selectors.EVENT_READ, _Exited(worker))
         for worker in list(self._want_write):
             if worker.alive and worker.conn.out:
                 self._selector.modify(worker.conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, worker)
@@ -853,7 +883,7 @@ class LocalEngine(Engine):
             if worker.lease is None and not worker.inflight and now - worker.idle_since > IDLE_RETIRE_S:
                 extra -= 1
                 worker.alive = False
-                self._selector.unregister(worker.conn.sock)
+                self._unregister(worker)
                 worker.conn.close()  # end of stream: the worker exits
                 del self.workers[worker.index]
                 self._retired.append(worker.proc)
@@ -1214,12 +1244,19 @@ class LocalEngine(Engine):
             pass
 
     # ---------------------------------------------------------- worker death
+    def _unregister(self, worker: _Worker) -> None:
+        """Stop watching a worker's socket and exit descriptor (closed: it is not needed again)."""
+        for fd in (worker.conn.sock, worker.exit_fd):
+            if fd is not None:
+                with contextlib.suppress(KeyError, ValueError):
+                    self._selector.unregister(fd)
+        if worker.exit_fd is not None:
+            os.close(worker.exit_fd)
+            worker.exit_fd = None
+
     def _on_worker_death(self, worker: _Worker) -> None:
         worker.alive = False
-        try:
-            self._selector.unregister(worker.conn.sock)
-        except (KeyError, ValueError):
-            pass
+        self._unregister(worker)
         worker.conn.close()
         self._want_write.discard(worker)
         try:
@@ -1602,6 +1639,9 @@ class LocalEngine(Engine):
         self._io_thread.join(timeout=5)
         for worker in workers:
             worker.conn.close()  # end of stream: an idle worker exits at once
+            if worker.exit_fd is not None:
+                os.close(worker.exit_fd)
+                worker.exit_fd = None
         deadline = time.monotonic() + 2.0
         for proc in [w.proc for w in workers] + self._retired:
             try:

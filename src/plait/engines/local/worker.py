@@ -498,6 +498,8 @@ def _orphaned(dirs: StoreDirs) -> None:
 
 def main(argv: list[str]) -> None:
     fd, index, shm, spill, parent = int(argv[0]), int(argv[1]), argv[2], argv[3], int(argv[4])
+    # processes a task starts must not hold the channel: the driver would not see this one die
+    os.set_inheritable(fd, False)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     dirs = StoreDirs(shm, spill)
     threading.Thread(target=_watch_parent, args=(parent, dirs), daemon=True, name="plait-watchdog").start()
