@@ -12,6 +12,7 @@ import pytest
 
 import plait
 from plait.runtime.context import current_engine
+from tests.conftest import pid_alive
 
 
 @plait.task
@@ -197,3 +198,32 @@ def test_a_crash_is_seen_while_a_child_the_task_started_lives_on(local, tmp_path
         if pidfile.exists():
             os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the child this test made
     assert plait.get([leaf(1), leaf(2)]) == [1, 2]
+
+
+@plait.task
+def nap(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+def test_an_internal_error_in_the_scheduler_fails_every_pending_call_at_once(monkeypatch):
+    with plait.init(engine="local", workers=1) as session:
+        engine = session.engine
+        running = nap(60)  # its worker is busy with it: shutdown stops it
+        queued = nap(0)
+        pids = [w.proc.pid for w in engine.workers.values()]
+
+        def broken() -> None:  # a fault injected into the scheduler's own loop
+            raise RuntimeError("injected scheduler fault")
+
+        monkeypatch.setattr(engine, "_check_deadlines", broken)
+        woken = leaf(1)  # wakes the scheduler thread, which then fails
+        for f in (running, queued, woken):
+            with pytest.raises(plait.EngineError, match="scheduler failed .*injected scheduler fault.*plait.shutdown"):
+                f.result(timeout=60)
+        with pytest.raises(plait.EngineError, match="cannot go on"):
+            leaf(2)
+        (record,) = plait.status()
+        assert record["state"] == "failed" and "injected scheduler fault" in record["why"]
+    for pid in pids:  # shutdown still stops every worker it started
+        assert not pid_alive(pid)

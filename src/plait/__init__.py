@@ -9,6 +9,7 @@ default engine runs one warm worker process per core; ``plait.init(engine=
 from plait.errors import (
     ActorDiedError,
     CancelledError,
+    EngineError,
     GetTimeoutError,
     InfeasibleResourcesError,
     NotSupported,
@@ -47,6 +48,7 @@ __all__ = [
     "ActorHandle",
     "ActorPool",
     "CancelledError",
+    "EngineError",
     "Future",
     "GetTimeoutError",
     "Graph",

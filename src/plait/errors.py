@@ -12,6 +12,7 @@ from concurrent.futures import CancelledError
 __all__ = [
     "ActorDiedError",
     "CancelledError",
+    "EngineError",
     "GetTimeoutError",
     "InfeasibleResourcesError",
     "NotSupported",
@@ -81,6 +82,14 @@ class TaskTimeoutError(PlaitError, TimeoutError):
 
 class GetTimeoutError(PlaitError, TimeoutError):
     """``get(..., timeout=)`` or ``Future.result(timeout)`` ran out of time."""
+
+
+class EngineError(PlaitError):
+    """The engine itself failed (an internal error in its scheduler) and cannot go on: every
+    pending call fails with this, and a new call says so."""
+
+    def __reduce__(self):
+        return (type(self), self.args)
 
 
 class ReleasedError(PlaitError):

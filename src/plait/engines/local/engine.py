@@ -69,7 +69,14 @@ from plait.engines.local import messages as M
 from plait.engines.local.messages import ACTOR_CALL, ACTOR_INIT, OUTPUT, TASK
 from plait.engines.local.store import ObjectStore, decode, encode
 from plait.engines.local.wire import Connection, pack
-from plait.errors import ActorDiedError, NotSupported, PlaitError, TaskTimeoutError, WorkerCrashedError
+from plait.errors import (
+    ActorDiedError,
+    EngineError,
+    NotSupported,
+    PlaitError,
+    TaskTimeoutError,
+    WorkerCrashedError,
+)
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
 from plait.runtime.actor import ActorHandle, check_handle, name_taken, no_such_actor
@@ -294,6 +301,7 @@ class LocalEngine(Engine):
         self._worker_seq = itertools.count(1)
         self._failed_starts = 0
         self._broken: bytes | None = None  # set when workers cannot start at all
+        self._failure: EngineError | None = None  # set when the scheduler thread failed
         self._starving = False  # some shape could not get resources in the last round
         self._starved = False
         self._closing = False
@@ -367,6 +375,26 @@ class LocalEngine(Engine):
 
     # ============================================================ the I/O thread
     def _io_loop(self) -> None:
+        """The scheduler thread: it must not die silently, or every future would wait forever.
+        An internal error fails every pending call with an ``EngineError`` that names it."""
+        try:
+            self._serve()
+        except BaseException as exc:  # noqa: BLE001 - said, and every waiter is woken
+            log.exception("the plait scheduler failed")
+            self._fail_everything(exc)
+
+    def _fail_everything(self, exc: BaseException) -> None:
+        error = EngineError(
+            f"the plait scheduler failed ({type(exc).__name__}: {exc}); this engine cannot go on: "
+            "call plait.shutdown(), then plait.init() for a new one (and please report the error)"
+        )
+        with self._lock:
+            self._failure = error
+            notify = [(t.future, FAILED, error) for t in self.tasks.values() if t.future is not None]
+            notify += [(o.future, FAILED, error) for t in self.tasks.values() for o in t.outputs if o.future is not None]
+        fut_mod.run_callbacks(fut_mod.complete(notify))
+
+    def _serve(self) -> None:
         selector = self._selector
         while True:
             events = selector.select(self._next_timeout())
@@ -701,6 +729,8 @@ class LocalEngine(Engine):
     def _check_open(self) -> None:
         if self._closing:
             raise RuntimeError("this plait engine was shut down; call plait.init() to start a new one")
+        if self._failure is not None:
+            raise self._failure
 
     def _add(self, task: _Task, dep_ids: list[int], held: Sequence[int] = ()) -> None:
         """Register a new task and its dependencies; make it ready if it can run."""
@@ -1539,6 +1569,8 @@ class LocalEngine(Engine):
     def status(self) -> list[dict[str, Any]]:
         now = time.monotonic()
         records = []
+        if self._failure is not None:
+            return [{"id": 0, "name": "plait", "state": "failed", "why": str(self._failure), "age_s": 0.0}]
         with self._lock:
             for task in self.tasks.values():
                 if task.kind == OUTPUT:
