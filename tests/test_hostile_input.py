@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import operator
+import os
 import subprocess
 import sys
 import textwrap
@@ -260,3 +261,69 @@ def test_workers_do_not_import_what_is_planted_in_the_directory_a_script_runs_fr
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[1, 2, 3, 4]"
     assert not (planted / "RAN").exists()
+
+
+# ----------------------------------------------------------------------------- full disks
+
+FULL_STORE_DRIVER = """
+import json, sys
+import numpy as np
+import plait
+
+@plait.task
+def make(n):
+    return np.ones(n)
+
+@plait.task
+def total(a):
+    return float(a.sum())
+
+out = {}
+with plait.init(engine="local", workers=2, object_store_memory=2_000_000, spill_dir=sys.argv[1]):
+    kept, failures = [], []
+    for _ in range(12):  # 2.4 MB each: memory over its limit, then the spill disk, then /dev/shm
+        try:
+            kept.append(plait.put(np.ones(300_000)))
+        except plait.ObjectStoreFullError as exc:
+            failures.append(str(exc))
+    out["stored"], out["put_error"] = len(kept), failures[:1]
+    try:
+        make(300_000).result(timeout=60)
+        out["task_error"] = None
+    except plait.ObjectStoreFullError as exc:
+        out["task_error"] = str(exc)
+    out["sums"] = [total(f).result(timeout=60) for f in kept[:2]]  # nothing stored was lost
+    for f in kept:
+        f.release()
+    out["after"] = total(make(300_000)).result(timeout=60)  # the engine goes on
+print(json.dumps(out))
+"""
+
+
+def test_full_shared_memory_and_spill_disk_fail_the_work_that_needs_them_and_nothing_else(tmp_path):
+    import shutil
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare to mount small file systems in a namespace of its own")
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    (tmp_path / "driver.py").write_text(FULL_STORE_DRIVER)
+    # a mount namespace of this test's own: an 8 MB /dev/shm and a 4 MB spill disk
+    script = (
+        f"mount -t tmpfs -o size=8m tmpfs /dev/shm && mount -t tmpfs -o size=4m tmpfs {spill} && "
+        f"exec {sys.executable} {tmp_path / 'driver.py'} {spill}"
+    )
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["stored"] >= 3  # memory, then the spill disk, then what /dev/shm holds
+    (put_error,) = out["put_error"]
+    assert "cannot store a value of 2,400," in put_error and "are both full" in put_error
+    assert "Future.release()" in put_error and "spill_dir" in put_error
+    assert out["task_error"] is not None and "are both full" in out["task_error"]
+    assert out["sums"] == [300_000.0, 300_000.0]
+    assert out["after"] == 300_000.0
+    assert "cannot spill to" in done.stderr  # said once when the spill disk filled

@@ -16,6 +16,7 @@ __all__ = [
     "GetTimeoutError",
     "InfeasibleResourcesError",
     "NotSupported",
+    "ObjectStoreFullError",
     "PlaitError",
     "ReleasedError",
     "RemoteTraceback",
@@ -87,6 +88,13 @@ class GetTimeoutError(PlaitError, TimeoutError):
 class EngineError(PlaitError):
     """The engine itself failed (an internal error in its scheduler) and cannot go on: every
     pending call fails with this, and a new call says so."""
+
+    def __reduce__(self):
+        return (type(self), self.args)
+
+
+class ObjectStoreFullError(PlaitError):
+    """A value could not be stored: shared memory and the spill directory are both full."""
 
     def __reduce__(self):
         return (type(self), self.args)

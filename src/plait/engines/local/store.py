@@ -28,6 +28,9 @@ back transparently (and a mapping already made stays valid).
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
 import mmap
 import os
 import pickle
@@ -37,6 +40,10 @@ import tempfile
 import weakref
 from collections.abc import Sequence
 from typing import Any
+
+from plait.errors import ObjectStoreFullError
+
+log = logging.getLogger("plait")
 
 INLINE_MAX = 256 * 1024  # bytes of buffers+pickle kept inline in messages
 POOL_MIN = 1 << 20  # only files this large are worth recycling
@@ -114,9 +121,22 @@ def write_object(dirs: StoreDirs, oid: int, data: bytes, buffers: Sequence[Any])
                 os.unlink(tmp)
             except OSError:
                 pass
-            if exc.errno != 28 or path != dirs.shm_path(oid):  # 28: ENOSPC
+            if exc.errno not in _FULL:
                 raise
+            if path != dirs.shm_path(oid):
+                raise store_full(total, dirs, exc) from None
     raise AssertionError("unreachable")
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def store_full(size: int, dirs: StoreDirs, exc: OSError) -> ObjectStoreFullError:
+    return ObjectStoreFullError(
+        f"cannot store a value of {size:,} bytes: shared memory ({os.path.dirname(dirs.shm)}) and the "
+        f"spill directory ({os.path.dirname(dirs.spill)}) are both full ({exc.strerror}). Free values "
+        "(drop futures, or Future.release() them), or give plait.init(spill_dir=...) a larger disk"
+    )
 
 
 def _pool_entries(dirs: StoreDirs) -> list[tuple[int, str]]:
@@ -236,6 +256,7 @@ class ObjectStore:
         self.spilled: dict[int, int] = {}
         self.bytes_in_memory = 0
         self.spill_count = 0
+        self.spill_full = False  # the last spill failed for want of disk space
 
     def added(self, oid: int, size: int) -> None:
         self.in_memory[oid] = size
@@ -265,6 +286,9 @@ class ObjectStore:
         return True
 
     def _spill(self) -> None:
+        """Move the oldest values to disk until memory is under the limit again. A full
+        disk stops it: the values stay in memory (over the limit, nothing lost), said once
+        until a spill succeeds again."""
         target = self.limit * 0.8
         for oid in list(self.in_memory):
             if self.bytes_in_memory <= target:
@@ -276,6 +300,18 @@ class ObjectStore:
                 os.unlink(src)
             except FileNotFoundError:
                 pass  # written straight to disk already
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.unlink(dst + ".tmp")
+                if not self.spill_full:
+                    self.spill_full = True
+                    log.warning(
+                        "plait cannot spill to %s (%s): %s bytes stay in shared memory, over "
+                        "object_store_memory=%s; give plait.init(spill_dir=...) a larger disk",
+                        self.dirs.spill, exc.strerror, f"{self.bytes_in_memory:,}", f"{self.limit:,}",
+                    )  # fmt: skip
+                return
+            self.spill_full = False
             size = self.in_memory.pop(oid)
             self.bytes_in_memory -= size
             self.spilled[oid] = size

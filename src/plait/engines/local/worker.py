@@ -38,6 +38,7 @@ from plait.engines.local import messages as M
 from plait.engines.local.messages import ACTOR_CALL, ACTOR_INIT, TASK
 from plait.engines.local.store import StoreDirs, decode, encode
 from plait.engines.local.wire import BlockingChannel
+from plait.errors import ObjectStoreFullError
 from plait.runtime import context
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
@@ -240,6 +241,8 @@ class WorkerRuntime(Engine):
             data, buffers, refs = ser.dumps(value)
             payload, size = encode(self.dirs, oid, data, buffers)
             return True, payload, size, [r._id for r in refs]
+        except ObjectStoreFullError as exc:  # the call fails with what to do, the engine goes on
+            return False, ser.dumps_exception(exc, name, ""), 0, []
         except Exception as exc:  # noqa: BLE001
             err = ser.result_error(name, value, exc)
             return False, ser.dumps_exception(err, name, ""), 0, []
