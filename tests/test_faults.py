@@ -227,3 +227,22 @@ def test_an_internal_error_in_the_scheduler_fails_every_pending_call_at_once(mon
         assert record["state"] == "failed" and "injected scheduler fault" in record["why"]
     for pid in pids:  # shutdown still stops every worker it started
         assert not pid_alive(pid)
+
+
+def test_a_call_whose_outcome_the_scheduler_cannot_take_fails_and_the_rest_go_on(monkeypatch):
+    with plait.init(engine="local", workers=1) as session:  # one worker: it must be free again
+        engine = session.engine
+        real = engine._on_done
+        faults = []
+
+        def fails_once(worker, tid, *rest):  # a fault injected into the handler of one outcome
+            if not faults:
+                faults.append(tid)
+                raise RuntimeError("injected handler fault")
+            return real(worker, tid, *rest)
+
+        monkeypatch.setattr(engine, "_on_done", fails_once)
+        first = leaf(1)
+        with pytest.raises(plait.EngineError, match="could not take the outcome of 'leaf'.*injected handler fault"):
+            first.result(timeout=60)
+        assert plait.get([leaf(i) for i in range(5)], timeout=60) == [0, 1, 2, 3, 4]

@@ -394,6 +394,24 @@ class LocalEngine(Engine):
             notify += [(o.future, FAILED, error) for t in self.tasks.values() for o in t.outputs if o.future is not None]
         fut_mod.run_callbacks(fut_mod.complete(notify))
 
+    def _fail_call_of(self, msg: tuple, exc: Exception) -> None:
+        """A handler failed on a call's outcome: that call fails with the cause, rather than
+        staying pending forever (if even that fails, the scheduler cannot go on)."""
+        if msg[0] != M.DONE:
+            return
+        task = self.tasks.get(msg[1])
+        if task is not None and task.id not in self.results:
+            error = EngineError(
+                f"the plait scheduler could not take the outcome of {task.name!r} ({type(exc).__name__}: {exc}); "
+                "please report the error"
+            )
+            worker = task.worker
+            if worker is not None and task in worker.inflight:
+                worker.inflight.remove(task)  # its worker is free for the next call
+            self._finish(task, False, ser.dumps_exception(error, task.name, ""))
+            if worker is not None and not worker.inflight:
+                self._release_lease_if_idle(worker)
+
     def _serve(self) -> None:
         selector = self._selector
         while True:
@@ -439,8 +457,9 @@ class LocalEngine(Engine):
                         for msg in frame:
                             try:
                                 self._on_message(worker, msg)
-                            except Exception:  # a bug here must not stop the scheduler
+                            except Exception as exc:  # a bug here must not stop the scheduler
                                 log.exception("plait scheduler failed on message %r", msg[0])
+                                self._fail_call_of(msg, exc)
                 for worker in dead:
                     if worker.alive:
                         self._on_worker_death(worker)
