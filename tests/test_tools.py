@@ -197,3 +197,43 @@ def test_no_orphans_after_driver_sigkill():
     _ended(proc)
     assert _gone(pids, timeout=15)  # workers notice the dead driver and exit
     assert not os.path.exists(shm)  # and remove its store
+
+
+_IDLE_DRIVER = """
+import os, sys, time
+import plait
+
+@plait.actor
+class Holder:
+    def get(self):
+        return os.getpid()
+
+@plait.task
+def big():
+    return bytes(500_000)
+
+plait.init(workers=3)
+holder = Holder()
+actor_pid = holder.get().result()
+kept = [big() for _ in range(3)]
+plait.get(kept)  # values in the store; every task worker idle
+engine = plait.runtime.context.current_engine()
+dirs = engine.store.dirs
+print(" ".join(map(str, engine.worker_pids() + [actor_pid])), dirs.shm, dirs.spill, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("attempt", range(6))
+def test_a_sigkilled_driver_with_idle_workers_and_an_actor_leaves_nothing(attempt):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _IDLE_DRIVER], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    *pids, shm, spill = proc.stdout.readline().split()
+    pids = [int(p) for p in pids]
+    assert len(pids) == 4
+    proc.kill()
+    _ended(proc)
+    assert _gone(pids, timeout=15)
+    # a worker that saw the end of its stream waited for the handover to a new parent
+    assert not os.path.exists(shm) and not os.path.exists(spill)

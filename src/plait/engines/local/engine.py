@@ -138,6 +138,9 @@ class _Task:
         self.timeout = options.timeout if kind == TASK else None
 
 
+_BYE = pack([(M.BYE,)])
+
+
 class _Exited:
     """Selector data for a worker's exit descriptor (its socket's data is the worker)."""
 
@@ -933,7 +936,8 @@ class LocalEngine(Engine):
                 extra -= 1
                 worker.alive = False
                 self._unregister(worker)
-                worker.conn.close()  # end of stream: the worker exits
+                worker.conn.say_goodbye(_BYE)
+                worker.conn.close()  # the worker exits
                 del self.workers[worker.index]
                 self._retired.append(worker.proc)
                 self._running_at_death(worker)  # removes its running slot
@@ -1689,7 +1693,8 @@ class LocalEngine(Engine):
         self._wake()
         self._io_thread.join(timeout=5)
         for worker in workers:
-            worker.conn.close()  # end of stream: an idle worker exits at once
+            worker.conn.say_goodbye(_BYE)  # an idle worker exits at once; a busy one is stopped below
+            worker.conn.close()
             if worker.exit_fd is not None:
                 os.close(worker.exit_fd)
                 worker.exit_fd = None

@@ -42,6 +42,9 @@ kind       fields                  meaning
 ``RUN``    ``functions, items``    work items to run in order, and the functions they need
                                    (``[(fid, blob, options, name)]``: a call's own options)
 ``REPLY``  ``req, answer``         the answer to request ``req``
+``BYE``                            the driver is stopping this worker (shutdown, or an
+                                   extra worker retired): exit. An end of stream without
+                                   it means the driver died: the worker removes the store
 =========  ======================  =====================================================
 
 Answers: to ``WAIT``, ``(RESULTS, [(oid, ok, payload)])``, or ``(HELP, functions,
@@ -65,7 +68,7 @@ from __future__ import annotations
 HELLO, MAPS, DONE, START, FN, SUBMIT, PUT, ADDREF, RELEASE, ACALL, AKILL, RETURN = range(12)
 WAIT, CANCEL, CREATE_ACTOR, GET_ACTOR = range(12, 16)  # requests: each gets a REPLY
 # driver -> worker
-RUN, REPLY = range(16, 18)
+RUN, REPLY, BYE = 16, 17, 20
 # answers to WAIT
 RESULTS, HELP = range(18, 20)
 # kinds of work items (OUTPUT: an item of a call with num_returns, kept in the driver only)

@@ -8,6 +8,7 @@ system call carries a whole batch.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import socket
 import struct
@@ -116,6 +117,14 @@ class Connection:
             return True
         del self.out[:sent]
         return not self.out
+
+    def say_goodbye(self, data: bytes) -> None:
+        """Send what is buffered, then ``data``, now, as far as the socket takes them (a worker
+        too busy to read gets only the end of the stream)."""
+        if self.closed or not self.flush():
+            return
+        with contextlib.suppress(OSError):
+            self.sock.send(data)
 
     def read(self) -> list[list[Any]] | None:
         """All complete frames available now; None at end of stream."""

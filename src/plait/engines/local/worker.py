@@ -24,6 +24,7 @@ queue in ``outbox`` (appended from any thread) and leave in order, one frame per
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -81,6 +82,7 @@ class WorkerRuntime(Engine):
         self.cuda_default = os.environ.get("CUDA_VISIBLE_DEVICES")
         self.session = dirs.shm  # the driver's: its handles are good here
         self.running = running_slot(dirs, index)  # the id of the task being run, for the driver
+        self.stopped = False  # the driver said BYE: an end of stream now is no death
 
     # ------------------------------------------------------------ main loop
     def serve(self) -> None:
@@ -93,6 +95,8 @@ class WorkerRuntime(Engine):
                 if frame is None:
                     return
                 self.handle(frame, blocked=False)
+                if self.stopped:
+                    return
                 continue
             self.execute(queue.popleft())
             if self.results_pending >= _FLUSH_COUNT or (
@@ -110,6 +114,8 @@ class WorkerRuntime(Engine):
                     self.outbox.append((M.RETURN, [item[1] for item in items]))
                 else:
                     self.queue.extend(items)
+            elif msg[0] == M.BYE:
+                self.stopped = True
             else:  # REPLY
                 _, req, answer = msg
                 if not self.replies.deliver(req, answer):
@@ -345,11 +351,11 @@ class WorkerRuntime(Engine):
         self.flush()
         while True:
             frame = self.channel.recv()
-            if frame is None:  # the driver is gone: nobody will answer
-                if os.getppid() != self.parent:
-                    _orphaned(self.dirs)
-                os._exit(1)
+            if frame is None:  # nobody will answer
+                _end_of_stream(self, 1)
             replies = self.handle(frame, blocked=True)
+            if self.stopped:
+                os._exit(0)
             self.flush()
             if req in replies:
                 return replies[req]
@@ -490,6 +496,27 @@ def _watch_parent(parent: int, dirs: StoreDirs) -> None:
             _orphaned(dirs)
 
 
+def _end_of_stream(runtime: WorkerRuntime, code: int) -> None:
+    """The driver's end of the channel closed. After its ``BYE`` that is a stop; without,
+    the driver died, and whoever outlives it removes its store. The kernel closes a dying
+    process's files before it hands its children to a new parent, so a worker may see the
+    end of stream while its parent still looks alive: it waits for the handover."""
+    with contextlib.suppress(OSError):  # a BYE may wait unread (a send to the closed end failed first)
+        while not runtime.stopped:
+            frame = runtime.channel.recv()
+            if frame is None:
+                break
+            runtime.handle(frame, blocked=True)
+    if runtime.stopped:
+        os._exit(code)
+    deadline = time.monotonic() + 5.0
+    while os.getppid() == runtime.parent and time.monotonic() < deadline:
+        time.sleep(0.005)
+    if os.getppid() != runtime.parent:
+        _orphaned(runtime.dirs)
+    os._exit(code)  # the driver lives (a frame cut short): it cleans up itself
+
+
 def _orphaned(dirs: StoreDirs) -> None:
     """The driver died without shutting down: remove its store (every worker tries) and exit."""
     import shutil
@@ -511,12 +538,11 @@ def main(argv: list[str]) -> None:
     context.set_engine(runtime)
     try:
         runtime.serve()
-        runtime.flush()
+        if not runtime.stopped:
+            runtime.flush()
     except OSError:  # the driver closed our channel: nothing left to do
         pass
-    if os.getppid() != parent:
-        _orphaned(dirs)
-    os._exit(0)  # skip interpreter teardown: nothing left to flush, and it is slow
+    _end_of_stream(runtime, 0)  # exits, skipping interpreter teardown (nothing left, and slow)
 
 
 if __name__ == "__main__":
