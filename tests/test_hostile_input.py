@@ -15,6 +15,7 @@ import pytest
 
 import plait
 from plait.graph import Graph, GraphFormatError
+from plait.runtime.context import current_engine
 
 
 @plait.task
@@ -269,6 +270,7 @@ FULL_STORE_DRIVER = """
 import json, sys
 import numpy as np
 import plait
+from plait.runtime.context import current_engine
 
 @plait.task
 def make(n):
@@ -327,3 +329,55 @@ def test_full_shared_memory_and_spill_disk_fail_the_work_that_needs_them_and_not
     assert out["sums"] == [300_000.0, 300_000.0]
     assert out["after"] == 300_000.0
     assert "cannot spill to" in done.stderr  # said once when the spill disk filled
+
+
+# ----------------------------------------------------------------------------- errors that say what happened
+
+
+@plait.task
+def big_value(n):
+    return bytes(n)
+
+
+def test_a_value_read_after_its_engine_shut_down_says_so():
+    with plait.init(engine="local", workers=1):
+        kept = big_value(1_000_000)  # a store file, not inline in the message
+        plait.wait([kept])
+    with pytest.raises(plait.PlaitError, match="its engine was shut down before the value was read"):
+        kept.result()
+
+
+@plait.task
+def down(n):
+    return 0 if n == 0 else plait.get(down(n - 1)) + 1
+
+
+def test_a_chain_of_waits_too_deep_fails_with_a_short_error_naming_its_depth(local):
+    assert down(20).result(timeout=120) == 20
+    with pytest.raises(plait.PlaitError, match=r"would be call 101 of a chain of calls that each wait") as info:
+        down(400).result(timeout=300)
+    assert len(str(info.value)) < 2_000
+    workers = current_engine().stats()["workers"]
+    assert workers <= 2 + 16  # workers started for blocked ones are bounded
+    assert down(5).result(timeout=60) == 5  # and the engine goes on
+
+
+def ping(n):
+    return pong(n + 1)
+
+
+def pong(n):
+    return ping(n + 1)  # two functions in turn: Python cannot fold the frames into one line
+
+
+@plait.task
+def recurse(n):
+    return ping(n)
+
+
+def test_a_remote_traceback_thousands_of_frames_long_is_cut_to_its_two_ends(local):
+    with pytest.raises(RecursionError) as info:
+        recurse(0).result(timeout=60)
+    remote = str(info.value.__cause__)
+    assert "lines left out" in remote and len(remote) < 25_000
+    assert "in recurse" in remote and "maximum recursion depth exceeded" in remote  # both ends

@@ -48,7 +48,15 @@ def format_remote(exc: BaseException, where: str) -> str:
     while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         tb = tb.tb_next
     lines = traceback.format_exception(type(exc), exc, tb)
-    return f"Traceback of {where}:\n" + "".join(lines[1:] if lines[0].startswith("Traceback") else lines)
+    text = "".join(lines[1:] if lines[0].startswith("Traceback") else lines)
+    if len(text) > _TRACEBACK_MAX:  # a recursion's thousands of frames: the two ends tell it
+        half = _TRACEBACK_MAX // 2
+        cut = text.count("\n", half, len(text) - half)
+        text = f"{text[:half]}\n  ... {cut} lines left out ...\n{text[len(text) - half:]}"
+    return f"Traceback of {where}:\n" + text
+
+
+_TRACEBACK_MAX = 20_000  # characters of a remote traceback kept
 
 
 def run_method(instance: Any, method: str, args: tuple, kwargs: dict) -> Any:

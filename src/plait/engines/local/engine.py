@@ -90,7 +90,7 @@ log = logging.getLogger("plait")
 DEPTH = 64  # tasks in flight per worker
 IDLE_RETIRE_S = 5.0  # an extra worker idle this long is stopped
 WAITING, READY, ASSIGNED, DONE = 0, 1, 2, 3
-_MAX_EXTRA_WORKERS = 256
+_MIN_EXTRA_WORKERS = 16  # workers started for blocked ones: at least this many, or one per worker
 
 
 class _Task:
@@ -854,7 +854,8 @@ class LocalEngine(Engine):
     def _can_grow(self) -> bool:
         task_workers = sum(1 for w in self.workers.values() if w.alive and w.actor is None)
         blocked = sum(1 for w in self.workers.values() if w.alive and w.blocked is not None)
-        return task_workers < min(self.num_workers + blocked, self.num_workers + _MAX_EXTRA_WORKERS)
+        extra = max(_MIN_EXTRA_WORKERS, self.num_workers)  # beyond it, waiting calls run what they wait for
+        return task_workers < min(self.num_workers + blocked, self.num_workers + extra)
 
     def _place(self, shape: Any, pipeline: bool) -> _Worker | None:
         """Where the next task of ``shape`` goes, or None if it must wait.
@@ -1114,7 +1115,16 @@ class LocalEngine(Engine):
         fut_mod.wait_local(futures, num_returns, timeout)
 
     def value_of(self, future: Future) -> Any:
-        return decode(self.store.dirs, future._payload, self._adopt_ref, self._track)
+        try:
+            return decode(self.store.dirs, future._payload, self._adopt_ref, self._track)
+        except LookupError:
+            if self._closing:  # the store went with the engine, not with this future
+                raise PlaitError(
+                    f"the value of {future!r} is gone: its engine was shut down before the value "
+                    "was read, and the store went with it. Read values (result()) before "
+                    "plait.shutdown(), or keep the engine running while you need them"
+                ) from None
+            raise
 
     def _track(self, oid: int, delta: int) -> None:
         self._map_deltas.append((oid, delta))  # may run in a finalizer, on any thread

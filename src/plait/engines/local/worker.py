@@ -39,7 +39,7 @@ from plait.engines.local import messages as M
 from plait.engines.local.messages import ACTOR_CALL, ACTOR_INIT, TASK
 from plait.engines.local.store import StoreDirs, decode, encode
 from plait.engines.local.wire import BlockingChannel
-from plait.errors import ObjectStoreFullError
+from plait.errors import ObjectStoreFullError, PlaitError
 from plait.runtime import context
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
@@ -50,6 +50,9 @@ from plait.runtime.invoke import SideBySide, call_with_retries, format_remote, r
 from plait.runtime.task import check_count
 
 _FLUSH_COUNT = 64
+# calls run inside the calls that wait for them, in one process: each level costs about
+# seven Python frames, so this stays well inside the default recursion limit of 1000
+MAX_NESTED_WAITS = 100
 _FLUSH_DELAY = 0.002
 
 
@@ -83,6 +86,7 @@ class WorkerRuntime(Engine):
         self.session = dirs.shm  # the driver's: its handles are good here
         self.running = running_slot(dirs, index)  # the id of the task being run, for the driver
         self.stopped = False  # the driver said BYE: an end of stream now is no death
+        self.helping = 0  # awaited calls running here inside the calls that wait for them
 
     # ------------------------------------------------------------ main loop
     def serve(self) -> None:
@@ -151,6 +155,30 @@ class WorkerRuntime(Engine):
             return self._execute(item)
         finally:
             self.now_running = previous
+
+    def _help_with(self, item: tuple) -> tuple[bool, Any]:
+        """Run an awaited call here, inside the call that waits for it, unless calls already
+        wait for each other too deep in this process (Python's recursion limit would end the
+        chain with an error a few thousand frames long): then it fails, naming the depth."""
+        if self.helping >= MAX_NESTED_WAITS:
+            name = self._item_name(item)
+            error = PlaitError(
+                f"task {name!r} would be call {MAX_NESTED_WAITS + 1} of a chain of calls that "
+                f"each wait (get) for the next inside one worker; chains deeper than {MAX_NESTED_WAITS} "
+                "are refused: compute the chain in a loop, or pass futures on instead of waiting for them"
+            )
+            return self._report(item[0], item[1], name, time.time(), False, error)
+        self.helping += 1
+        try:
+            return self.execute(item)
+        finally:
+            self.helping -= 1
+
+    def _item_name(self, item: tuple) -> str:
+        kind, what = item[0], item[2]
+        if kind == TASK:
+            return self.functions[what[0] if type(what) is tuple else what][2]
+        return f"{self.actor_name}.{what}" if kind == ACTOR_CALL else "actor.__init__"
 
     @property
     def now_running(self) -> int:
@@ -327,7 +355,7 @@ class WorkerRuntime(Engine):
                 functions, items = answer
                 self._define(functions)
                 for item in items:
-                    ok, payload = self.execute(item)
+                    ok, payload = self._help_with(item)
                     data = payload if ok else ser.loads_exception(payload)
                     batch.extend((f, FINISHED if ok else FAILED, data) for f in by_id.get(item[1], ()))
                 self.flush()
