@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -246,3 +247,75 @@ def test_a_call_whose_outcome_the_scheduler_cannot_take_fails_and_the_rest_go_on
         with pytest.raises(plait.EngineError, match="could not take the outcome of 'leaf'.*injected handler fault"):
             first.result(timeout=60)
         assert plait.get([leaf(i) for i in range(5)], timeout=60) == [0, 1, 2, 3, 4]
+
+
+_OOM_DRIVER = """
+import plait
+
+@plait.task(retries=0)
+def hungry():
+    block = bytearray(600 * 1024 * 1024)  # written: every page is touched
+    return len(block)
+
+with plait.init(engine="local", workers=1):
+    try:
+        hungry().result(timeout=120)
+        print("no error")
+    except plait.WorkerCrashedError as exc:
+        print(exc)
+"""
+
+
+def _memory_cgroup(tmp_name: str, limit: int) -> tuple[str, str] | None:
+    """A child memory cgroup limited to ``limit`` bytes: (its directory, the file that takes
+    pids), or None where this process may not make one."""
+    v1 = "/sys/fs/cgroup/memory"
+    try:
+        if os.path.isdir(v1):
+            path = os.path.join(v1, tmp_name)
+            os.mkdir(path)
+            with open(os.path.join(path, "memory.limit_in_bytes"), "w") as f:
+                f.write(str(limit))
+            with contextlib.suppress(OSError):  # no swap to escape to
+                with open(os.path.join(path, "memory.memsw.limit_in_bytes"), "w") as f:
+                    f.write(str(limit))
+        else:
+            path = os.path.join("/sys/fs/cgroup", tmp_name)
+            os.mkdir(path)
+            with open(os.path.join(path, "memory.max"), "w") as f:
+                f.write(str(limit))
+            with contextlib.suppress(OSError):
+                with open(os.path.join(path, "memory.swap.max"), "w") as f:
+                    f.write("0")
+    except OSError:
+        return None
+    return path, os.path.join(path, "cgroup.procs")
+
+
+def test_a_worker_stopped_by_the_out_of_memory_killer_is_reported_as_such(tmp_path):
+    import subprocess
+    import sys
+
+    made = _memory_cgroup(f"plait-test-{os.getpid()}", 300 * 1024 * 1024)
+    if made is None:
+        pytest.skip("needs a memory cgroup this test may create (root)")
+    path, procs = made
+    try:
+        script = tmp_path / "driver.py"
+        script.write_text(_OOM_DRIVER)
+        # the driver, and so its workers, in the small cgroup
+        done = subprocess.run(
+            ["sh", "-c", f'echo $$ > {procs} && exec "{sys.executable}" "{script}"'],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "died (killed by SIGKILL by the kernel's out-of-memory killer" in done.stdout, done.stdout
+        assert "Give it memory=" in done.stdout
+    finally:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.rmdir(path)
+                break
+            except OSError:  # its last processes are still exiting
+                time.sleep(0.1)

@@ -141,6 +141,19 @@ class _Task:
 _BYE = pack([(M.BYE,)])
 
 
+def oom_kills() -> int | None:
+    """How many processes the kernel's out-of-memory killer has stopped (``/proc/vmstat``,
+    Linux 4.13+, cgroup limits included), or None where the kernel does not say."""
+    try:
+        with open("/proc/vmstat", "rb") as f:
+            for line in f:
+                if line.startswith(b"oom_kill "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 class _Exited:
     """Selector data for a worker's exit descriptor (its socket's data is the worker)."""
 
@@ -305,6 +318,7 @@ class LocalEngine(Engine):
         self._failed_starts = 0
         self._broken: bytes | None = None  # set when workers cannot start at all
         self._failure: EngineError | None = None  # set when the scheduler thread failed
+        self._oom_kills = oom_kills() or 0  # the kernel's count, to tell an OOM kill from others
         self._starving = False  # some shape could not get resources in the last round
         self._starved = False
         self._closing = False
@@ -1328,6 +1342,16 @@ class LocalEngine(Engine):
             worker.proc.kill()
             code = worker.proc.wait()
         how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        kills = oom_kills()
+        if code == -signal.SIGKILL and not worker.killed and kills is not None and kills > self._oom_kills:
+            how += (
+                " by the kernel's out-of-memory killer (its count of such kills, oom_kill in "
+                f"/proc/vmstat, rose from {self._oom_kills} to {kills}): the task needed more memory "
+                "than was free. Give it memory= (its share of RAM) so that fewer run at once, use "
+                "fewer workers, or make it use less"
+            )
+        if kills is not None:
+            self._oom_kills = kills
         del self.workers[worker.index]
         if worker.blocked is not None:
             worker.blocked.active = False
