@@ -381,3 +381,25 @@ def test_a_remote_traceback_thousands_of_frames_long_is_cut_to_its_two_ends(loca
     remote = str(info.value.__cause__)
     assert "lines left out" in remote and len(remote) < 25_000
     assert "in recurse" in remote and "maximum recursion depth exceeded" in remote  # both ends
+
+
+def test_the_ray_span_directory_is_used_only_when_private_and_ours(tmp_path, monkeypatch):
+    import tempfile
+
+    from plait.engines import ray as ray_engine
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the predictable name, in a place of the test's
+    base = ray_engine._span_dir()
+    assert ray_engine._span_dir_is_ours() and os.stat(base).st_mode & 0o777 == 0o700
+    os.chmod(base, 0o777)  # open to others: they could plant span files
+    assert not ray_engine._span_dir_is_ours()
+    os.chmod(base, 0o700)
+    if os.geteuid() == 0:
+        os.chown(base, 65534, 65534)  # made by another user first
+        assert not ray_engine._span_dir_is_ours()
+        os.chown(base, 0, 0)
+    os.rmdir(base)
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    os.symlink(tmp_path / "elsewhere", base)  # a link planted under the name
+    assert not ray_engine._span_dir_is_ours()
+    assert ray_engine._read_spans("some-token", remove=False) == {}

@@ -55,6 +55,7 @@ import os
 import random
 import shutil
 import socket
+import stat
 import tempfile
 import threading
 import time
@@ -801,6 +802,26 @@ def _span_dir(token: str | None = None) -> str:
     return base if token is None else os.path.join(base, token)
 
 
+def _span_dir_is_ours() -> bool:
+    """The span directory (made if missing) is a real directory of this user's that nobody
+    else may write or read: its name is predictable, so another user could make it first
+    and plant files that the reader would unmarshal."""
+    base = _span_dir()
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(base, 0o700)
+    try:
+        st = os.lstat(base)
+    except OSError:
+        return False
+    ours = stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+    if not ours:
+        logging.getLogger("plait").warning(
+            "plait does not use the span directory %s: it is not a private directory of this "
+            "user's (someone else made it, or it is open to others); the Ray timeline stays empty", base,
+        )  # fmt: skip
+    return ours
+
+
 _flusher: threading.Thread | None = None
 
 
@@ -826,7 +847,8 @@ def _flush_loop() -> None:
                 if os.path.exists(_closed_marker(token)):
                     continue  # the session ended and its files were removed
                 directory = _span_dir(token)
-                os.makedirs(_span_dir(), mode=0o700, exist_ok=True)
+                if not _span_dir_is_ours():
+                    continue
                 os.makedirs(directory, mode=0o700, exist_ok=True)
                 with open(os.path.join(directory, f"{pid}.spans"), "ab") as f:
                     marshal.dump(items, f)  # one record per flush: a list of (name, start, end, pid)
@@ -838,6 +860,8 @@ def _read_spans(token: str, remove: bool) -> dict[tuple[str, int], list[dict[str
     directory = _span_dir(token)
     host = socket.gethostname()
     files: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    if not _span_dir_is_ours():
+        return files
     for path in glob.glob(os.path.join(directory, "*.spans")):
         pid = int(os.path.basename(path).split(".")[0])
         out = files[(host, pid)] = []
