@@ -403,3 +403,42 @@ def test_the_ray_span_directory_is_used_only_when_private_and_ours(tmp_path, mon
     os.symlink(tmp_path / "elsewhere", base)  # a link planted under the name
     assert not ray_engine._span_dir_is_ours()
     assert ray_engine._read_spans("some-token", remove=False) == {}
+
+
+def test_a_malformed_graph_file_is_refused_not_misread():
+    def doc(nodes):
+        return json.dumps(_document(nodes))
+
+    with pytest.raises(GraphFormatError, match="args must be a list and kwargs an object, got dict"):
+        plait.graph.from_json(doc([
+            {"name": "x", "op": "op", "target": {"ref": "builtins:len"}, "args": {"a": 1}},
+            {"name": "out", "op": "output", "args": [{"node": "x"}]},
+        ]))
+    with pytest.raises(GraphFormatError, match="the graph has no output node"):
+        plait.graph.from_json(doc([{"name": "x", "op": "const", "target": 1}]))
+    g = Graph()
+    g.add_task(ident, (1,))
+    with pytest.raises(plait.graph.GraphError, match="has no output node, so running it would give None"):
+        plait.run(g, engine="inline")
+
+
+def test_plait_run_runs_a_graph_file_and_prints_its_result(tmp_path):
+    g = Graph(["x"])
+    g.set_output(g.add_task(ident, (g.add_op(operator.mul, g.inputs[0], 3),)))
+    g.save(tmp_path / "tasks.json")
+    lam = Graph(["x"])
+    lam.set_output(lam.add_op(lambda v: v + 1, lam.inputs[0]))
+    lam.save(tmp_path / "lambda.json")
+
+    def plait_run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "plait", "run", *args], capture_output=True, text=True, timeout=120,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )  # fmt: skip
+
+    done = plait_run(str(tmp_path / "tasks.json"), "--engine", "inline", "--", "14")
+    assert done.returncode == 0 and done.stdout.strip() == "42", done.stderr
+    refused = plait_run(str(tmp_path / "lambda.json"), "--engine", "inline", "--", "1")
+    assert refused.returncode == 2 and "unpickling runs code" in refused.stderr
+    trusted = plait_run(str(tmp_path / "lambda.json"), "--trusted", "--engine", "inline", "--", "1")
+    assert trusted.returncode == 0 and trusted.stdout.strip() == "2", trusted.stderr

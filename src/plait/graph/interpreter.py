@@ -158,6 +158,11 @@ class Interpreter:
 
     # ------------------------------------------------------------ running
     def run(self, *args: Any, **kwargs: Any) -> Any:
+        if self.graph.output is None:
+            raise GraphError(
+                f"graph {self.graph.name!r} has no output node, so running it would give None "
+                "whatever it computes: call set_output(...) (set_output(None) to run it for its effects)"
+            )
         values = bind(self.graph, args, kwargs)
         if self.check:
             from plait.graph.passes import check_serializable

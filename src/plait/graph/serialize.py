@@ -400,6 +400,8 @@ class _Reader:
             graph.lint()
         except GraphError as exc:
             raise GraphFormatError(f"{where}the graph is malformed: {exc}") from exc
+        if graph.output is None:  # saved graphs have one (set_output(None) for effects only)
+            raise GraphFormatError(f"{where or 'the document'}: the graph has no output node")
         return graph
 
     def node(self, graph: Graph, rec: Any, names: dict[str, Node], where: str) -> Node:
@@ -409,8 +411,14 @@ class _Reader:
         label = f"{where}node %{name}"
         if name in names:
             raise GraphFormatError(f"{where}two nodes are called %{name}")
-        args = tuple(self.value(a, names, label) for a in rec.get("args", []))
-        kwargs = {k: self.value(v, names, label) for k, v in rec.get("kwargs", {}).items()}
+        raw_args, raw_kwargs = rec.get("args", []), rec.get("kwargs", {})
+        if not isinstance(raw_args, list) or not isinstance(raw_kwargs, dict):
+            raise GraphFormatError(
+                f"{label}: args must be a list and kwargs an object, got {type(raw_args).__name__} "
+                f"and {type(raw_kwargs).__name__}"
+            )
+        args = tuple(self.value(a, names, label) for a in raw_args)
+        kwargs = {k: self.value(v, names, label) for k, v in raw_kwargs.items()}
         meta = {k: self.value(v, {}, f"{label} meta") for k, v in rec.get("meta", {}).items()}
         extra: dict[str, Any] = {}
         if op == INPUT:

@@ -3,6 +3,8 @@
 ``plait run script.py [--engine E] [--workers N] [--trace out.json] [-- script args]``
 runs a user's script as ``__main__`` with the engine configured, so the script
 needs no ``plait.init`` of its own (one it has still wins).
+``plait run graph.json [--trusted] [-- arguments as Python literals]`` runs a
+saved graph and prints what it returns (``--trusted``: see ``plait.graph.load``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--workers", type=int, help="worker processes for the local engine")
     run.add_argument("--trace", metavar="OUT.json", help="write a Chrome/Perfetto timeline at exit")
     run.add_argument("--progress", action="store_true", help="show progress bars for get/wait")
+    run.add_argument(
+        "--trusted", action="store_true", help="a graph file: load its pickles and any name it gives (your own files only)"
+    )
     run.epilog = "arguments after -- go to the script: plait run sweep.py --workers 4 -- --size 10"
     graph = commands.add_parser("graph", help="capture a @parallel function's graph without running tasks")
     graph.add_argument("target", help="script.py:function")
@@ -47,6 +52,9 @@ def _run(options: argparse.Namespace) -> int:
     if not os.path.isfile(script):
         print(f"plait run: no such script: {script}", file=sys.stderr)
         return 2
+    if options.trusted and not script.endswith(".json"):
+        print("plait run: --trusted is for graph files (.json)", file=sys.stderr)
+        return 2
     if options.engine:
         os.environ["PLAIT_ENGINE"] = options.engine
     if options.workers:
@@ -59,6 +67,8 @@ def _run(options: argparse.Namespace) -> int:
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
     import plait
 
+    if script.endswith(".json"):
+        return _run_graph(script, options)
     try:
         runpy.run_path(script, run_name="__main__")
     except SystemExit as exc:
@@ -68,9 +78,36 @@ def _run(options: argparse.Namespace) -> int:
     return 0
 
 
-def _graph(options: argparse.Namespace) -> int:
+def _run_graph(path: str, options: argparse.Namespace) -> int:
+    """A saved graph, on the arguments given after ``--`` (Python literals); prints its result."""
+    import plait
+
+    values = _literals("plait run", options.args)
+    if values is None:
+        return 2
+    try:
+        graph = plait.graph.load(path, trusted=options.trusted)
+    except plait.graph.GraphFormatError as exc:
+        print(f"plait run: {exc}", file=sys.stderr)
+        return 2
+    try:
+        print(repr(plait.run(graph, *values)))
+    finally:
+        plait.shutdown()
+    return 0
+
+
+def _literals(command: str, texts: list[str]) -> list | None:
     import ast
 
+    try:
+        return [ast.literal_eval(v) for v in texts]
+    except (ValueError, SyntaxError) as exc:
+        print(f"{command}: arguments must be Python literals ({exc})", file=sys.stderr)
+        return None
+
+
+def _graph(options: argparse.Namespace) -> int:
     script, _, name = options.target.rpartition(":")
     if not script or not name:
         print("plait graph: give the function as script.py:function", file=sys.stderr)
@@ -78,10 +115,8 @@ def _graph(options: argparse.Namespace) -> int:
     if not os.path.isfile(script):
         print(f"plait graph: no such script: {script}", file=sys.stderr)
         return 2
-    try:
-        values = [ast.literal_eval(v) for v in options.values]
-    except (ValueError, SyntaxError) as exc:
-        print(f"plait graph: arguments must be Python literals ({exc})", file=sys.stderr)
+    values = _literals("plait graph", options.values)
+    if values is None:
         return 2
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
     namespace = runpy.run_path(script, run_name="__plait_graph__")
