@@ -319,3 +319,48 @@ def test_a_worker_stopped_by_the_out_of_memory_killer_is_reported_as_such(tmp_pa
                 break
             except OSError:  # its last processes are still exiting
                 time.sleep(0.1)
+
+
+@plait.actor
+class SlowToStart:
+    def __init__(self, marker_dir, data):
+        self.total = float(data.sum())
+        with open(os.path.join(marker_dir, f"init-{os.getpid()}"), "w"):
+            pass  # this __init__ has begun: the test may kill it now
+        time.sleep(1.0)
+
+    def total_of_data(self):
+        return self.total
+
+
+def test_an_actor_killed_in_its_init_is_restarted_with_its_large_arguments(local, tmp_path):
+    import numpy as np
+
+    engine = current_engine()
+    data = np.ones(500_000)  # 4 MB: a store file, read again by each restart
+    actor = SlowToStart.options(max_restarts=2)(str(tmp_path), data)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    def answers():
+        got = []
+        for _ in range(3):
+            try:
+                got.append(actor.total_of_data().result(timeout=120))
+            except plait.ActorDiedError:
+                pass  # a call made while it died
+        return got
+
+    os.kill(engine.actor_pid(actor), signal.SIGKILL)  # in __init__: a death, not a failing __init__
+    first = answers()
+    assert first and set(first) == {500_000.0}
+    os.kill(engine.actor_pid(actor), signal.SIGKILL)  # once more, after __init__ finished
+    second = answers()
+    assert second and set(second) == {500_000.0}
+    assert len(list(tmp_path.iterdir())) == 3  # __init__ ran three times
+    plait.kill(actor)
+    deadline = time.monotonic() + 30
+    while engine.stats()["bytes_in_memory"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert engine.stats()["bytes_in_memory"] == 0  # its arguments went with it

@@ -1032,7 +1032,7 @@ class LocalEngine(Engine):
             tid = task.id
             self.tasks.pop(tid, None)
             self._store_result(tid, ok, payload, size, list(contained))
-            if type(task.args) is int:
+            if type(task.args) is int and task.kind != ACTOR_INIT:  # an actor's: kept for restarts
                 self.store.freed(task.args, recyclable=task.args not in self.maps)
             if task.kind == ACTOR_INIT:
                 if not ok:
@@ -1363,7 +1363,12 @@ class LocalEngine(Engine):
                 self._decref(oid)
         if worker.actor is not None:
             actor = worker.actor
+            restarts = actor.worker is worker and actor.dead is None and actor.restarts_left > 0
             for task in list(worker.inflight):
+                if task.kind == ACTOR_INIT and restarts and not self._closing:
+                    # killed in __init__ is a death, not a failing __init__: the restart runs it again
+                    self._finish(task, True, ser.NONE)
+                    continue
                 error = ActorDiedError(f"actor {actor.name!r} died ({how}) before {task.name!r} finished")
                 self._finish(task, False, ser.dumps_exception(error, task.name, ""))
             worker.inflight.clear()
@@ -1571,6 +1576,9 @@ class LocalEngine(Engine):
         for dep in (*actor.deps, *actor.held):
             self._decref(dep)
         actor.deps = actor.held = ()
+        if type(actor.args) is int:  # its constructor's arguments, kept until now for restarts
+            self.store.freed(actor.args, recyclable=actor.args not in self.maps)
+            actor.args = None
         payload = ser.dumps_exception(error, actor.name, "")
         for task in list(actor.queue):
             self._finish(task, False, payload)
