@@ -220,19 +220,24 @@ plait.get(kept)  # values in the store; every task worker idle
 engine = plait.runtime.context.current_engine()
 dirs = engine.store.dirs
 print(" ".join(map(str, engine.worker_pids() + [actor_pid])), dirs.shm, dirs.spill, flush=True)
+if sys.argv[1] == "os._exit":
+    time.sleep(0.2)
+    os._exit(0)  # no shutdown, no atexit
 time.sleep(120)
 """
 
 
-@pytest.mark.parametrize("attempt", range(6))
-def test_a_sigkilled_driver_with_idle_workers_and_an_actor_leaves_nothing(attempt):
+@pytest.mark.parametrize("ending", ["sigkill"] * 6 + ["os._exit"] * 2)
+def test_a_driver_gone_with_idle_workers_and_an_actor_leaves_nothing(ending):
     proc = subprocess.Popen(
-        [sys.executable, "-c", _IDLE_DRIVER], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
-    )
+        [sys.executable, "-c", _IDLE_DRIVER, ending],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
     *pids, shm, spill = proc.stdout.readline().split()
     pids = [int(p) for p in pids]
     assert len(pids) == 4
-    proc.kill()
+    if ending == "sigkill":
+        proc.kill()
     _ended(proc)
     assert _gone(pids, timeout=15)
     # a worker that saw the end of its stream waited for the handover to a new parent
