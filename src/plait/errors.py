@@ -31,6 +31,11 @@ class PlaitError(Exception):
     """Base class of the errors plait itself raises."""
 
 
+def _by_args(self: BaseException) -> tuple:
+    """Pickled as the class and its arguments: rebuilt the same on the other side."""
+    return (type(self), self.args)
+
+
 class RemoteTraceback(Exception):
     """Carries the formatted traceback of an exception raised in a worker.
 
@@ -63,22 +68,19 @@ class TaskError(PlaitError):
 class WorkerCrashedError(PlaitError):
     """The worker process running a task died, and no retries were left."""
 
-    def __reduce__(self):
-        return (type(self), self.args)
+    __reduce__ = _by_args
 
 
 class ActorDiedError(PlaitError):
     """The actor's process is gone: its pending and later calls fail with this."""
 
-    def __reduce__(self):
-        return (type(self), self.args)
+    __reduce__ = _by_args
 
 
 class TaskTimeoutError(PlaitError, TimeoutError):
     """A task ran longer than its ``timeout=`` option; its worker was stopped."""
 
-    def __reduce__(self):
-        return (type(self), self.args)
+    __reduce__ = _by_args
 
 
 class GetTimeoutError(PlaitError, TimeoutError):
@@ -89,29 +91,25 @@ class EngineError(PlaitError):
     """The engine itself failed (an internal error in its scheduler) and cannot go on: every
     pending call fails with this, and a new call says so."""
 
-    def __reduce__(self):
-        return (type(self), self.args)
+    __reduce__ = _by_args
 
 
 class ObjectStoreFullError(PlaitError):
     """A value could not be stored: shared memory and the spill directory are both full."""
 
-    def __reduce__(self):
-        return (type(self), self.args)
+    __reduce__ = _by_args
 
 
 class ReleasedError(PlaitError):
     """A future whose value its holder let go of (``Future.release()``) was read or passed on."""
 
-    def __reduce__(self):
-        return (type(self), self.args)
+    __reduce__ = _by_args
 
 
 class SerializationError(PlaitError, TypeError):
     """A value could not be pickled to cross a process boundary."""
 
-    def __reduce__(self):
-        return (type(self), self.args)
+    __reduce__ = _by_args
 
 
 class InfeasibleResourcesError(PlaitError, ValueError):

@@ -52,24 +52,8 @@ from plait.graph.ir import (
     map_arg,
 )
 from plait.runtime import context
-from plait.runtime.calls import Call, Earlier, substitute, with_results
+from plait.runtime.calls import Call, Earlier, collect, substitute, with_results
 from plait.runtime.future import CANCELLED, FAILED, Future
-
-_ATOMIC = (int, float, str, bytes, bool, type(None))
-
-
-def _futures_in(value: Any, out: list[Future]) -> None:
-    t = type(value)
-    if t is Future:
-        out.append(value)
-    elif t in _ATOMIC:
-        return
-    elif t is list or t is tuple or t is set or t is frozenset or isinstance(value, tuple):
-        for v in value:
-            _futures_in(v, out)
-    elif t is dict:
-        for v in value.values():
-            _futures_in(v, out)
 
 
 def resolve(value: Any) -> Any:
@@ -233,7 +217,7 @@ class Interpreter:
     def _when_ready(self, value: Any, then: Callable[[], None]) -> None:
         """Run ``then`` (from the loop) once every future inside ``value`` is done."""
         futures: list[Future] = []
-        _futures_in(value, futures)
+        collect(value, Future, futures)
         futures = [f for f in futures if not f.done()]
         if not futures:
             self._ready.append(then)

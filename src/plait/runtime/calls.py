@@ -63,20 +63,24 @@ def check_graph(calls: list[Call]) -> None:
 def earlier_in(value: Any) -> list[Earlier]:
     """The ``Earlier`` markers inside ``value`` (tuples, lists, dicts, sets)."""
     found: list[Earlier] = []
-    _collect(value, found)
+    collect(value, Earlier, found)
     return found
 
 
-def _collect(value: Any, found: list[Earlier]) -> None:
+def collect(value: Any, kind: type, found: list) -> None:
+    """Append to ``found`` every object of type ``kind`` inside ``value`` (tuples, named
+    tuples, lists, sets, dict values), in order."""
     t = type(value)
-    if t is Earlier:
+    if t is kind:
         found.append(value)
+    elif t in _ATOMIC:
+        return
     elif t is tuple or t is list or t is set or t is frozenset or isinstance(value, tuple):
         for item in value:
-            _collect(item, found)
+            collect(item, kind, found)
     elif t is dict:
         for item in value.values():
-            _collect(item, found)
+            collect(item, kind, found)
 
 
 def with_results(value: Any, results: list[Any]) -> Any:
