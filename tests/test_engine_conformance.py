@@ -255,6 +255,20 @@ def test_an_actor_handle_of_another_engine_is_refused(engine):
     assert e.call_actor(ours, "read", (), {}).result() == "ours"
 
 
+class RefusesPickling:
+    def __reduce__(self):
+        raise RuntimeError("this object refuses to be pickled")
+
+
+def test_a_value_that_cannot_be_pickled_is_refused_with_a_serialization_error(engine):
+    e = current_engine()
+    with pytest.raises(plait.SerializationError, match="cannot put a value of type list: it cannot be pickled"):
+        e.put([RefusesPickling()])
+    with pytest.raises(plait.SerializationError, match="refuses to be pickled"):
+        e.submit(double, ([RefusesPickling()],), {}, OPTIONS)
+    assert e.submit(double, (4,), {}, OPTIONS).result() == 8
+
+
 def test_a_failure_is_final_with_its_exception(engine):
     e = current_engine()
     f = e.submit(refuse, (3,), {}, OPTIONS)

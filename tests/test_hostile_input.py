@@ -442,3 +442,31 @@ def test_plait_run_runs_a_graph_file_and_prints_its_result(tmp_path):
     assert refused.returncode == 2 and "unpickling runs code" in refused.stderr
     trusted = plait_run(str(tmp_path / "lambda.json"), "--trusted", "--engine", "inline", "--", "1")
     assert trusted.returncode == 0 and trusted.stdout.strip() == "2", trusted.stderr
+
+
+@plait.task
+def returns_a_lock():
+    import threading
+
+    return threading.Lock()
+
+
+class PicklingRaises:
+    def __reduce__(self):
+        raise RuntimeError("this object refuses to be pickled")
+
+
+@pytest.mark.parametrize("name", ["inline", "local"])
+def test_unpicklable_arguments_and_results_get_clear_errors_and_the_engine_goes_on(name):
+    import threading
+
+    with plait.init(engine=name, workers=1):
+        with pytest.raises(plait.SerializationError, match="cannot send argument 0 of 'ident'.*_thread.lock"):
+            ident(threading.Lock())
+        with pytest.raises(plait.SerializationError, match="argument 'x'.*refuses to be pickled"):
+            ident(x=PicklingRaises())
+        with pytest.raises(plait.SerializationError, match="cannot put a value|cannot be pickled"):
+            plait.put([PicklingRaises()])
+        with pytest.raises(plait.SerializationError, match="returned a value of type _thread.lock that cannot be pickled"):
+            returns_a_lock().result(timeout=60)
+        assert ident(41).result(timeout=60) == 41

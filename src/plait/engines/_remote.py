@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from plait.errors import PlaitError, SerializationError, TaskError, TaskTimeoutError
+from plait.errors import PlaitError, TaskError, TaskTimeoutError
 from plait.runtime import future as fut_mod
 from plait.runtime import serialization as ser
 from plait.runtime.engine import Engine
@@ -182,10 +182,7 @@ def put_error(engine: Any, value: Any, exc: BaseException) -> PlaitError:
         return own
     except Exception:  # noqa: BLE001 - the framework's error below says it
         pass
-    return SerializationError(
-        f"cannot put a value of type {ser.describe_type(value)}: it cannot be pickled "
-        f"({type(exc).__name__}: {exc})"
-    )
+    return ser.put_error(value, exc)
 
 
 def unpack_args(args: tuple, kwargs: dict) -> tuple[tuple, dict]:

@@ -101,7 +101,7 @@ class InlineEngine(Engine):
     def put(self, value: Any) -> Future:
         future = Future(self, next(self._ids), "put")
         self._live[future._id] = future
-        self._settle(future, FINISHED, ser.dumps(value, owner=self))
+        self._settle(future, FINISHED, ser.dumps_put(value, owner=self))
         return future
 
     def value_of(self, future: Future) -> Any:

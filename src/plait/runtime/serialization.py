@@ -200,6 +200,23 @@ def _adopt_here(object_id: int, name: str) -> Future:
     return current_engine().adopt(object_id, name)
 
 
+def dumps_put(value: Any, owner: Any) -> tuple[bytes, list[pickle.PickleBuffer], Refs]:
+    """Pickle a value for ``put``; a failure says which type could not be pickled."""
+    try:
+        return dumps(value, owner=owner)
+    except PlaitError:
+        raise  # a future of another engine's, or a released one: said precisely already
+    except Exception as exc:  # noqa: BLE001 - re-raised with what to do
+        raise put_error(value, exc) from exc
+
+
+def put_error(value: Any, exc: BaseException) -> SerializationError:
+    return SerializationError(
+        f"cannot put a value of type {describe_type(value)}: it cannot be pickled "
+        f"({type(exc).__name__}: {exc}); put plain data, or create the object where it is used"
+    )
+
+
 def dumps_args(
     task_name: str, args: tuple, kwargs: dict, owner: Any = None
 ) -> tuple[bytes, list[pickle.PickleBuffer], Refs]:

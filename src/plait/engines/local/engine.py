@@ -1106,7 +1106,7 @@ class LocalEngine(Engine):
 
     # ------------------------------------------------------------ the futures
     def put(self, value: Any) -> Future:
-        data, buffers, refs = ser.dumps(value, owner=self)
+        data, buffers, refs = ser.dumps_put(value, owner=self)
         if buffers:
             with self._lock:  # values just dropped may free a file this one can reuse
                 self._drain_released()

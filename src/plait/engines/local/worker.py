@@ -325,7 +325,7 @@ class WorkerRuntime(Engine):
 
     def put(self, value: Any) -> Future:
         oid = self.new_id()
-        data, buffers, refs = ser.dumps(value, owner=self)
+        data, buffers, refs = ser.dumps_put(value, owner=self)
         payload, size = encode(self.dirs, oid, data, buffers)
         self.outbox.append((M.PUT, oid, payload, size, [r._id for r in refs]))
         future = Future(self, oid, "put")
