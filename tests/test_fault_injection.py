@@ -203,7 +203,7 @@ def _soak(seconds: float) -> None:
         rounds = 0
         deadline = time.monotonic() + seconds
         with Killer(engine, actors, seed=7, pause=(0.3, 1.0)):
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline or rounds < 4:
                 n = rng.choice([10, 50_000])  # inline values and store files
                 made = [block(i, n) for i in range(20)]
                 weights = [rng.randint(1, 3) for _ in range(20)]
@@ -213,9 +213,12 @@ def _soak(seconds: float) -> None:
                 del made
                 rounds += 1
                 samples.append(_rss_bytes())
-        stats = engine.stats()
-        assert stats["bytes_in_memory"] < 8 * 50_000 * 8  # what is still referenced: nothing much
-    assert rounds >= 3
+        # the blocks of the last round were dropped: the scheduler frees them as it drains
+        # its releases, which on a loaded machine may take a moment
+        settle = time.monotonic() + 60
+        while engine.stats()["bytes_in_memory"] and time.monotonic() < settle:
+            time.sleep(0.05)
+        assert engine.stats()["bytes_in_memory"] == 0, engine.stats()
     quarter = max(1, len(samples) // 4)
     early, late = sorted(samples[:quarter])[quarter // 2], sorted(samples[-quarter:])[quarter // 2]
     assert late - early < 64 * 1024 * 1024, (early, late)  # flat: no growth with the rounds
