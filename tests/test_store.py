@@ -149,3 +149,23 @@ def test_bytes_values_of_any_size(engine, size):
         return b[::-1]
 
     assert reverse(data).result() == data[::-1]
+
+
+def test_calls_submitted_together_leave_no_file_when_one_of_them_cannot_be_sent(local):
+    import threading
+
+    from plait.runtime.calls import Call
+
+    engine = current_engine()
+    shm_dir = engine.store.dirs.shm
+    big = np.ones(500_000)  # its own store file when encoded
+    with pytest.raises(plait.SerializationError):
+        engine.submit_many(checksum, [((big,), {}), ((threading.Lock(),), {})], checksum.task_options)
+    with pytest.raises(plait.SerializationError):
+        engine.submit_graph([
+            Call(checksum, (big,), {}, checksum.task_options),
+            Call(checksum, (threading.Lock(),), {}, checksum.task_options),
+        ])
+    objects = [name for name in os.listdir(shm_dir) if name not in ("workers", "pool")]
+    assert objects == []  # the first call's argument file went with the refused batch
+    assert checksum(big).result()[0] == 500_000

@@ -61,13 +61,13 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError
 from typing import Any
 
 from plait.engines.local import messages as M
 from plait.engines.local.messages import ACTOR_CALL, ACTOR_INIT, OUTPUT, TASK
-from plait.engines.local.store import ObjectStore, decode, encode
+from plait.engines.local.store import ObjectStore, decode, delete_object, encode
 from plait.engines.local.wire import Connection, pack
 from plait.errors import (
     ActorDiedError,
@@ -648,7 +648,8 @@ class LocalEngine(Engine):
         """All the calls admitted under one lock and placed in one scheduling pass."""
         name = options.name or fn.name
         fid, shape = self._function_id(fn, options, name)
-        made = [self._new_task(fid, name, options, shape, args, kwargs) for args, kwargs in calls]
+        with self._encoding() as made:
+            made.extend(self._new_task(fid, name, options, shape, args, kwargs) for args, kwargs in calls)
         futures = [made_task[0].future for made_task in made]  # before one failing at once drops its own
         self._admit_and_place(made)
         return futures
@@ -659,16 +660,29 @@ class LocalEngine(Engine):
         as ordinary dependencies."""
         check_graph(calls)
         futures: list[Future] = []
-        made = []
-        for fn, args, kwargs, options in calls:
-            args, kwargs = with_results((args, kwargs), futures)
-            name = options.name or fn.name
-            fid, shape = self._function_id(fn, options, name)
-            made_task = self._new_task(fid, name, options, shape, args, kwargs)
-            made.append(made_task)
-            futures.append(made_task[0].future)
+        with self._encoding() as made:
+            for fn, args, kwargs, options in calls:
+                args, kwargs = with_results((args, kwargs), futures)
+                name = options.name or fn.name
+                fid, shape = self._function_id(fn, options, name)
+                made_task = self._new_task(fid, name, options, shape, args, kwargs)
+                made.append(made_task)
+                futures.append(made_task[0].future)
         self._admit_and_place(made)
         return futures
+
+    @contextlib.contextmanager
+    def _encoding(self) -> Iterator[list[tuple[_Task, int, list[int], list[int]]]]:
+        """The calls encoded in its block, for one admission: if one cannot be encoded, the
+        store files of those before it go too (they will never be admitted)."""
+        made: list[tuple[_Task, int, list[int], list[int]]] = []
+        try:
+            yield made
+        except BaseException:
+            for task, size, _, _ in made:
+                if size:
+                    delete_object(self.store.dirs, task.args)
+            raise
 
     def submit_returning(self, fn: Any, args: tuple, kwargs: dict, options: Any) -> tuple[Future, ...] | None:
         """One call whose worker stores each item of the result apart: an ``OUTPUT`` task
@@ -972,8 +986,6 @@ class LocalEngine(Engine):
         task = self.tasks.get(tid)
         if task is None or task.state != ASSIGNED or task.worker is not worker:
             if size and tid not in self.results:  # a late result nobody wants (e.g. after a timeout)
-                from plait.engines.local.store import delete_object
-
                 delete_object(self.store.dirs, tid)
             return
         inflight = worker.inflight
