@@ -53,7 +53,7 @@ def shape_problems(engine) -> list[str]:
             problems.append(f"{type(engine).__name__} does not implement {name}()")
     if not isinstance(engine.name, str) or not engine.name:
         problems.append("name must be a non-empty str")
-    for flag in ("concurrent_clients", "tracing", "pushes_completions"):
+    for flag in ("concurrent_clients", "tracing", "awaits_by_waiting"):
         if not isinstance(getattr(engine, flag), bool):
             problems.append(f"{flag} must be a bool")
     room = engine.idle_capacity()
@@ -305,6 +305,47 @@ def test_callbacks_are_pushed_and_cancel_answers(engine):
     assert seen.wait(60) and f.result() == 10
     assert e.cancel(f) is False  # finished: nothing to cancel
     assert f._state != CANCELLED
+
+
+@plait.actor
+class Told:
+    """Starts a call and returns; its done-callback must run with nobody waiting for it."""
+
+    def __init__(self):
+        self.told = threading.Event()
+        self.outcome = None
+
+    def start(self, x):
+        inner = current_engine().submit(double, (x,), {}, OPTIONS)
+        inner.add_done_callback(self._done)
+
+    def _done(self, fut):
+        self.outcome = fut.result()
+        self.told.set()
+
+    def outcome_when_told(self):
+        return self.told.wait(60), self.outcome
+
+
+def test_callbacks_are_pushed_inside_an_actor(engine):
+    told = Told()
+    told.start(21).result()
+    assert told.outcome_when_told().result() == (True, 42)
+
+
+@plait.task
+def awaits_nested(x):
+    import asyncio
+
+    async def main():
+        futures = [double(i) for i in range(x)]
+        return [await f for f in futures]
+
+    return asyncio.run(main())
+
+
+def test_await_inside_a_task(engine):
+    assert awaits_nested(5).result() == [0, 2, 4, 6, 8]
 
 
 def test_status_and_timeline_are_records(engine):

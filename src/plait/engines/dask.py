@@ -60,6 +60,7 @@ How plait maps onto Dask:
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import threading
 import time
@@ -311,6 +312,8 @@ class DaskEngine(rm.ClusterEngine):
         for (_, future, *_), df in zip(run, dfs, strict=True):
             future._payload = df
             self._track(future)
+            if future._callbacks:  # one was added before its update went out
+                self.watch(future)
 
     def _pack(self, name: str, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         return rm.pack_args(name, args, kwargs, self._native, always_pickle=True, hold=self._pin, owner=self)
@@ -501,6 +504,18 @@ class DaskEngine(rm.ClusterEngine):
 
     def _poll(self, futures: list[Future]) -> list[Future]:
         return [f for f in futures if self._df(f).done()]
+
+    def watch(self, future: Future) -> None:
+        if future._payload is None:
+            return  # its graph update has not gone out yet: watched once it has
+        self._df(future).add_done_callback(lambda _done: self._told(future))
+
+    def _told(self, future: Future) -> None:
+        """Dask's callback, on Dask's callback thread: the call ended, so its status is final."""
+        try:
+            self._settle_ready([future])
+        except Exception:  # noqa: BLE001 - the watcher or a waiter settles it instead
+            logging.getLogger("plait").debug("settling %r from Dask's callback failed", future, exc_info=True)
 
     def _settle_ready(self, futures: list[Future]) -> None:
         batch: list[tuple[Future, int, Any]] = []

@@ -35,16 +35,19 @@ class Engine(Protocol):
       its final state, because front ends read that state without calling
       ``result()``;
     - an engine holds its pending futures strongly until they finish: a caller
-      may keep a future only through a callback it registered.
+      may keep a future only through a callback it registered;
+    - an engine completes its futures itself, as calls end: a done-callback
+      (and so ``await``) runs without any thread waiting for the future.
     """
 
     name: ClassVar[str]
     # capabilities, declared by each engine (front ends read them, never guess)
     concurrent_clients: ClassVar[bool] = False  # several threads may call it at once
     tracing: ClassVar[bool] = False  # calls are recorded into a graph, not run
-    # futures are completed by the engine's own threads as calls end (done-callbacks and
-    # ``await`` then need no waiting thread); False where they complete only when waited for
-    pushes_completions: ClassVar[bool] = True
+    # ``await future`` waits through ``wait_for`` on a thread, not by a done-callback: the
+    # engine must see the caller wait (a local worker then hands back its queued calls and
+    # lends its CPU, so the awaited calls cannot queue behind the call awaiting them)
+    awaits_by_waiting: ClassVar[bool] = False
     config: EngineConfig | None = None  # what plait.init asked for (None inside workers)
     # who made an actor handle (``ActorHandle._owner``): actor ids restart with every engine,
     # so each engine, and its workers' engines, refuse handles of another session

@@ -187,8 +187,7 @@ class Future:
         import asyncio
 
         loop = asyncio.get_running_loop()
-        if self._state == PENDING and not self._engine.pushes_completions:
-            # nothing completes it unless someone waits: a thread does, off the event loop
+        if self._state == PENDING and self._engine.awaits_by_waiting:
             yield from loop.run_in_executor(None, self._engine.wait_for, [self], 1, None).__await__()
             return self.result()
         aio = loop.create_future()

@@ -163,6 +163,12 @@ class _Exited:
         self.worker = worker
 
 
+class _NoticesOut(_Exited):
+    """Selector data for a notice channel with output the socket has not taken yet."""
+
+    __slots__ = ()
+
+
 def _exit_fd(pid: int) -> int | None:
     try:
         return os.pidfd_open(pid)
@@ -197,12 +203,14 @@ class _Worker:
         "started",
         "maps",
         "exit_fd",
+        "notices",
     )
 
-    def __init__(self, index: int, proc: subprocess.Popen, conn: Connection) -> None:
+    def __init__(self, index: int, proc: subprocess.Popen, conn: Connection, notices: Connection) -> None:
         self.index = index
         self.proc = proc
         self.conn = conn
+        self.notices = notices  # outcomes of nested calls the worker watches (NOTICE)
         self.lease: Any = None
         self.inflight: deque[_Task] = deque()
         self.blocked: _RemoteWait | None = None
@@ -216,6 +224,10 @@ class _Worker:
         self.maps: dict[int, int] = {}  # store files this process has mapped
         # readable when the process exits, even while a child it forked keeps its socket open
         self.exit_fd = _exit_fd(proc.pid)
+
+    def close_channels(self) -> None:
+        self.conn.close()
+        self.notices.close()
 
 
 class _Actor:
@@ -254,12 +266,13 @@ class _Actor:
 
 
 class _RemoteWait:
-    """A worker's ``get``/``wait`` the driver answers when enough ids finish."""
+    """A worker's ``get``/``wait`` the driver answers when enough ids finish; with ``req``
+    None, a ``NOTIFY``, answered on the worker's notice channel."""
 
     __slots__ = ("worker", "req", "ids", "needed", "deadline", "active")
 
     def __init__(
-        self, worker: _Worker, req: int, ids: list[int], needed: int, deadline: float | None
+        self, worker: _Worker, req: int | None, ids: list[int], needed: int, deadline: float | None
     ) -> None:
         self.worker = worker
         self.req = req
@@ -340,6 +353,7 @@ class LocalEngine(Engine):
     # ================================================================ processes
     def _spawn(self) -> _Worker:
         parent, child = socket.socketpair()
+        notice_parent, notice_child = socket.socketpair()
         index = next(self._worker_seq)
         env = dict(os.environ)
         env["PYTHONPATH"] = worker_path(env.get("PYTHONPATH", ""))
@@ -354,14 +368,16 @@ class LocalEngine(Engine):
                 self.store.dirs.shm,
                 self.store.dirs.spill,
                 str(os.getpid()),
+                str(notice_child.fileno()),
             ],
-            pass_fds=(child.fileno(),),
+            pass_fds=(child.fileno(), notice_child.fileno()),
             env=env,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches the driver, which stops the workers
         )
         child.close()
-        worker = _Worker(index, proc, Connection(parent))
+        notice_child.close()
+        worker = _Worker(index, proc, Connection(parent), Connection(notice_parent))
         self.workers[index] = worker
         self._new_workers.append(worker)
         self._wake()
@@ -378,6 +394,11 @@ class LocalEngine(Engine):
 
     def _send(self, worker: _Worker, messages: list[Any]) -> None:
         if not worker.conn.write(pack(messages)):
+            self._want_write.add(worker)
+            self._wake()
+
+    def _send_notice(self, worker: _Worker, outcomes: list[tuple]) -> None:
+        if not worker.notices.write(pack([(M.NOTICE, outcomes)])):
             self._want_write.add(worker)
             self._wake()
 
@@ -447,6 +468,10 @@ class LocalEngine(Engine):
                             inbound.append((worker, frames))
                         dead.append(worker)
                     continue
+                if type(worker) is _NoticesOut:  # the rest of a notice the socket did not take
+                    if worker.worker.notices.flush():
+                        selector.unregister(key.fileobj)
+                    continue
                 if worker is None:
                     try:
                         while os.read(self._wake_r, 4096):
@@ -497,6 +522,9 @@ class LocalEngine(Engine):
                 if worker.exit_fd is not None:
                     self._selector.register(worker.exit_fd, selectors.EVENT_READ, _Exited(worker))
         for worker in list(self._want_write):
+            if worker.alive and worker.notices.out:
+                with contextlib.suppress(KeyError):  # not registered yet (else it is already)
+                    self._selector.register(worker.notices.sock, selectors.EVENT_WRITE, _NoticesOut(worker))
             if worker.alive and worker.conn.out:
                 self._selector.modify(worker.conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, worker)
             else:
@@ -535,6 +563,7 @@ class LocalEngine(Engine):
             M.CANCEL: self._on_cancel,
             M.CREATE_ACTOR: self._on_create_actor,
             M.GET_ACTOR: self._on_get_actor,
+            M.NOTIFY: self._on_notify,
         }
 
     def _on_done_message(self, worker: _Worker, msg: tuple) -> None:
@@ -617,6 +646,13 @@ class LocalEngine(Engine):
     def _on_wait(self, worker: _Worker, msg: tuple) -> None:
         _, req, ids, needed, timeout, returned = msg
         self._on_remote_wait(worker, req, ids, needed, timeout, returned)
+
+    def _on_notify(self, worker: _Worker, msg: tuple) -> None:
+        oid = msg[1]
+        if oid in self.results:
+            self._send_notice(worker, [(oid, *self.results[oid])])
+        else:
+            self._watchers.setdefault(oid, []).append(_RemoteWait(worker, None, [oid], 1, None))
 
     def _on_cancel(self, worker: _Worker, msg: tuple) -> None:
         _, req, oid, force = msg
@@ -966,7 +1002,7 @@ class LocalEngine(Engine):
                 worker.alive = False
                 self._unregister(worker)
                 worker.conn.say_goodbye(_BYE)
-                worker.conn.close()  # the worker exits
+                worker.close_channels()  # the worker exits
                 del self.workers[worker.index]
                 self._retired.append(worker.proc)
                 self._running_at_death(worker)  # removes its running slot
@@ -1303,7 +1339,10 @@ class LocalEngine(Engine):
         if not worker.alive:
             return
         answer = [(oid, *self.results[oid]) for oid in wait.ids if oid in self.results]
-        self._send(worker, [(M.REPLY, wait.req, (M.RESULTS, answer))])
+        if wait.req is None:
+            self._send_notice(worker, answer)
+        else:
+            self._send(worker, [(M.REPLY, wait.req, (M.RESULTS, answer))])
 
     def _check_deadlines(self) -> None:
         if not self._deadlines and not self._timed_waits:
@@ -1335,7 +1374,7 @@ class LocalEngine(Engine):
     # ---------------------------------------------------------- worker death
     def _unregister(self, worker: _Worker) -> None:
         """Stop watching a worker's socket and exit descriptor (closed: it is not needed again)."""
-        for fd in (worker.conn.sock, worker.exit_fd):
+        for fd in (worker.conn.sock, worker.notices.sock, worker.exit_fd):
             if fd is not None:
                 with contextlib.suppress(KeyError, ValueError):
                     self._selector.unregister(fd)
@@ -1346,7 +1385,7 @@ class LocalEngine(Engine):
     def _on_worker_death(self, worker: _Worker) -> None:
         worker.alive = False
         self._unregister(worker)
-        worker.conn.close()
+        worker.close_channels()
         self._want_write.discard(worker)
         try:
             code = worker.proc.wait(timeout=2)
@@ -1748,7 +1787,7 @@ class LocalEngine(Engine):
         self._io_thread.join(timeout=5)
         for worker in workers:
             worker.conn.say_goodbye(_BYE)  # an idle worker exits at once; a busy one is stopped below
-            worker.conn.close()
+            worker.close_channels()
             if worker.exit_fd is not None:
                 os.close(worker.exit_fd)
                 worker.exit_fd = None

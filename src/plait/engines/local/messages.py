@@ -32,20 +32,29 @@ kind              fields                                         meaning
 ``CANCEL``        ``req, oid, force``                            request: cancel a call
 ``CREATE_ACTOR``  ``req, blob``                                  request: create the pickled actor
 ``GET_ACTOR``     ``req, name``                                  request: the handle of a named actor
+``NOTIFY``        ``oid``                                        a future here got a done-callback: say
+                                                                 when ``oid`` is done (``NOTICE``)
 ================  =============================================  ==========================================
 
 From the driver to a worker:
 
-=========  ======================  =====================================================
-kind       fields                  meaning
-=========  ======================  =====================================================
-``RUN``    ``functions, items``    work items to run in order, and the functions they need
-                                   (``[(fid, blob, options, name)]``: a call's own options)
-``REPLY``  ``req, answer``         the answer to request ``req``
-``BYE``                            the driver is stopping this worker (shutdown, or an
-                                   extra worker retired): exit. An end of stream without
-                                   it means the driver died: the worker removes the store
-=========  ======================  =====================================================
+==========  ==========================  =================================================
+kind        fields                      meaning
+==========  ==========================  =================================================
+``RUN``     ``functions, items``        work items to run in order, and the functions
+                                        they need (``[(fid, blob, options, name)]``: a
+                                        call's own options)
+``REPLY``   ``req, answer``             the answer to request ``req``
+``BYE``                                 the driver is stopping this worker (shutdown, or
+                                        an extra worker retired): exit. An end of stream
+                                        without it means the driver died: the worker
+                                        removes the store
+``NOTICE``  ``[(oid, ok, payload)]``    outcomes a ``NOTIFY`` asked for, on the worker's
+                                        second socket (its *notice channel*), which a
+                                        thread of the worker reads while its main thread
+                                        runs a task: a done-callback in a task runs when
+                                        the call ends, not when the task next waits
+==========  ==========================  =================================================
 
 Answers: to ``WAIT``, ``(RESULTS, [(oid, ok, payload)])``, or ``(HELP, functions,
 items)`` when nobody runs the awaited tasks yet (the worker runs them, then asks
@@ -69,6 +78,7 @@ HELLO, MAPS, DONE, START, FN, SUBMIT, PUT, ADDREF, RELEASE, ACALL, AKILL, RETURN
 WAIT, CANCEL, CREATE_ACTOR, GET_ACTOR = range(12, 16)  # requests: each gets a REPLY
 # driver -> worker
 RUN, REPLY, BYE = 16, 17, 20
+NOTIFY, NOTICE = 21, 22  # worker -> driver; driver -> worker, on the notice channel
 # answers to WAIT
 RESULTS, HELP = range(18, 20)
 # kinds of work items (OUTPUT: an item of a call with num_returns, kept in the driver only)

@@ -1,7 +1,8 @@
 """A worker process of the local engine, and its client of the engine.
 
-The driver starts ``python -m plait.engines.local.worker FD INDEX SHM SPILL``
-with one end of a socket pair as ``FD``. The worker runs the task batches it
+The driver starts ``python -m plait.engines.local.worker FD INDEX SHM SPILL
+PARENT NOTICE_FD`` with one end of a socket pair as ``FD`` and one of a second
+pair, the notice channel, as ``NOTICE_FD``. The worker runs the task batches it
 receives in order and sends results back in batches: when its queue runs dry,
 every 64 results, or 2 ms after the oldest unsent one.
 
@@ -12,6 +13,11 @@ unstarted tasks back to the driver with the request, and the driver lends the
 worker's CPU to another worker until the answer is sent, so recursive programs
 cannot deadlock. Every message either way, with its fields, is listed in
 ``messages.py``.
+
+A nested call's future that gets a done-callback (or is awaited) asks the
+driver to say when it is done (``NOTIFY``); the answer comes on the notice
+channel, read by a thread of its own (started at the first such future), so the
+callback runs when the call ends even while the task that made it computes.
 
 An actor that allows several calls at once (``max_concurrency``, or async
 methods) runs them on threads or on its event loop (``invoke.SideBySide``); the
@@ -58,11 +64,17 @@ _FLUSH_DELAY = 0.002
 
 class WorkerRuntime(Engine):
     name = "local"
-    pushes_completions = False  # a nested call's outcome arrives when a wait asks for it
+    awaits_by_waiting = True  # a task awaiting a call waits for it, as a get does
 
-    def __init__(self, channel: BlockingChannel, index: int, dirs: StoreDirs, parent: int) -> None:
+    def __init__(
+        self, channel: BlockingChannel, index: int, dirs: StoreDirs, parent: int, notices: BlockingChannel
+    ) -> None:
         self.parent = parent
         self.channel = channel
+        self.notices = notices
+        self.watched: dict[int, list[Future]] = {}  # held until the driver says they are done
+        self.watch_lock = threading.Lock()
+        self.notice_reader: threading.Thread | None = None
         self.index = index
         self.dirs = dirs
         self.functions: dict[int, tuple[Any, Any, str]] = {}
@@ -388,6 +400,34 @@ class WorkerRuntime(Engine):
             if req in replies:
                 return replies[req]
 
+    def watch(self, future: Future) -> None:
+        with self.watch_lock:
+            futures = self.watched.get(future._id)
+            if futures is None:
+                self.watched[future._id] = [future]
+                self.outbox.append((M.NOTIFY, future._id))
+            else:
+                futures.append(future)
+            if self.notice_reader is None:
+                self.notice_reader = threading.Thread(target=self._read_notices, daemon=True, name="plait-notices")
+                self.notice_reader.start()
+        self.flush()
+
+    def _read_notices(self) -> None:
+        """The notice channel's reader: completes watched futures and runs their callbacks."""
+        while True:
+            frame = self.notices.recv()
+            if frame is None:
+                return  # the driver is gone: the main thread sees it too
+            batch = []
+            for _, outcomes in frame:  # NOTICE messages only
+                for oid, ok, payload in outcomes:
+                    with self.watch_lock:
+                        futures = self.watched.pop(oid, ())
+                    data = payload if ok else ser.loads_exception(payload)
+                    batch.extend((f, FINISHED if ok else FAILED, data) for f in futures)
+            fut_mod.run_callbacks(fut_mod.complete(batch))
+
     def value_of(self, future: Future) -> Any:
         return decode(self.dirs, future._payload, self._adopt_ref, self.track)
 
@@ -556,13 +596,16 @@ def _orphaned(dirs: StoreDirs) -> None:
 
 def main(argv: list[str]) -> None:
     fd, index, shm, spill, parent = int(argv[0]), int(argv[1]), argv[2], argv[3], int(argv[4])
-    # processes a task starts must not hold the channel: the driver would not see this one die
+    notice_fd = int(argv[5])
+    # processes a task starts must not hold the channels: the driver would not see this one die
     os.set_inheritable(fd, False)
+    os.set_inheritable(notice_fd, False)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     dirs = StoreDirs(shm, spill)
     threading.Thread(target=_watch_parent, args=(parent, dirs), daemon=True, name="plait-watchdog").start()
     channel = BlockingChannel(socket.socket(fileno=fd))
-    runtime = WorkerRuntime(channel, index, dirs, parent)
+    notices = BlockingChannel(socket.socket(fileno=notice_fd))
+    runtime = WorkerRuntime(channel, index, dirs, parent, notices)
     context.set_engine(runtime)
     try:
         runtime.serve()
