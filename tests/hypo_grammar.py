@@ -50,6 +50,7 @@ FEATURES = {
     "task_containers",  # tasks taking a list (total(xs)) and returning a tuple (u, w = pair(e))
     "task_lists",  # task results that are lists (xs = rows(e)), changed in place, nested ones too
     "prints",  # print statements (without them, most programs have native twins: native.py)
+    "division",  # // and % (ZeroDivisionError raised inside chains of operations), //=
 }
 _without = {f.strip() for f in os.environ.get("PLAIT_HYPOTHESIS_WITHOUT", "").split(",") if f.strip()}
 _unknown = _without - FEATURES
@@ -143,7 +144,8 @@ def int_exprs(draw, ctx: Ctx, depth: int = 0) -> str:
     if kind == "boom":
         return f"boom({draw(sub)})"
     if kind == "binop":
-        return f"({draw(sub)} {draw(st.sampled_from(['+', '-', '*']))} {draw(sub)})"
+        ops = ["+", "-", "*", "//", "%"] if "division" in ON else ["+", "-", "*"]
+        return f"({draw(sub)} {draw(st.sampled_from(ops))} {draw(sub)})"
     if kind == "len_acc":
         return f"len({ctx.acc}) + {draw(sub)}"
     if kind == "ifexp":
@@ -403,7 +405,8 @@ def statements(draw, ctx: Ctx) -> list[str]:
     if kind == "nested_result":
         return draw(nested_results(ctx))
     if kind == "augassign":
-        return [f"{draw(st.sampled_from(ctx.assignable))} {draw(st.sampled_from(['+=', '-=']))} {draw(expr)}"]
+        ops = ["+=", "-=", "//="] if "division" in ON else ["+=", "-="]
+        return [f"{draw(st.sampled_from(ctx.assignable))} {draw(st.sampled_from(ops))} {draw(expr)}"]
     if kind == "append":
         return [f"{ctx.acc}.append({draw(expr)})"]
     if kind == "dict":

@@ -31,6 +31,7 @@ import tests.test_actors as actor_tests
 import tests.test_engine_conformance as conformance_tests
 import tests.test_graph_run as graph_tests
 import tests.test_parallel as parallel_tests
+import tests.test_parallel_fusion as fusion_tests
 import tests.test_tasks as task_tests
 from plait.runtime.context import current_engine
 from tests.test_tools import test_timeline_has_one_event_per_task  # noqa: F401 - collected here
@@ -128,7 +129,7 @@ def _engine_tests(*modules) -> dict:
     return found
 
 
-globals().update(_engine_tests(task_tests, actor_tests, parallel_tests, graph_tests, conformance_tests))
+globals().update(_engine_tests(task_tests, actor_tests, parallel_tests, fusion_tests, graph_tests, conformance_tests))
 
 
 def test_nested_tasks(engine):

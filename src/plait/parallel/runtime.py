@@ -98,6 +98,50 @@ def _lift_options(name: str) -> Any:
     return opts
 
 
+class _Leaf:
+    """In a fused expression: the value of the fused call's argument ``index``."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __reduce__(self) -> tuple:
+        return _Leaf, (self.index,)
+
+
+class _Node:
+    """A lifted operation, ``fn`` of ``specs`` (leaves, nodes, or constants), still pending:
+    a later operation on its result may compute it again inside its own call instead of
+    waiting for it (``fused``), so a chain of small operations costs one round trip."""
+
+    __slots__ = ("fn", "specs", "size")
+
+    def __init__(self, fn: Callable, specs: tuple, size: int) -> None:
+        self.fn = fn
+        self.specs = specs
+        self.size = size  # operations in it
+
+    def __reduce__(self) -> tuple:
+        return _Node, (self.fn, self.specs, self.size)
+
+    def value(self, leaves: tuple) -> Any:
+        return self.fn(*[
+            leaves[s.index] if type(s) is _Leaf else s.value(leaves) if type(s) is _Node else s
+            for s in self.specs
+        ])  # fmt: skip
+
+
+def _apply_fused(node: _Node, *leaves: Any) -> Any:
+    return node.value(leaves)
+
+
+apply_fused_task = TaskFunction(_apply_fused, task_options("lifted", name="lifted"))
+# a fused call computes at most this many operations: a long chain (``s += f(i)`` in a loop)
+# becomes one call per this many links, each computing only its own links
+FUSE_MAX = 8
+
+
 _BINOPS = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
     "//": operator.floordiv, "%": operator.mod, "**": operator.pow, "<<": operator.lshift,
@@ -112,6 +156,13 @@ _CMPS = {
     ">=": operator.ge, "in": lambda a, b: a in b, "not in": lambda a, b: a not in b,
 }  # fmt: skip
 _UNARY = {"neg": operator.neg, "pos": operator.pos, "invert": operator.invert}
+# operations that only make a new value of their operands: computed again, they give an
+# equal value and do nothing else, so a fused call may compute them again
+_FUSIBLE = frozenset(
+    [f for op, f in _BINOPS.items() if not op.endswith("=")]
+    + [f for f in _CMPS.values() if f.__module__ != __name__]
+    + list(_UNARY.values())
+)
 _IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), range, frozenset)
 
 
@@ -252,6 +303,8 @@ class Invocation:
         self.owned: weakref.WeakValueDictionary[int, Future] = weakref.WeakValueDictionary()
         # root only: results of `s += x` that no statement has read since (see binop)
         self.fresh: weakref.WeakSet[Future] = weakref.WeakSet()
+        # root only, made at the first: lifted operations as expressions (see Ctx.fused)
+        self.lifted: weakref.WeakKeyDictionary[Future, tuple[_Node, tuple]] | None = None
         self.undo: list[tuple[tuple, int, Any]] = []  # writes to outside objects; nested calls
         self.failed_at: tuple[tuple, int | None] | None = None  # a nested call's failing point (or NEVER_HAPPENED)
         self.cond = threading.Condition()
@@ -1327,7 +1380,43 @@ class Ctx:
             if all(_small(v) for v in values) and not _has_pending(values):
                 return fn(*values)  # inputs ready and small: computed here, no round trip
         engine = _engine()
+        if fn in _FUSIBLE and not kwargs and not engine.tracing and all(map(_operand, args)):
+            return self.fused(engine, name, fn, args)
         future = engine.submit(apply_task, (fn, args, kwargs or {}), {}, _lift_options(name))
+        self.record(future)
+        return future
+
+    def fused(self, engine: Any, name: str, fn: Callable, args: tuple) -> Future:
+        """``fn(*args)`` as one call of an expression in which the pending operations among
+        ``args`` are computed again (up to ``FUSE_MAX`` operations in all), instead of a call
+        that waits for theirs: ``s += f(i)`` in a loop then waits one round trip per
+        ``FUSE_MAX`` links, not one per link (a link is a scheduler hop on a cluster)."""
+        root = self.inv.root
+        lifted = root.lifted
+        if lifted is None:
+            lifted = root.lifted = weakref.WeakKeyDictionary()
+        leaves: list = []
+        positions: dict[int, int] = {}
+        specs: list = []
+        size = 1
+        for a in args:
+            if type(a) is Future:
+                known = lifted.get(a) if a._state == PENDING else None
+                if known is not None and size + known[0].size <= FUSE_MAX:
+                    grafted = _graft(known[0], known[1], leaves, positions)
+                    if grafted is not None:
+                        specs.append(grafted)
+                        size += known[0].size
+                        continue
+                specs.append(_Leaf(_leaf_index(a, leaves, positions)))
+            else:
+                specs.append(a)
+        node = _Node(fn, tuple(specs), size)
+        if size == 1:
+            future = engine.submit(apply_task, (fn, args, {}), {}, _lift_options(name))
+        else:
+            future = engine.submit(apply_fused_task, (node, *leaves), {}, _lift_options(name))
+        lifted[future] = (node, tuple(map(weakref.ref, leaves)))
         self.record(future)
         return future
 
@@ -2157,6 +2246,36 @@ def _program(fn: Callable) -> CompiledFunction:
         compiled.waits = True
         compiled = _programs.setdefault(fn, compiled)
     return compiled
+
+
+def _operand(value: Any) -> bool:
+    """An operand a fused expression may hold: a result, or a small constant."""
+    return type(value) is Future or (type(value) in _ATOMS and _small(value))
+
+
+def _leaf_index(future: Future, leaves: list, positions: dict[int, int]) -> int:
+    index = positions.get(id(future))
+    if index is None:
+        index = positions[id(future)] = len(leaves)
+        leaves.append(future)
+    return index
+
+
+def _graft(node: _Node, refs: tuple, leaves: list, positions: dict[int, int]) -> _Node | None:
+    """``node`` with its leaves renumbered into ``leaves``; None if one of them is gone (its
+    future dropped: the operation is then waited for, not computed again)."""
+    mine = [ref() for ref in refs]
+    if any(f is None for f in mine):
+        return None
+
+    def renumbered(spec: Any) -> Any:
+        if type(spec) is _Leaf:
+            return _Leaf(_leaf_index(mine[spec.index], leaves, positions))
+        if type(spec) is _Node:
+            return _Node(spec.fn, tuple(map(renumbered, spec.specs)), spec.size)
+        return spec
+
+    return renumbered(node)
 
 
 def _small(value: Any) -> bool:
