@@ -1,8 +1,9 @@
 """Chains of lifted operators: fused (FUSE_MAX = 8) against one small task per link, paired.
 
-``s += work(i)`` for n iterations (sleep-based tasks of 0.2 s, 12 workers, so
-cores do not limit parallelism), alternating the two settings in one session
-on each engine, medians of ``--repeat`` runs each.
+``s += work(i)`` for n iterations (the makespan corpus's p01: sleep-based
+tasks of 0.2 s, 12 workers, so cores do not limit parallelism), alternating
+the two settings in one session on each engine, medians of ``--repeat`` runs
+each.
 
     .venv/bin/python benchmarks/fusion.py --repeat 7 --n 48 --engine all
 """
@@ -15,22 +16,10 @@ import statistics
 import time
 
 import plait
+from parallel_corpus import p01_accumulate as accumulate
+from parallel_corpus import work
 
 runtime = importlib.import_module("plait.parallel.runtime")  # plait.parallel is also the decorator
-
-
-@plait.task
-def work(x, d=0.2):
-    time.sleep(d)
-    return x + 1
-
-
-@plait.parallel
-def accumulate(n):
-    s = 0
-    for i in range(n):
-        s += work(i)
-    return s
 
 
 def measure(engine: str, n: int, repeat: int, workers: int) -> dict[int, float]:
