@@ -14,10 +14,11 @@ worker's CPU to another worker until the answer is sent, so recursive programs
 cannot deadlock. Every message either way, with its fields, is listed in
 ``messages.py``.
 
-A nested call's future that gets a done-callback (or is awaited) asks the
-driver to say when it is done (``NOTIFY``); the answer comes on the notice
-channel, read by a thread of its own (started at the first such future), so the
-callback runs when the call ends even while the task that made it computes.
+A nested call's future that gets a done-callback asks the driver to say when
+it is done (``NOTIFY``); the answer comes on the notice channel, read by a
+thread of its own (started at the first such future), so the callback runs
+when the call ends even while the task that made it computes. (``await`` in a
+task waits through ``wait_for`` instead, as a ``get`` does.)
 
 An actor that allows several calls at once (``max_concurrency``, or async
 methods) runs them on threads or on its event loop (``invoke.SideBySide``); the
@@ -424,9 +425,12 @@ class WorkerRuntime(Engine):
                 for oid, ok, payload in outcomes:
                     with self.watch_lock:
                         futures = self.watched.pop(oid, ())
-                    data = payload if ok else ser.loads_exception(payload)
+                    try:
+                        data = payload if ok else ser.loads_exception(payload)
+                    except Exception as exc:  # noqa: BLE001 - this thread must go on for the others
+                        data = PlaitError(f"the failure of a call could not be unpickled here: {type(exc).__name__}: {exc}")
                     batch.extend((f, FINISHED if ok else FAILED, data) for f in futures)
-            fut_mod.run_callbacks(fut_mod.complete(batch))
+            fut_mod.run_callbacks(fut_mod.complete(batch))  # a callback's error is logged there
 
     def value_of(self, future: Future) -> Any:
         return decode(self.dirs, future._payload, self._adopt_ref, self.track)
