@@ -307,3 +307,67 @@ def test_queued_work_is_shared_evenly_among_busy_workers(tmp_path):
             g.touch()
         rest.touch()
         assert plait.get(queued, timeout=60) == list(range(12))
+
+
+@plait.task
+def until_exists(path, label, started=None):
+    if started:
+        open(started, "w").close()
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return label
+
+
+@plait.task
+def quick(x):
+    return x
+
+
+def test_short_tasks_mixed_in_do_not_unbalance_long_ones(local, tmp_path):
+    """Six long calls, each followed by a short call of its result (as `s += f(i)` makes
+    them), over two workers: each worker runs three long calls, as if the short ones were
+    not there. The long calls end one at a time, in the order equal calls would, when the
+    test opens their gates, so the placement is the same on every run."""
+    plait.get([quick(i) for i in range(20)])  # measured: a quick call is a short one
+    gates = [str(tmp_path / f"gate{i}") for i in range(6)]
+    longs, shorts = [], []
+    for i, gate in enumerate(gates):
+        longs.append(until_exists(gate, i))
+        shorts.append(quick(longs[-1]))
+    # 0 and 1 run first; then the first worker takes its share (2 and 3), the second
+    # worker its own (4), and 5 goes to whichever is free first: the second
+    for i in (0, 1, 2, 4):
+        open(gates[i], "w").close()
+        assert longs[i].result(timeout=120) == i
+    for i in (3, 5):
+        open(gates[i], "w").close()
+    assert plait.get(shorts, timeout=120) == list(range(6))
+    runs: dict = {}
+    for event in current_engine().timeline_events():
+        if event["name"] == "until_exists":
+            runs.setdefault(event["worker"], []).append(event["start"])
+    assert sorted(len(v) for v in runs.values()) == [3, 3], runs
+
+
+def test_a_result_is_not_held_back_by_the_long_call_after_it(tmp_path):
+    """A worker sends the results it has before it starts a call that may run long: the
+    caller of a quick call batched before a long one gets its result while the long one runs."""
+    gates = [str(tmp_path / "gate0"), str(tmp_path / "gate1")]
+    with plait.init(engine="local", workers=1):
+        started = str(tmp_path / "started")
+        first = until_exists(gates[0], "first", started)  # the worker runs it: the next two wait, together
+        quick_one = quick(7)
+        long_one = until_exists(gates[1], "long")
+        try:
+            deadline = time.monotonic() + 60
+            while not os.path.exists(started) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.05)  # it has run a while: measured as a call that may run long
+            open(gates[0], "w").close()
+            assert first.result(timeout=60) == "first"
+            assert quick_one.result(timeout=30) == 7  # while the long call still runs
+            assert not long_one.done()
+        finally:
+            open(gates[1], "w").close()
+        assert long_one.result(timeout=60) == "long"

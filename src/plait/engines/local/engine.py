@@ -88,6 +88,10 @@ from plait.runtime.resources import ResourcePool, detect_cpus, detect_gpu_ids, d
 log = logging.getLogger("plait")
 
 DEPTH = 64  # tasks in flight per worker
+# a task whose mean run time, over at least _MEASURED_RUNS runs, is under this is short: the
+# share of the queue a worker takes counts short and long tasks apart (see _ReadyQueue)
+SHORT_TASK_S = 0.001
+_MEASURED_RUNS = 8
 IDLE_RETIRE_S = 5.0  # an extra worker idle this long is stopped
 WAITING, READY, ASSIGNED, DONE = 0, 1, 2, 3
 _MIN_EXTRA_WORKERS = 16  # workers started for blocked ones: at least this many, or one per worker
@@ -113,6 +117,7 @@ class _Task:
         "future",
         "submitted",
         "timeout",
+        "short",
     )
 
     def __init__(
@@ -136,6 +141,26 @@ class _Task:
         self.future: Future | None = None
         self.submitted = time.monotonic()
         self.timeout = options.timeout if kind == TASK else None
+        self.short = False  # measured much shorter than a dispatch, when it became ready
+
+
+class _ReadyQueue(deque):
+    """The ready tasks of one shape, in order, with a count of the short ones among them
+    (``_Task.short``; kept by every place that adds or takes one): a worker's share of the
+    long ones counts only those, so equal long tasks split evenly however many short ones
+    (lifted operations) are mixed in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.short = 0
+
+    def add_left(self, task: _Task) -> None:
+        self.appendleft(task)
+        self.short += task.short
+
+    def take(self, task: _Task) -> None:
+        self.remove(task)
+        self.short -= task.short
 
 
 _BYE = pack([(M.BYE,)])
@@ -308,7 +333,7 @@ class LocalEngine(Engine):
         self.refs: dict[int, int] = {}
         self.contained: dict[int, list[int]] = {}
         self.dependents: dict[int, list[_Task]] = {}
-        self.ready: dict[Any, deque[_Task]] = {}
+        self.ready: dict[Any, _ReadyQueue] = {}
         self.workers: dict[int, _Worker] = {}
         self.actors: dict[int, _Actor] = {}
         self._named: dict[str, ActorHandle] = {}  # .options(name=...) actors
@@ -866,10 +891,14 @@ class LocalEngine(Engine):
         if task.actor is not None:
             self._pump_actor(task.actor)
             return
+        runs = self._run_times.get(task.name)
+        task.short = runs is not None and runs[0] >= _MEASURED_RUNS and runs[1] < SHORT_TASK_S * runs[0]
         queue = self.ready.get(task.shape)
         if queue is None:
-            queue = self.ready[task.shape] = deque()
+            queue = self.ready[task.shape] = _ReadyQueue()
         queue.append(task)
+        if task.short:
+            queue.short += 1
 
     def _requeue(self, tasks: list[_Task], worker: _Worker) -> None:
         for task in reversed(tasks):
@@ -884,8 +913,8 @@ class LocalEngine(Engine):
             self._deadlines.pop(task.id, None)
             queue = self.ready.get(task.shape)
             if queue is None:
-                queue = self.ready[task.shape] = deque()
-            queue.appendleft(task)
+                queue = self.ready[task.shape] = _ReadyQueue()
+            queue.add_left(task)
         self._release_lease_if_idle(worker)
 
     # ------------------------------------------------------------- placement
@@ -900,8 +929,22 @@ class LocalEngine(Engine):
                 worker = self._place(shape, pipeline)
                 if worker is None:
                     break
-                room = min(DEPTH - len(worker.inflight), self._share(len(queue)))
-                self._send_tasks(worker, [queue.popleft() for _ in range(room)])
+                room = DEPTH - len(worker.inflight)
+                share = self._share(len(queue) - queue.short)  # short ones have a share of their own
+                if not queue.short:
+                    batch = [queue.popleft() for _ in range(min(room, share, len(queue)))]
+                else:  # a share of each kind, in queue order
+                    batch = []
+                    taken = [0, 0]  # long, short
+                    shares = (share, self._share(queue.short))
+                    while queue and len(batch) < room:
+                        kind = queue[0].short
+                        if taken[kind] >= shares[kind]:
+                            break
+                        taken[kind] += 1
+                        batch.append(queue.popleft())
+                        queue.short -= kind
+                self._send_tasks(worker, batch)
         self._starving = self._starved
         if self._pending_actors:
             for _ in range(len(self._pending_actors)):
@@ -1073,7 +1116,7 @@ class LocalEngine(Engine):
                 queue = self.ready.get(task.shape)
                 if queue is not None:
                     try:
-                        queue.remove(task)
+                        queue.take(task)
                     except ValueError:
                         pass
             task.state = DONE
@@ -1308,7 +1351,7 @@ class LocalEngine(Engine):
         for oid in ids:
             task = self.tasks.get(oid)
             if task is not None and task.state == READY and task.actor is None and task.shape == shape:
-                self.ready[shape].remove(task)
+                self.ready[shape].take(task)
                 helpable.append(task)
         if not helpable:
             return False
@@ -1465,7 +1508,7 @@ class LocalEngine(Engine):
             if task.state == ASSIGNED:
                 task.state = READY
                 task.worker = None
-                self.ready.setdefault(task.shape, deque()).appendleft(task)
+                self.ready.setdefault(task.shape, _ReadyQueue()).add_left(task)
         alive = sum(1 for w in self.workers.values() if w.alive and w.actor is None)
         if alive < self.num_workers and not self._closing:
             self._spawn()
@@ -1755,7 +1798,7 @@ class LocalEngine(Engine):
     def typical_run_time(self, name: str) -> float | None:
         """Mean seconds a task of this name has run in a worker, once it has run a few times."""
         runs = self._run_times.get(name)
-        if runs is None or runs[0] < 8:
+        if runs is None or runs[0] < _MEASURED_RUNS:
             return None
         return runs[1] / runs[0]
 
