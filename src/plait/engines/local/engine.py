@@ -810,6 +810,7 @@ class LocalEngine(Engine):
         (outside the lock) where they finished at once."""
         with self._lock:
             self._check_open()
+            self._drain_released()  # values dropped before these calls are freed before they run
             for task, size, deps, held in made:
                 self._admit(task, size, deps, held)
             self._schedule(eager=False)
