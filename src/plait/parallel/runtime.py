@@ -160,7 +160,7 @@ _UNARY = {"neg": operator.neg, "pos": operator.pos, "invert": operator.invert}
 # equal value and do nothing else, so a fused call may compute them again
 _FUSIBLE = frozenset(
     [f for op, f in _BINOPS.items() if not op.endswith("=")]
-    + [f for f in _CMPS.values() if f.__module__ != __name__]
+    + [_CMPS[op] for op in ("==", "!=", "<", "<=", ">", ">=")]
     + list(_UNARY.values())
 )
 _IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), range, frozenset)

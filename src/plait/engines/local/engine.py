@@ -88,10 +88,10 @@ from plait.runtime.resources import ResourcePool, detect_cpus, detect_gpu_ids, d
 log = logging.getLogger("plait")
 
 DEPTH = 64  # tasks in flight per worker
-# a task whose mean run time, over at least _MEASURED_RUNS runs, is under this is short: the
-# share of the queue a worker takes counts short and long tasks apart (see _ReadyQueue)
+# a call whose task's mean run time (typical_run_time) is under this is short: the share of
+# the queue a worker takes counts short and long calls apart (see _ReadyQueue), and a worker
+# sends the results it has before it starts a call that is not short
 SHORT_TASK_S = 0.001
-_MEASURED_RUNS = 8
 IDLE_RETIRE_S = 5.0  # an extra worker idle this long is stopped
 WAITING, READY, ASSIGNED, DONE = 0, 1, 2, 3
 _MIN_EXTRA_WORKERS = 16  # workers started for blocked ones: at least this many, or one per worker
@@ -154,6 +154,10 @@ class _ReadyQueue(deque):
         super().__init__()
         self.short = 0
 
+    def add(self, task: _Task) -> None:
+        self.append(task)
+        self.short += task.short
+
     def add_left(self, task: _Task) -> None:
         self.appendleft(task)
         self.short += task.short
@@ -188,10 +192,13 @@ class _Exited:
         self.worker = worker
 
 
-class _NoticesOut(_Exited):
+class _NoticesOut:
     """Selector data for a notice channel with output the socket has not taken yet."""
 
-    __slots__ = ()
+    __slots__ = ("worker",)
+
+    def __init__(self, worker: _Worker) -> None:
+        self.worker = worker
 
 
 def _exit_fd(pid: int) -> int | None:
@@ -889,17 +896,15 @@ class LocalEngine(Engine):
 
     def _make_ready(self, task: _Task) -> None:
         task.state = READY
+        typical = self.typical_run_time(task.name)
+        task.short = typical is not None and typical < SHORT_TASK_S
         if task.actor is not None:
             self._pump_actor(task.actor)
             return
-        runs = self._run_times.get(task.name)
-        task.short = runs is not None and runs[0] >= _MEASURED_RUNS and runs[1] < SHORT_TASK_S * runs[0]
         queue = self.ready.get(task.shape)
         if queue is None:
             queue = self.ready[task.shape] = _ReadyQueue()
-        queue.append(task)
-        if task.short:
-            queue.short += 1
+        queue.add(task)
 
     def _requeue(self, tasks: list[_Task], worker: _Worker) -> None:
         for task in reversed(tasks):
@@ -1022,7 +1027,7 @@ class LocalEngine(Engine):
                 worker.functions.add(task.what)
             deps = {d: results[d][1] for d in task.deps} if task.deps else None
             what = (task.what, tuple(o.id for o in task.outputs)) if task.outputs else task.what
-            items.append((task.kind, task.id, what, task.args, deps, gpus, task.timeout is not None))
+            items.append((task.kind, task.id, what, task.args, deps, gpus, task.timeout is not None, task.short))
         return functions, items
 
     def _release_lease_if_idle(self, worker: _Worker) -> None:
@@ -1799,7 +1804,7 @@ class LocalEngine(Engine):
     def typical_run_time(self, name: str) -> float | None:
         """Mean seconds a task of this name has run in a worker, once it has run a few times."""
         runs = self._run_times.get(name)
-        if runs is None or runs[0] < _MEASURED_RUNS:
+        if runs is None or runs[0] < 8:
             return None
         return runs[1] / runs[0]
 

@@ -61,14 +61,16 @@ items)`` when nobody runs the awaited tasks yet (the worker runs them, then asks
 again); to ``CANCEL``, a bool; to ``CREATE_ACTOR``, ``("ok", handle)`` or
 ``("error", exception)``; to ``GET_ACTOR``, a handle or None.
 
-A work item is ``(kind, tid, what, args, deps, gpus, timed)``: ``kind`` is
+A work item is ``(kind, tid, what, args, deps, gpus, timed, short)``: ``kind`` is
 ``TASK`` (``what``: a function id, or ``(function id, output ids)`` for a call
 with ``num_returns``: the worker stores each item of its result under its own
 id, and ``DONE``'s payload is then ``[(payload, size, contained)]``, one per
 item), ``ACTOR_CALL`` (a method name) or
 ``ACTOR_INIT`` (the pickled actor class and how many calls may run at once);
 ``deps`` maps each dependency's id to its payload; ``gpus`` are the GPU ids to
-make visible, ``timed`` says to send ``START``.
+make visible, ``timed`` says to send ``START``, ``short`` that the call's task is
+measured short (the worker sends the results it has before it starts one that is
+not).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ The driver starts ``python -m plait.engines.local.worker FD INDEX SHM SPILL
 PARENT NOTICE_FD`` with one end of a socket pair as ``FD`` and one of a second
 pair, the notice channel, as ``NOTICE_FD``. The worker runs the task batches it
 receives in order and sends results back in batches: when its queue runs dry,
-every 64 results, 2 ms after the oldest unsent one, or before a call that has not
-been measured short here starts (it may run long, and the results before it must
+every 64 results, 2 ms after the oldest unsent one, or before a call the driver
+has not measured short starts (it may run long, and the results before it must
 not wait for it).
 
 Code running in a task talks to the engine through the same ``WorkerRuntime``
@@ -86,7 +86,6 @@ class WorkerRuntime(Engine):
         self.send_lock = threading.Lock()
         self.results_pending = 0
         self.oldest_result = 0.0
-        self.run_times: dict[Any, list[float]] = {}  # function id or method -> [runs, seconds]
         self.releases: deque[int] = deque()
         self.map_deltas: deque[tuple[int, int]] = deque()  # store files mapped (+1) and let go (-1)
         self.ids = itertools.count(1)
@@ -119,16 +118,9 @@ class WorkerRuntime(Engine):
                     return
                 continue
             item = queue.popleft()
-            key = _work_key(item)
-            runs = self.run_times.get(key)
-            if self.results_pending and (runs is None or runs[1] > _FLUSH_DELAY * runs[0]):
+            if self.results_pending and not item[7]:
                 self.flush()  # it may run long: the results before it go now
-            started = time.perf_counter()
             self.execute(item)
-            if runs is None:
-                runs = self.run_times[key] = [0, 0.0]
-            runs[0] += 1
-            runs[1] += time.perf_counter() - started
             if self.results_pending >= _FLUSH_COUNT or (
                 self.results_pending and time.monotonic() - self.oldest_result > _FLUSH_DELAY
             ):
@@ -217,7 +209,7 @@ class WorkerRuntime(Engine):
     def _execute(self, item: tuple) -> tuple[bool, Any]:
         """Run one work item and queue its outcome for the driver (a call of an actor whose
         calls run side by side is only started: its outcome is sent when it ends)."""
-        kind, tid, what, args, deps, gpus, timed = item
+        kind, tid, what, args, deps, gpus, timed, _ = item
         if timed:
             self.outbox.append((M.START, tid))
             self.flush()
@@ -417,11 +409,11 @@ class WorkerRuntime(Engine):
     def watch(self, future: Future) -> None:
         with self.watch_lock:
             futures = self.watched.get(future._id)
-            if futures is None:
-                self.watched[future._id] = [future]
-                self.outbox.append((M.NOTIFY, future._id))
-            else:
-                futures.append(future)
+            if futures is not None:
+                futures.append(future)  # its NOTIFY went with the first
+                return
+            self.watched[future._id] = [future]
+            self.outbox.append((M.NOTIFY, future._id))
             if self.notice_reader is None:
                 self.notice_reader = threading.Thread(target=self._read_notices, daemon=True, name="plait-notices")
                 self.notice_reader.start()
@@ -571,14 +563,6 @@ def _dumps_function(fn: Any) -> bytes:
     import cloudpickle
 
     return cloudpickle.dumps(fn, protocol=5)
-
-
-def _work_key(item: tuple) -> Any:
-    """What a work item runs, to measure its run time by: a function id, or a method name."""
-    kind, what = item[0], item[2]
-    if kind == TASK:
-        return what[0] if type(what) is tuple else what
-    return what if kind == ACTOR_CALL else None
 
 
 def _watch_parent(parent: int, dirs: StoreDirs) -> None:
