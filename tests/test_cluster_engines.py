@@ -28,6 +28,7 @@ import pytest
 
 import plait
 import tests.test_actors as actor_tests
+import tests.test_data as data_tests
 import tests.test_engine_conformance as conformance_tests
 import tests.test_graph_run as graph_tests
 import tests.test_parallel as parallel_tests
@@ -129,7 +130,9 @@ def _engine_tests(*modules) -> dict:
     return found
 
 
-globals().update(_engine_tests(task_tests, actor_tests, parallel_tests, fusion_tests, graph_tests, conformance_tests))
+globals().update(
+    _engine_tests(task_tests, actor_tests, parallel_tests, fusion_tests, graph_tests, conformance_tests, data_tests)
+)
 
 
 def test_nested_tasks(engine):

@@ -1,0 +1,566 @@
+"""What one data task runs: make its rows, pass them through its fused steps, then split them
+for the next stage or return them.
+
+Every partition of every stage is one call of ``run_partition``; the ``Task`` it gets says
+how to make its rows, so one task function serves every stage and a worker needs
+nothing but this module (and the user's functions, pickled with the plan).
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import csv
+import functools
+import heapq
+import json
+import os
+import pickle
+import random
+import uuid
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import chain, islice
+from typing import Any
+
+from plait.runtime.options import task_options
+from plait.runtime.task import TaskFunction
+
+BAD_RECORD_CHOICES = ("raise", "skip")
+
+
+@dataclass(frozen=True, eq=False)
+class Step:
+    """One record operator as a task applies it; ``where`` is the user's line that asked for it."""
+
+    kind: str
+    fn: Any = None
+    arg: Any = None
+    label: str = ""
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One partition of one stage: where its rows come from, its steps, how its output leaves.
+
+    ``make`` is ``("read", spec)``, ``("rows",)`` (the one input is a partition),
+    ``("concat",)`` (the inputs are buckets, concatenated in order) or
+    ``("join", how, left_count)``. ``split`` is None (return the rows as a list) or
+    ``(kind, count, ...)``: return ``count`` buckets.
+    """
+
+    index: int
+    make: tuple
+    steps: tuple[Step, ...]
+    split: tuple | None = None
+
+
+def run_partition(task: Task, *inputs: Any) -> Any:
+    rows = _make(task, inputs)
+    for step in task.steps:
+        rows = STEPS[step.kind](step, rows, task.index)
+    if task.split is None:
+        return rows if type(rows) is list else list(rows)
+    buckets = split(rows, task.split, task.index)
+    return buckets[0] if len(buckets) == 1 else tuple(buckets)
+
+
+partition_task = TaskFunction(run_partition, task_options("data", name="data"))
+
+
+def _make(task: Task, inputs: tuple) -> Iterable:
+    kind = task.make[0]
+    if kind == "read":
+        return read(task.make[1])
+    if kind == "rows":
+        return inputs[0]
+    if kind == "concat":
+        return inputs[0] if len(inputs) == 1 else chain.from_iterable(inputs)
+    if kind == "join":
+        _, how, left = task.make
+        return _join(how, chain.from_iterable(inputs[:left]), chain.from_iterable(inputs[left:]))
+    raise AssertionError(f"unknown partition source {kind!r}")
+
+
+# ------------------------------------------------------------------ errors
+def _note(exc: BaseException, step: Step, index: int, row: Any = None, has_row: bool = True) -> None:
+    """Say which operator, line, partition and record an exception came from (once)."""
+    where = f" (at {step.where})" if step.where else ""
+    record = f", on the record {_short(row)}" if has_row else ""
+    note = f"raised in {step.label or step.kind}{where}, partition {index}{record}"
+    if note not in getattr(exc, "__notes__", ()):
+        exc.add_note(note)
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a record whose repr fails is still named
+        text = f"<{type(value).__name__} with a failing repr>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _pair(row: Any, step: Step, index: int) -> tuple[Any, Any]:
+    if type(row) is tuple and len(row) == 2:
+        return row
+    if isinstance(row, (tuple, list)) and len(row) == 2:
+        return row[0], row[1]
+    exc = TypeError(
+        f"{step.label or step.kind} needs (key, value) pairs, got {_short(row)}: "
+        "make pairs first with key_by(fn) or map(lambda r: (key, value))"
+    )
+    _note(exc, step, index, row)
+    raise exc
+
+
+# ------------------------------------------------------------------ steps
+def _map(step: Step, rows: Iterable, index: int) -> Iterator:
+    fn = step.fn
+    for row in rows:
+        try:
+            out = fn(row)
+        except Exception as exc:
+            _note(exc, step, index, row)
+            raise
+        yield out
+
+
+def _flat_map(step: Step, rows: Iterable, index: int) -> Iterator:
+    fn = step.fn
+    for row in rows:
+        try:
+            yield from fn(row)
+        except Exception as exc:
+            _note(exc, step, index, row)
+            raise
+
+
+def _filter(step: Step, rows: Iterable, index: int) -> Iterator:
+    fn = step.fn
+    for row in rows:
+        try:
+            keep = fn(row)
+        except Exception as exc:
+            _note(exc, step, index, row)
+            raise
+        if keep:
+            yield row
+
+
+def _key_by(step: Step, rows: Iterable, index: int) -> Iterator:
+    fn = step.fn
+    for row in rows:
+        try:
+            key = fn(row)
+        except Exception as exc:
+            _note(exc, step, index, row)
+            raise
+        yield (key, row)
+
+
+def _map_partitions(step: Step, rows: Iterable, index: int) -> Iterator:
+    try:
+        yield from step.fn(iter(rows))
+    except Exception as exc:
+        _note(exc, step, index, has_row=False)
+        raise
+
+
+_MISSING = object()
+
+
+def _combine(step: Step, rows: Iterable, index: int) -> Iterator:
+    fn = step.fn
+    acc: dict = {}
+    for row in rows:
+        key, value = _pair(row, step, index)
+        old = acc.get(key, _MISSING)
+        if old is _MISSING:
+            acc[key] = value
+            continue
+        try:
+            acc[key] = fn(old, value)
+        except Exception as exc:
+            _note(exc, step, index, (key, value))
+            raise
+    return iter(acc.items())
+
+
+def _group(step: Step, rows: Iterable, index: int) -> Iterator:
+    groups: dict = {}
+    for row in rows:
+        key, value = _pair(row, step, index)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [value]
+        else:
+            group.append(value)
+    return iter(groups.items())
+
+
+def _distinct(step: Step, rows: Iterable, index: int) -> Iterator:
+    seen: dict = {}
+    for row in rows:
+        try:
+            seen.setdefault(row, None)
+        except TypeError as exc:
+            _note(exc, step, index, row)
+            raise
+    return iter(seen)
+
+
+def _top(step: Step, rows: Iterable, index: int) -> list:
+    n, key = step.arg
+    return heapq.nlargest(n, rows, key=key)
+
+
+def _sort(step: Step, rows: Iterable, index: int) -> list:
+    key, reverse = step.arg
+    try:
+        return sorted(rows, key=key, reverse=reverse)
+    except Exception as exc:
+        _note(exc, step, index, has_row=False)
+        raise
+
+
+def _head(step: Step, rows: Iterable, index: int) -> Iterator:
+    return islice(rows, step.arg)
+
+
+def _sample(step: Step, rows: Iterable, index: int) -> Iterator:
+    fraction, seed = step.arg
+    rng = random.Random(f"{seed}:{index}")  # a str seed is hashed the same in every process
+    return (row for row in rows if rng.random() < fraction)
+
+
+def _count(step: Step, rows: Iterable, index: int) -> list:
+    if type(rows) is list:
+        return [len(rows)]
+    return [sum(1 for _ in rows)]
+
+
+def _sum(step: Step, rows: Iterable, index: int) -> list:
+    return [sum(rows)]
+
+
+def _reduce(step: Step, rows: Iterable, index: int) -> list:
+    it = iter(rows)
+    first = next(it, _MISSING)
+    if first is _MISSING:
+        return []
+    try:
+        return [functools.reduce(step.fn, it, first)]
+    except Exception as exc:
+        _note(exc, step, index, has_row=False)
+        raise
+
+
+def _aggregate(step: Step, rows: Iterable, index: int) -> list:
+    zero, seq_op = step.arg
+    acc = copy.deepcopy(zero)
+    for row in rows:
+        try:
+            acc = seq_op(acc, row)
+        except Exception as exc:
+            _note(exc, step, index, row)
+            raise
+    return [acc]
+
+
+def _sample_keys(step: Step, rows: Iterable, index: int) -> list:
+    """Up to ``count`` keys of this partition, spread over it, for range boundaries."""
+    key, count = step.arg
+    rows = rows if type(rows) is list else list(rows)
+    if len(rows) > count:
+        rng = random.Random(index)
+        rows = rng.sample(rows, count)
+    return [key(r) if key is not None else r for r in rows]
+
+
+def _write(step: Step, rows: Iterable, index: int) -> list:
+    fmt, directory, options = step.arg
+    return [write_part(fmt, directory, index, rows, options, step)]
+
+
+STEPS: dict[str, Callable[[Step, Iterable, int], Iterable]] = {
+    "map": _map,
+    "flat_map": _flat_map,
+    "filter": _filter,
+    "key_by": _key_by,
+    "map_partitions": _map_partitions,
+    "combine": _combine,
+    "group": _group,
+    "distinct": _distinct,
+    "top": _top,
+    "sort": _sort,
+    "head": _head,
+    "sample": _sample,
+    "count": _count,
+    "sum": _sum,
+    "reduce": _reduce,
+    "aggregate": _aggregate,
+    "sample_keys": _sample_keys,
+    "write": _write,
+}
+# steps that give the same answer when applied to parts first, then to the parts' outputs
+# together: the optimizer may run a copy before a shuffle (partial aggregation)
+COMBINABLE = frozenset({"combine", "distinct", "top"})
+
+
+def _join(how: str, left: Iterable, right: Iterable) -> Iterator:
+    table: dict = {}  # key -> the right side's rows with it (each keeps its own key: 1 and 1.0)
+    for row in right:
+        bucket = table.get(row[0])
+        if bucket is None:
+            table[row[0]] = [row]
+        else:
+            bucket.append(row)
+    matched = set() if how in ("right", "outer") else None
+    for key, value in left:
+        found = table.get(key)
+        if found:
+            if matched is not None:
+                matched.add(key)
+            for _, other in found:
+                yield (key, (value, other))
+        elif how in ("left", "outer"):
+            yield (key, (value, None))
+    if matched is not None:
+        for key, rows in table.items():
+            if key not in matched:
+                for own, other in rows:
+                    yield (own, (None, other))
+
+
+# ------------------------------------------------------------------ splitting
+_MASK = (1 << 64) - 1
+
+
+def stable_hash(key: Any) -> int:
+    """A hash equal in every process (``hash()`` of a str is salted per process, so two map
+    tasks would send one key to two buckets); equal keys hash equal as in a dict."""
+    if isinstance(key, str):
+        return zlib.crc32(str.encode(key, "utf-8", "surrogatepass"))
+    if isinstance(key, (int, float, complex)):
+        return hash(key) & _MASK  # numbers hash by value, the same everywhere
+    if key is None:
+        return 0  # hash(None) is its address before Python 3.12
+    if isinstance(key, (bytes, bytearray)):
+        return zlib.crc32(key)
+    if isinstance(key, tuple):
+        h = 0x345678
+        for item in key:
+            h = ((h * 1000003) ^ stable_hash(item)) & _MASK
+        return h ^ len(key)
+    if isinstance(key, frozenset):
+        return sum(stable_hash(item) for item in key) & _MASK
+    return zlib.crc32(pickle.dumps(key, protocol=5))
+
+
+def split(rows: Iterable, how: tuple, index: int) -> list[list]:
+    kind, count = how[0], how[1]
+    buckets: list[list] = [[] for _ in range(count)]
+    if count == 1:
+        buckets[0] = rows if type(rows) is list else list(rows)
+        return buckets
+    if kind == "hash":  # (key, value) pairs by key
+        step = Step("split", label="hash split")
+        for row in rows:
+            key = row[0] if type(row) is tuple and len(row) == 2 else _pair(row, step, index)[0]
+            buckets[stable_hash(key) % count].append(row)
+    elif kind == "hash_rows":  # whole rows (distinct)
+        for row in rows:
+            buckets[stable_hash(row) % count].append(row)
+    elif kind == "range":  # by key, between boundaries (equal keys stay together)
+        _, _, bounds, key, reverse = how
+        last = len(bounds)
+        for row in rows:
+            at = bisect.bisect_right(bounds, key(row) if key is not None else row)
+            buckets[last - at if reverse else at].append(row)
+    elif kind == "slices":  # by position: output p starts at the global row cuts[p]
+        _, _, offset, cuts = how
+        for i, row in enumerate(rows, offset):
+            buckets[bisect.bisect_right(cuts, i) - 1].append(row)
+    else:
+        raise AssertionError(f"unknown split {kind!r}")
+    return buckets
+
+
+# ------------------------------------------------------------------ reading
+class BadRecordError(ValueError):
+    """A line of an input file that cannot be read as a record."""
+
+
+def read(spec: tuple) -> Iterable:
+    kind = spec[0]
+    if kind == "items":
+        return spec[1]
+    if kind == "range":
+        return range(spec[1], spec[2])
+    if kind == "text":
+        return _read_text(*spec[1:])
+    if kind == "json":
+        return _read_json(*spec[1:])
+    if kind == "csv":
+        return _read_csv(*spec[1:])
+    raise AssertionError(f"unknown source {kind!r}")
+
+
+def _lines(path: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """The lines that start in bytes [start, end) of a file, with their offsets: a line
+    that crosses ``end`` is this range's, the next range skips it."""
+    with open(path, "rb") as f:
+        if start:
+            f.seek(start - 1)
+            f.readline()
+        pos = f.tell()
+        while pos < end:
+            line = f.readline()
+            if not line:
+                break
+            yield pos, line
+            pos += len(line)
+
+
+def _line_number(path: str, offset: int) -> int:
+    count = 1
+    with open(path, "rb") as f:
+        while offset > 0:
+            chunk = f.read(min(offset, 1 << 20))
+            if not chunk:
+                break
+            count += chunk.count(b"\n")
+            offset -= len(chunk)
+    return count
+
+
+def _bad(path: str, offset: int, raw: bytes, why: str) -> BadRecordError:
+    text = raw.decode("utf-8", "replace").rstrip("\r\n")
+    return BadRecordError(
+        f"{path}:{_line_number(path, offset)}: {why}; the line: {_short(text)} "
+        "(on_bad_records='skip' drops such lines)"
+    )
+
+
+def _decoded(path: str, start: int, end: int, encoding: str, on_bad: str) -> Iterator[tuple[int, bytes, str]]:
+    for pos, raw in _lines(path, start, end):
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            if on_bad == "skip":
+                continue
+            raise _bad(path, pos, raw, f"not {encoding} ({exc.reason})") from None
+        if text.endswith("\n"):
+            text = text[:-2] if text.endswith("\r\n") else text[:-1]
+        yield pos, raw, text
+
+
+def _read_text(path: str, start: int, end: int, encoding: str, on_bad: str) -> Iterator[str]:
+    for _, _, text in _decoded(path, start, end, encoding, on_bad):
+        yield text
+
+
+def _read_json(path: str, start: int, end: int, encoding: str, on_bad: str) -> Iterator[Any]:
+    loads = json.loads
+    for pos, raw, text in _decoded(path, start, end, encoding, on_bad):
+        if not text.strip():
+            continue  # blank lines in JSON lines files carry no record
+        try:
+            yield loads(text)
+        except ValueError as exc:
+            if on_bad == "skip":
+                continue
+            raise _bad(path, pos, raw, f"not JSON ({exc})") from None
+
+
+def _read_csv(path: str, encoding: str, on_bad: str, delimiter: str, types: dict | None) -> Iterator[dict]:
+    with open(path, newline="", encoding=encoding) as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        header = next(reader, None)
+        if header is None:
+            return
+        width = len(header)
+        for fields in reader:
+            if not fields:
+                continue  # a blank line, as csv.DictReader skips it
+            why = None
+            if len(fields) != width:
+                why = f"{len(fields)} fields where the header has {width}"
+            else:
+                row = dict(zip(header, fields, strict=True))
+                if types:
+                    try:
+                        for name, convert in types.items():
+                            row[name] = convert(row[name])
+                    except Exception as exc:  # noqa: BLE001 - any failing conversion is a bad record
+                        why = f"column {name!r}: {type(exc).__name__}: {exc}"
+            if why is None:
+                yield row
+            elif on_bad != "skip":
+                line = reader.line_num
+                raise BadRecordError(
+                    f"{path}:{line}: {why}; the record: {_short(fields)} (on_bad_records='skip' drops such lines)"
+                )
+
+
+# ------------------------------------------------------------------ writing
+PART_PREFIX = "part-"
+EXTENSIONS = {"text": "txt", "json": "jsonl", "csv": "csv"}
+
+
+def write_part(fmt: str, directory: str, index: int, rows: Iterable, options: dict, step: Step) -> str:
+    """One partition to one file, written under a hidden temporary name, then renamed: no
+    reader ever sees a partial file under the final name."""
+    name = f"{PART_PREFIX}{index:05d}.{EXTENSIONS[fmt]}"
+    final = os.path.join(directory, name)
+    temporary = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(temporary, "w", encoding=options.get("encoding", "utf-8"), newline="") as f:
+            _WRITERS[fmt](f, rows, step, index)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, final)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
+    return final
+
+
+def _write_text(f: Any, rows: Iterable, step: Step, index: int) -> None:
+    f.writelines(f"{row}\n" for row in rows)
+
+
+def _write_json(f: Any, rows: Iterable, step: Step, index: int) -> None:
+    dumps = json.dumps
+    for row in rows:
+        try:
+            f.write(dumps(row) + "\n")
+        except TypeError as exc:
+            _note(exc, step, index, row)
+            raise
+
+
+def _write_csv(f: Any, rows: Iterable, step: Step, index: int) -> None:
+    writer = None
+    for row in rows:
+        if not isinstance(row, dict):
+            exc = TypeError(f"write_csv writes dicts (one column per key), got {_short(row)}")
+            _note(exc, step, index, row)
+            raise exc
+        if writer is None:
+            header = list(row)
+            writer = csv.writer(f)
+            writer.writerow(header)
+        if list(row) != header:
+            exc = ValueError(f"write_csv: a record with columns {list(row)} where the first had {header}")
+            _note(exc, step, index, row)
+            raise exc
+        writer.writerow(row.values())
+
+
+_WRITERS = {"text": _write_text, "json": _write_json, "csv": _write_csv}

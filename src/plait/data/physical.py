@@ -1,0 +1,252 @@
+"""The physical plan: stages of tasks, one task per partition, and running them.
+
+A stage's tasks make their rows (read a source, take one upstream partition, concatenate
+the buckets an exchange sent them, or join two sides), run the record operators fused
+into the stage, then either return their rows or split them into one bucket per
+partition of the next stage (a task with several outputs, so each bucket is a future of
+its own in the engine's store). The split of a sort (range boundaries) and of a
+repartition (positions) is worked out at run time from what the stage before made.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from plait.data.kernels import Step, Task, partition_task
+from plait.data.plan import Cache, CacheBox, Join, Narrow, Op, Repartition, Shuffle, Sort, Source, Union
+from plait.runtime.context import current_engine
+
+SAMPLE_PER_PARTITION = 64  # keys a sort samples from each partition, for every output partition
+
+
+@dataclass(eq=False)
+class Stage:
+    kind: str  # read | rows | concat | join | union | cached
+    partitions: int
+    inputs: tuple[Stage, ...] = ()
+    steps: tuple[Step, ...] = ()
+    split: tuple | None = None  # (kind, count, ...): static, or completed at run time (range, slices)
+    specs: tuple = ()
+    how: str = ""
+    box: CacheBox | None = None  # a cached dataset's partitions: kept after this stage runs
+    label: str = ""
+    number: int = 0
+
+    def describe(self) -> str:
+        what = {
+            "read": f"read {self.label}",
+            "rows": "from one partition each",
+            "concat": "concatenate the buckets sent here",
+            "join": f"{self.how} join of the buckets sent here",
+            "union": "the partitions of its inputs, in order",
+            "cached": "cached partitions",
+        }[self.kind]
+        parts = [what, *(s.label for s in self.steps)]
+        if self.split is not None:
+            kind, count = self.split[0], self.split[1]
+            words = {
+                "hash": "by key hash",
+                "hash_rows": "by row hash",
+                "single": "into one",
+                "range": "by key range, boundaries from a sample at run time",
+                "slices": "by position, from the counts at run time",
+            }[kind]
+            parts.append(f"split into {count} ({words})")
+        inputs = f" <- stage {', '.join(str(i.number) for i in self.inputs)}" if self.inputs else ""
+        tasks = "no tasks" if self.kind in ("union", "cached") else f"{self.partitions} task(s)"
+        return f"stage {self.number}: {tasks}: " + " -> ".join(parts) + inputs
+
+
+@dataclass
+class Planner:
+    """Turns an optimized plan into stages; a shared sub-plan becomes one stage."""
+
+    made: dict = field(default_factory=dict)
+    order: list[Stage] = field(default_factory=list)
+
+    def stage(self, op: Op, steps: tuple[Step, ...] = (), split: tuple | None = None) -> Stage:
+        key = (id(op), tuple(map(id, steps)), split)
+        found = self.made.get(key)
+        if found is None:
+            found = self.made[key] = self._stage(op, steps, split)
+            if not found.number:
+                found.number = len(self.order) + 1
+                self.order.append(found)
+        return found
+
+    def _stage(self, op: Op, steps: tuple, split: tuple | None) -> Stage:
+        t = type(op)
+        if t is Narrow:
+            return self.stage(op.input, op.steps + steps, split)
+        if t is Source:
+            return Stage("read", op.partitions, steps=steps, split=split, specs=op.specs, label=op.label)
+        if t is Shuffle:
+            count = op.partitions
+            up = self.stage(op.input, op.map_side, (op.by, count))
+            return Stage("concat", count, (up,), op.reduce + steps, split)
+        if t is Join:
+            count = op.partitions
+            left = self.stage(op.left, (), ("hash", count))
+            right = self.stage(op.right, (), ("hash", count))
+            return Stage("join", count, (left, right), steps, split, how=op.how)
+        if t is Sort:
+            count = op.partitions
+            up = self.stage(op.input)
+            ranged = Stage("rows", up.partitions, (up,), split=("range", count, op.key, op.reverse))
+            self._add(ranged)
+            order = Step("sort", arg=(op.key, op.reverse), label="sort", where=op.where)
+            return Stage("concat", count, (ranged,), (order, *steps), split)
+        if t is Repartition:
+            up = self.stage(op.input)
+            sliced = Stage("rows", up.partitions, (up,), split=("slices", op.count))
+            self._add(sliced)
+            return Stage("concat", op.count, (sliced,), steps, split)
+        if t is Union:
+            parts = tuple(self.stage(p, steps, split) for p in op.parts)
+            return Stage("union", sum(p.partitions for p in parts), parts)
+        if t is Cache:
+            box = op.box
+            if box.futures is not None and box.engine is current_engine():
+                base = Stage("cached", len(box.futures), box=box)
+            else:
+                base = Stage("union", op.partitions, (self.stage(op.input),), box=box)
+            if not steps and split is None:
+                return base
+            self._add(base)
+            return Stage("rows", base.partitions, (base,), steps, split)
+        raise AssertionError(f"no stage for {t.__name__}")
+
+    def _add(self, stage: Stage) -> None:
+        stage.number = len(self.order) + 1
+        self.order.append(stage)
+
+
+def plan(op: Op, steps: tuple[Step, ...] = ()) -> tuple[Stage, list[Stage]]:
+    planner = Planner()
+    root = planner.stage(op, steps)
+    return root, planner.order
+
+
+class Runner:
+    """Submits each stage's tasks once, inputs first; the futures of every stage it ran."""
+
+    def __init__(self) -> None:
+        self.outputs: dict[int, list] = {}
+        self.ran: list[list] = []  # each stage's futures, in the order submitted (inputs first)
+
+    def values(self, futures: list) -> list:
+        """The values of ``futures``; on a failure, the one the sequential program would
+        have met first: the earliest stage's, the lowest partition's (not whichever a
+        scheduler happened to report first)."""
+        from plait.runtime.api import get, wait
+
+        try:
+            return get(futures)
+        except Exception:
+            for made in self.ran:
+                flat = [f for out in made for f in (out if type(out) is tuple else (out,))]
+                wait(flat, len(flat))
+                for f in flat:
+                    if f.exception() is not None:
+                        f.result()  # raises it
+            raise
+
+    def run(self, stage: Stage) -> list:
+        """One entry per task of ``stage``: a future, or a tuple of futures when it splits."""
+        key = id(stage)
+        if key not in self.outputs:
+            for upstream in stage.inputs:
+                self.run(upstream)
+            self.outputs[key] = out = self._submit(stage)
+            self.ran.append(out)
+            if stage.box is not None and stage.kind != "cached":
+                stage.box.futures, stage.box.engine = list(out), current_engine()
+        return self.outputs[key]
+
+    def _submit(self, stage: Stage) -> list:
+        kind = stage.kind
+        if kind == "union":
+            return list(itertools.chain.from_iterable(self.outputs[id(i)] for i in stage.inputs))
+        if kind == "cached":
+            assert stage.box is not None and stage.box.futures is not None
+            return list(stage.box.futures)
+        if kind == "read":
+            return [self._call(stage, i, ("read", spec), ()) for i, spec in enumerate(stage.specs)]
+        if kind == "rows":
+            upstream = self.outputs[id(stage.inputs[0])]
+            if not stage.steps and stage.split is None:
+                return upstream
+            splits = self._run_time_splits(stage, upstream)
+            return [self._call(stage, i, ("rows",), (f,), splits[i]) for i, f in enumerate(upstream)]
+        if kind == "concat":
+            buckets = _buckets(self.outputs[id(stage.inputs[0])], stage.partitions)
+            return [self._call(stage, j, ("concat",), tuple(b)) for j, b in enumerate(buckets)]
+        if kind == "join":
+            left = _buckets(self.outputs[id(stage.inputs[0])], stage.partitions)
+            right = _buckets(self.outputs[id(stage.inputs[1])], stage.partitions)
+            return [
+                self._call(stage, j, ("join", stage.how, len(left[j])), (*left[j], *right[j]))
+                for j in range(stage.partitions)
+            ]
+        raise AssertionError(f"unknown stage {kind!r}")
+
+    def _call(self, stage: Stage, index: int, make: tuple, args: tuple, split: tuple | None = None) -> Any:
+        split = split if split is not None else stage.split
+        count = split[1] if split is not None else 1
+        task = Task(index, make, stage.steps, split)
+        call = partition_task.options(name=f"data:stage{stage.number}", num_returns=count if count > 1 else 1)
+        out = call(task, *args)
+        return _owned(tuple(out)) if count > 1 else _owned(out)
+
+    def _run_time_splits(self, stage: Stage, upstream: list) -> list:
+        split = stage.split
+        if split is None or split[0] not in ("range", "slices"):
+            return [split] * len(upstream)
+        from plait.runtime.api import get
+
+        if split[0] == "range":
+            _, count, key, reverse = split
+            per = SAMPLE_PER_PARTITION * max(1, count) // max(1, len(upstream)) + 1
+            probe = Step("sample_keys", arg=(key, per), label="sample keys")
+            samples = get([_probe(f, i, probe) for i, f in enumerate(upstream)])
+            bounds = boundaries(sorted(itertools.chain.from_iterable(samples)), count)
+            return [("range", count, bounds, key, reverse)] * len(upstream)
+        _, count = split
+        counts = [c[0] for c in get([_probe(f, i, Step("count", label="count")) for i, f in enumerate(upstream)])]
+        total = sum(counts)
+        cuts = [total * p // count for p in range(count)]
+        offsets = list(itertools.accumulate(counts, initial=0))
+        return [("slices", count, offsets[i], cuts) for i in range(len(upstream))]
+
+
+def _probe(partition: Any, index: int, step: Step) -> Any:
+    return _owned(partition_task.options(name="data:probe")(Task(index, ("rows",), (step,)), partition))
+
+
+def _owned(out: Any) -> Any:
+    """The action reports the first failure of its tasks: the others are not lost when dropped."""
+    for future in out if type(out) is tuple else (out,):
+        future.mark_seen()
+    return out
+
+
+def _buckets(upstream: list, count: int) -> list[list]:
+    """For each output partition, the bucket every upstream task made for it, in task order."""
+    if count == 1:
+        return [list(upstream)]
+    return [[outputs[j] for outputs in upstream] for j in range(count)]
+
+
+def boundaries(sample: list, count: int) -> list:
+    """``count - 1`` keys that cut a sorted sample into parts of about equal size (fewer
+    when keys repeat: equal keys must stay in one partition)."""
+    if count <= 1 or not sample:
+        return []
+    cuts = [sample[len(sample) * p // count] for p in range(1, count)]
+    unique = [cuts[0]]
+    for c in cuts[1:]:
+        if unique[-1] < c:
+            unique.append(c)
+    return unique

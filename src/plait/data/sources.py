@@ -1,0 +1,141 @@
+"""Where datasets come from: items in the driver, a range, files (text, JSON lines, CSV).
+
+A source is cut into partitions when the dataset is made: items into contiguous slices,
+files into byte ranges that tasks read on their own (a line belongs to the range it
+starts in), so a large file is read by many tasks and nothing passes through the driver.
+"""
+
+from __future__ import annotations
+
+import builtins
+import glob
+import math
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from plait.data.dataset import Dataset, caller
+from plait.data.kernels import BAD_RECORD_CHOICES
+from plait.data.plan import Source
+from plait.runtime import context
+from plait.runtime.resources import detect_cpus
+
+BLOCK_SIZE = 32 << 20  # bytes of a file one task reads, at most
+MIN_BLOCK = 64 << 10  # a small file is not cut finer than this to fill the workers
+
+
+def parallelism() -> int:
+    """How many partitions fill the engine: its workers (without starting one)."""
+    engine = context.engine_or_none()
+    config = getattr(engine, "config", None)
+    return (config.workers if config is not None and config.workers else None) or detect_cpus()
+
+
+def _count(name: str, partitions: int | None, default: int) -> int:
+    if partitions is None:
+        return max(1, default)
+    if type(partitions) is not int or partitions < 1:
+        raise ValueError(f"{name}: partitions={partitions!r} must be a positive int")
+    return partitions
+
+
+def _cuts(total: int, parts: int) -> list[tuple[int, int]]:
+    return [(total * p // parts, total * (p + 1) // parts) for p in builtins.range(parts)]
+
+
+def from_items(items: Iterable, partitions: int | None = None) -> Dataset:
+    """The items of an iterable (read now, in the driver), as contiguous partitions in order."""
+    rows = list(items)
+    parts = _count("from_items", partitions, min(len(rows), parallelism()))
+    specs = tuple(("items", rows[a:b]) for a, b in _cuts(len(rows), parts))
+    return Dataset(Source(f"from_items({len(rows)} items)", caller(), specs))
+
+
+def range(start: int, stop: int | None = None, step: int = 1, *, partitions: int | None = None) -> Dataset:  # noqa: A001
+    """The integers of ``range(start, stop, step)``; each task makes its own slice."""
+    whole = builtins.range(start) if stop is None else builtins.range(start, stop, step)
+    parts = _count("range", partitions, min(len(whole), parallelism()))
+    specs = tuple(("items", whole[a:b]) for a, b in _cuts(len(whole), parts))
+    return Dataset(Source(f"range({whole.start}, {whole.stop}, {whole.step})", caller(), specs))
+
+
+def expand(paths: str | os.PathLike | Iterable[str | os.PathLike], name: str) -> list[str]:
+    """Files named by a path, a directory (its files, hidden ones and ``_*`` left out) or a
+    glob, or a list of those; sorted, each once. None found is an error."""
+    given = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    found: list[str] = []
+    for p in map(os.fspath, given):
+        if os.path.isdir(p):
+            names = sorted(n for n in os.listdir(p) if not n.startswith((".", "_")))
+            found += [os.path.join(p, n) for n in names if os.path.isfile(os.path.join(p, n))]
+        elif glob.has_magic(p):
+            matched = sorted(m for m in glob.glob(p, recursive=True) if os.path.isfile(m))
+            if not matched:
+                raise FileNotFoundError(f"{name}: no file matches {p!r}")
+            found += matched
+        elif os.path.isfile(p):
+            found.append(p)
+        else:
+            raise FileNotFoundError(f"{name}: no such file or directory: {p!r}")
+    if not found:
+        raise FileNotFoundError(f"{name}: {given!r} holds no files")
+    return list(dict.fromkeys(found))
+
+
+def _check_bad(name: str, on_bad_records: str) -> None:
+    if on_bad_records not in BAD_RECORD_CHOICES:
+        raise ValueError(f"{name}: on_bad_records={on_bad_records!r}; it is one of {', '.join(BAD_RECORD_CHOICES)}")
+
+
+def _byte_ranges(files: list[str], block_size: int | None) -> list[tuple[str, int, int]]:
+    sizes = [os.path.getsize(f) for f in files]
+    if block_size is None:
+        block_size = max(MIN_BLOCK, min(BLOCK_SIZE, math.ceil(sum(sizes) / parallelism())))
+    elif type(block_size) is not int or block_size < 1:
+        raise ValueError(f"block_size={block_size!r} must be a positive int (bytes)")
+    ranges = []
+    for path, size in zip(files, sizes, strict=True):
+        parts = max(1, math.ceil(size / block_size))
+        ranges += [(path, a, b) for a, b in _cuts(size, parts)]
+    return ranges
+
+
+def _lines_source(kind: str, name: str, paths: Any, encoding: str, on_bad_records: str, block_size: int | None) -> Dataset:
+    _check_bad(name, on_bad_records)
+    files = expand(paths, name)
+    specs = tuple((kind, path, a, b, encoding, on_bad_records) for path, a, b in _byte_ranges(files, block_size))
+    shown = paths if isinstance(paths, (str, os.PathLike)) else f"{len(files)} files"
+    return Dataset(Source(f"{name}({os.fspath(shown) if isinstance(shown, os.PathLike) else shown!r})", caller(), specs))
+
+
+def read_text(
+    paths: Any, *, encoding: str = "utf-8", on_bad_records: str = "raise", block_size: int | None = None
+) -> Dataset:
+    """One row per line (without its line ending), from files, directories or globs."""
+    return _lines_source("text", "read_text", paths, encoding, on_bad_records, block_size)
+
+
+def read_json(
+    paths: Any, *, encoding: str = "utf-8", on_bad_records: str = "raise", block_size: int | None = None
+) -> Dataset:
+    """JSON lines: one row per non-blank line, parsed with ``json.loads``."""
+    return _lines_source("json", "read_json", paths, encoding, on_bad_records, block_size)
+
+
+def read_csv(
+    paths: Any,
+    *,
+    types: dict[str, Callable[[str], Any]] | None = None,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    on_bad_records: str = "raise",
+) -> Dataset:
+    """One dict per record, keys from each file's header; values are str unless ``types``
+    maps a column to a conversion (``{"qty": int}``). A file is one partition (a quoted
+    field may hold a line break, so a file cannot be cut at any newline)."""
+    _check_bad("read_csv", on_bad_records)
+    if types is not None and not all(isinstance(k, str) and callable(v) for k, v in types.items()):
+        raise TypeError("read_csv: types= maps column names to conversions, such as {'qty': int}")
+    files = expand(paths, "read_csv")
+    specs = tuple(("csv", f, encoding, on_bad_records, delimiter, types) for f in files)
+    return Dataset(Source(f"read_csv({len(files)} file(s))", caller(), specs))

@@ -1,0 +1,401 @@
+"""plait.data against plain Python: every operator on random data, real files, real kills.
+
+The tests that take the ``engine`` fixture run on inline and local here, and on Ray
+and Dask in ``test_cluster_engines.py``. Random inputs come from hypothesis; the
+oracle is the same computation written as plain sequential Python.
+``PLAIT_DATA_EXAMPLES`` raises the number of examples for a longer hunt.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import json
+import operator
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import plait
+from plait import data
+from plait.data import kernels, optimize
+
+EXAMPLES = int(os.environ.get("PLAIT_DATA_EXAMPLES", "15"))
+random_data = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize="PLAIT_DATA_EXAMPLES" not in os.environ,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+keys = st.one_of(
+    st.integers(-5, 5),
+    st.sampled_from(["a", "b", "c", "dd", "", None, 1.0, True, 2.5]),  # 1, 1.0 and True: one key, as in a dict
+    st.tuples(st.integers(0, 2), st.text("xy", max_size=2)),
+)
+pairs = st.lists(st.tuples(keys, st.integers(-100, 100)), max_size=40)
+ints = st.lists(st.integers(-1000, 1000), max_size=60)
+partitions = st.integers(1, 5)
+
+
+def as_multiset(rows):
+    return collections.Counter(map(repr, rows))
+
+
+def plain_group(rows):
+    groups: dict = {}
+    for k, v in rows:
+        groups.setdefault(k, []).append(v)
+    return groups
+
+
+# ------------------------------------------------------------------ record operators
+@random_data
+@given(items=ints, parts=partitions)
+def test_record_operators_give_what_plain_python_gives(engine, items, parts):
+    ds = (
+        data.from_items(items, partitions=parts)
+        .map(lambda x: x * 3)
+        .filter(lambda x: x % 2 == 0)
+        .flat_map(lambda x: [x, -x] if x % 4 else [x])
+        .key_by(lambda x: x % 5)
+        .map_partitions(lambda rows: (kv for kv in rows if kv[0] != 1))
+    )
+    expected = []
+    for x in items:
+        x *= 3
+        if x % 2 == 0:
+            for y in [x, -x] if x % 4 else [x]:
+                if y % 5 != 1:
+                    expected.append((y % 5, y))
+    assert ds.collect() == expected
+    assert ds.count() == len(expected)
+    assert ds.take(3) == expected[:3]
+    assert list(ds.iter_rows()) == expected
+
+
+@random_data
+@given(items=pairs, parts=partitions, out=st.one_of(st.none(), partitions))
+def test_key_operators_give_what_dicts_give(engine, items, parts, out):
+    ds = data.from_items(items, partitions=parts)
+    groups = plain_group(items)
+    reduced = ds.reduce_by_key(operator.add, partitions=out).collect()
+    assert sorted(reduced, key=repr) == sorted(((k, sum(v)) for k, v in groups.items()), key=repr)
+    grouped = dict(ds.group_by_key(partitions=out).collect())
+    assert {k: sorted(v) for k, v in grouped.items()} == {k: sorted(v) for k, v in groups.items()}
+    assert len(grouped) == len(groups)
+    counts = ds.map(lambda kv: kv[0]).count_by_value(partitions=out).collect()
+    assert collections.Counter(dict(counts)) == collections.Counter(k for k, _ in items)
+    assert len(counts) == len(groups)
+    distinct = ds.distinct(partitions=out).collect()
+    assert sorted(distinct, key=repr) == sorted(set(items), key=repr)
+
+
+@random_data
+@given(left=pairs, right=pairs, parts=partitions, how=st.sampled_from(data.dataset.JOINS))
+def test_every_join_gives_what_nested_loops_give(engine, left, right, parts, how):
+    got = data.from_items(left, partitions=parts).join(data.from_items(right, partitions=2), how=how).collect()
+    expected = [(k, (v, w)) for k, v in left for k2, w in right if k == k2]
+    right_keys = {k for k, _ in right}
+    left_keys = {k for k, _ in left}
+    if how in ("left", "outer"):
+        expected += [(k, (v, None)) for k, v in left if k not in right_keys]
+    if how in ("right", "outer"):
+        expected += [(k, (None, w)) for k, w in right if k not in left_keys]
+    assert as_multiset(got) == as_multiset(expected)
+
+
+@random_data
+@given(items=st.lists(st.tuples(st.integers(0, 6), st.integers()), max_size=60), parts=partitions, reverse=st.booleans())
+def test_sort_is_sorted_and_stable_in_both_directions(engine, items, parts, reverse):
+    ds = data.from_items(items, partitions=parts)
+    assert ds.sort(key=lambda r: r[0], reverse=reverse).collect() == sorted(items, key=lambda r: r[0], reverse=reverse)
+    assert ds.sort(reverse=reverse).collect() == sorted(items, reverse=reverse)
+
+
+@random_data
+@given(items=ints, parts=partitions, n=st.integers(1, 8))
+def test_actions_give_what_plain_python_gives(engine, items, parts, n):
+    ds = data.from_items(items, partitions=parts)
+    assert ds.top(n).collect() == sorted(items, reverse=True)[:n]
+    assert ds.top(n, key=lambda x: abs(x)).collect() == sorted(items, key=abs, reverse=True)[:n]
+    assert ds.take(n) == items[:n]
+    assert ds.count() == len(items)
+    assert ds.sum() == sum(items)
+    assert ds.aggregate([], lambda acc, x: acc + [x], operator.add) == items
+    assert ds.aggregate((0, 0), lambda a, x: (a[0] + x, a[1] + 1), lambda a, b: (a[0] + b[0], a[1] + b[1])) == (
+        sum(items),
+        len(items),
+    )
+    if items:
+        assert ds.reduce(max) == max(items)
+        assert ds.reduce(operator.add) == functools.reduce(operator.add, items)
+    else:
+        with pytest.raises(TypeError, match="empty dataset"):
+            ds.reduce(max)
+
+
+@random_data
+@given(items=ints, parts=partitions, out=partitions, more=ints)
+def test_repartition_keeps_the_order_and_union_concatenates(engine, items, parts, out, more):
+    ds = data.from_items(items, partitions=parts).repartition(out)
+    assert ds.num_partitions == out
+    assert ds.collect() == items
+    both = ds.union(data.from_items(more, partitions=2), data.range(3))
+    assert both.collect() == items + more + [0, 1, 2]
+    assert both.map(lambda x: x + 1).count_by_value().count() == len(set(x + 1 for x in items + more + [0, 1, 2]))
+
+
+@random_data
+@given(items=ints, parts=partitions, fraction=st.floats(0, 1), seed=st.integers(0, 10))
+def test_a_sample_is_a_subsequence_and_the_same_for_one_seed(engine, items, parts, fraction, seed):
+    ds = data.from_items(items, partitions=parts)
+    got = ds.sample(fraction, seed=seed).collect()
+    assert got == ds.sample(fraction, seed=seed).collect()
+    rest = iter(items)
+    assert all(any(x == y for y in rest) for x in got)  # in order, each from items
+    if fraction == 1:
+        assert got == items
+    if fraction == 0:
+        assert got == []
+
+
+def test_range_matches_the_builtin(engine):
+    assert data.range(10, 50, 3, partitions=4).collect() == list(range(10, 50, 3))
+    assert data.range(0).collect() == []
+    assert data.range(7).num_partitions <= 7
+
+
+def test_a_cached_dataset_is_computed_once(engine, tmp_path):
+    log = tmp_path / "calls"
+
+    def traced(x):
+        with open(log, "a") as f:
+            f.write(f"{x}\n")
+        return x * 2
+
+    ds = data.range(20, partitions=4).map(traced).cache()
+    assert ds.sum() == 2 * sum(range(20))
+    assert ds.filter(lambda x: x % 3 == 0).collect() == [x * 2 for x in range(20) if x * 2 % 3 == 0]
+    assert ds.count() == 20
+    assert sorted(int(x) for x in log.read_text().split()) == list(range(20))
+
+
+# ------------------------------------------------------------------ files
+text_lines = st.lists(st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=["Cs"]), max_size=12), max_size=30)
+
+
+@random_data
+@given(lines=text_lines, files=st.integers(1, 3), block=st.integers(1, 40), trailing=st.booleans())
+def test_read_text_gives_every_line_once_at_any_block_size(engine, tmp_path_factory, lines, files, block, trailing):
+    root = tmp_path_factory.mktemp("text")
+    expected = []
+    for f in range(files):
+        mine = lines[f::files]
+        body = "\n".join(mine) + ("\n" if trailing and mine else "")
+        (root / f"part{f}.txt").write_text(body, encoding="utf-8")
+        in_file = body.split("\n")
+        expected += in_file[:-1] if in_file[-1] == "" else in_file  # "a\n" and "" end with no line
+    ds = data.read_text(root, block_size=block)
+    assert ds.collect() == expected
+    assert data.read_text(str(root / "part*.txt")).collect() == expected
+
+
+def test_read_text_takes_crlf_files_and_lists_of_paths(engine, tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"one\r\ntwo\r\n\r\nthree")
+    (tmp_path / "b.txt").write_text("four\n")
+    (tmp_path / ".hidden").write_text("never\n")
+    assert data.read_text([tmp_path / "a.txt", tmp_path / "b.txt"], block_size=3).collect() == [
+        "one", "two", "", "three", "four",
+    ]  # fmt: skip
+    assert data.read_text(tmp_path).collect() == ["one", "two", "", "three", "four"]
+
+
+def test_word_count_over_files(engine, tmp_path):
+    words = ["alpha", "beta", "gamma", "beta", "alpha", "alpha"]
+    for i in range(3):
+        (tmp_path / f"{i}.txt").write_text("\n".join(" ".join(words[j:] ) for j in range(i, 6)))
+    expected = collections.Counter()
+    for i in range(3):
+        for line in (tmp_path / f"{i}.txt").read_text().splitlines():
+            expected.update(line.split())
+    counts = data.read_text(tmp_path / "*.txt").flat_map(str.split).count_by_value()
+    assert dict(counts.collect()) == expected
+    assert counts.top(2, key=lambda kv: kv[1]).collect() == sorted(expected.items(), key=lambda kv: kv[1], reverse=True)[:2]
+
+
+def test_json_lines_round_trip_and_bad_lines_are_named(engine, tmp_path):
+    rows = [{"id": i, "name": f"n{i}", "tags": ["x"] * (i % 3)} for i in range(50)]
+    out = tmp_path / "out"
+    paths = data.from_items(rows, partitions=4).write_json(out)
+    assert len(paths) == 4 and all(os.path.basename(p).startswith("part-") for p in paths)
+    assert sorted(os.listdir(out)) == sorted(os.path.basename(p) for p in paths)  # no temporary left
+    assert data.read_json(out, block_size=100).collect() == rows
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"a": 1}\n\n{"a": 2}\n{"a": \n{"a": 3}\n')
+    with pytest.raises(data.BadRecordError, match=r"bad\.jsonl:4: not JSON .*the line: '\{\"a\": '"):
+        data.read_json(bad).collect()
+    assert data.read_json(bad, on_bad_records="skip", block_size=7).collect() == [{"a": 1}, {"a": 2}, {"a": 3}]
+
+
+def test_csv_with_types_and_bad_records(engine, tmp_path):
+    rows = [{"k": str(i % 3), "qty": str(i), "note": 'has "quotes", a comma\nand a line break'} for i in range(12)]
+    out = tmp_path / "csv"
+    data.from_items(rows, partitions=3).write_csv(out)
+    back = data.read_csv(out)
+    assert back.collect() == rows
+    typed = data.read_csv(out, types={"qty": int})
+    totals = typed.map(lambda r: (r["k"], r["qty"])).reduce_by_key(operator.add).collect()
+    assert sorted(totals) == [("0", 18), ("1", 22), ("2", 26)]
+
+    short = tmp_path / "short.csv"
+    short.write_text("a,b\n1,2\n3\n5,6\n")
+    with pytest.raises(data.BadRecordError, match=r"short\.csv:3: 1 fields where the header has 2"):
+        data.read_csv(short).collect()
+    assert data.read_csv(short, on_bad_records="skip").collect() == [{"a": "1", "b": "2"}, {"a": "5", "b": "6"}]
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("a,b\n1,2\n4,x\n5,6\n")
+    with pytest.raises(data.BadRecordError, match=r"wrong\.csv:3: column 'b': ValueError"):
+        data.read_csv(wrong, types={"b": int}).collect()
+    assert data.read_csv(wrong, types={"b": int}, on_bad_records="skip").collect() == [
+        {"a": "1", "b": 2}, {"a": "5", "b": 6},
+    ]  # fmt: skip
+
+
+def test_a_sink_refuses_a_used_directory_unless_told_and_leaves_no_partial_file(engine, tmp_path):
+    out = tmp_path / "t"
+    data.range(10, partitions=2).write_text(out)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        data.range(5).write_text(out)
+    data.range(5, partitions=1).write_text(out, overwrite=True)
+    assert os.listdir(out) == ["part-00000.txt"]
+    assert data.read_text(out).map(int).collect() == list(range(5))
+
+    def fails_late(x):
+        if x == 7:
+            raise ValueError("no seven")
+        return x
+
+    with pytest.raises(ValueError, match="no seven"):
+        data.range(10, partitions=2).map(fails_late).write_text(tmp_path / "f")
+    assert not [n for n in os.listdir(tmp_path / "f") if n.endswith(".tmp")]
+    assert "part-00001.txt" not in os.listdir(tmp_path / "f")
+
+
+# ------------------------------------------------------------------ errors
+def test_an_error_in_a_user_function_names_the_operator_line_partition_and_record(engine):
+    def parse(x):
+        return int(x)
+
+    ds = data.from_items(["1", "2", "x3", "4"], partitions=2).map(parse)
+    line = ds._op.steps[0].where
+    with pytest.raises(ValueError, match="invalid literal") as info:
+        ds.collect()
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert f"map(test_an_error_in_a_user_function_names_the_operator_line_partition_and_record.<locals>.parse) (at {line})" in notes
+    assert "partition 1, on the record 'x3'" in notes
+
+    with pytest.raises(TypeError, match=r"needs \(key, value\) pairs, got 5: make pairs first with key_by"):
+        data.from_items([5, 6]).reduce_by_key(operator.add).collect()
+
+
+def test_bad_arguments_are_refused_where_they_are_given(tmp_path):
+    ds = data.range(3)
+    with pytest.raises(TypeError, match="takes a function"):
+        ds.map(3)
+    with pytest.raises(ValueError, match="partitions=0 must be a positive int"):
+        ds.reduce_by_key(operator.add, partitions=0)
+    with pytest.raises(ValueError, match="how='cross'; it is one of inner, left, right, outer"):
+        ds.join(ds, how="cross")
+    with pytest.raises(ValueError, match="partitions=-1"):
+        data.from_items([1], partitions=-1)
+    with pytest.raises(ValueError, match="on_bad_records='ignore'; it is one of raise, skip"):
+        data.read_text(tmp_path, on_bad_records="ignore")
+    with pytest.raises(FileNotFoundError, match="no file matches"):
+        data.read_text(str(tmp_path / "*.nothing"))
+    with pytest.raises(FileNotFoundError, match="no such file or directory"):
+        data.read_json(tmp_path / "missing.jsonl")
+    with pytest.raises(ValueError, match="fraction=2"):
+        ds.sample(2)
+    with pytest.raises(TypeError, match="use collect"):
+        list(ds)
+
+
+def test_a_dataset_passed_to_a_task_is_refused_with_what_to_do(engine):
+    @plait.task
+    def size(rows):
+        return len(rows)
+
+    with pytest.raises(Exception, match="cannot be passed to a task: run an action"):
+        plait.get(size(data.range(3)))
+
+
+# ------------------------------------------------------------------ the optimizer
+def test_explain_shows_fusion_and_partial_aggregation(tmp_path):
+    ds = data.range(100, partitions=4).map(str).filter(bool).count_by_value()
+    text = ds.explain()
+    logical, rest = text.split("== optimized plan ==")
+    optimized, physical = rest.split("== physical plan ==")
+    assert "(map side:" not in logical and "(map side: count_by_value (partial))" in optimized
+    assert "map(str)" in optimized and "-> filter(bool)" in optimized  # one fused operator
+    stages = [line for line in physical.splitlines() if line.startswith("stage")]
+    assert len(stages) == 2
+    assert "map(str) -> filter(bool) -> pair with 1 -> count_by_value (partial) -> split into 4" in stages[0]
+    assert f"[{os.path.basename(__file__)}:" in logical
+
+
+def test_results_are_the_same_with_every_optimizer_pass_off(engine, monkeypatch):
+    def query():
+        words = data.from_items(["a b", "b c", "c c", "d"] * 5, partitions=3).flat_map(str.split)
+        counted = words.count_by_value().top(2, key=lambda kv: (kv[1], kv[0]))
+        return counted.collect(), words.distinct().sort().collect(), words.map(len).sum()
+
+    optimized = query()
+    monkeypatch.setattr(optimize, "PASSES", ())
+    assert query() == optimized == ([("c", 15), ("b", 10)], ["a", "b", "c", "d"], 35)
+
+
+def test_stable_hash_is_the_same_in_another_process():
+    keys = ["word", ("a", 1), 17, -3.5, None, b"raw", frozenset({"x", "y"}), True]
+    here = [kernels.stable_hash(k) for k in keys]
+    code = f"from plait.data import kernels; print([kernels.stable_hash(k) for k in {keys!r}])"
+    for seed in ("1", "2"):
+        out = subprocess.run(
+            [sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True, check=True
+        )
+        assert json.loads(out.stdout) == here
+    assert kernels.stable_hash(1) == kernels.stable_hash(1.0) == kernels.stable_hash(True)
+
+
+# ------------------------------------------------------------------ faults
+def _die_once(marker: str):
+    def step(x):
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return x
+
+    return step
+
+
+def test_a_worker_killed_mid_shuffle_leaves_the_answer_exact(local, tmp_path):
+    """A real SIGKILL of the worker running a map-side task, then of one running a reduce:
+    the tasks run again and the word count is exact."""
+    words = [f"w{i % 37}" for i in range(5000)]
+    expected = collections.Counter(words)
+    map_side = _die_once(str(tmp_path / "map-died"))
+    reduce_side = _die_once(str(tmp_path / "reduce-died"))
+    counts = (
+        data.from_items(words, partitions=6)
+        .map(map_side)
+        .count_by_value(partitions=4)
+        .map(reduce_side)
+    )
+    assert dict(counts.collect()) == expected
+    assert (tmp_path / "map-died").exists() and (tmp_path / "reduce-died").exists()
