@@ -337,28 +337,48 @@ def test_a_dataset_passed_to_a_task_is_refused_with_what_to_do(engine):
 
 
 # ------------------------------------------------------------------ the optimizer
-def test_explain_shows_fusion_and_partial_aggregation(tmp_path):
-    ds = data.range(100, partitions=4).map(str).filter(bool).count_by_value()
-    text = ds.explain()
-    logical, rest = text.split("== optimized plan ==")
+def _plans(ds):
+    logical, rest = ds.explain().split("== optimized plan ==")
     optimized, physical = rest.split("== physical plan ==")
-    assert "(map side:" not in logical and "(map side: count_by_value (partial))" in optimized
-    assert "map(str)" in optimized and "-> filter(bool)" in optimized  # one fused operator
-    stages = [line for line in physical.splitlines() if line.startswith("stage")]
-    assert len(stages) == 2
-    assert "map(str) -> filter(bool) -> pair with 1 -> count_by_value (partial) -> split into 4" in stages[0]
+    return logical, optimized, [line for line in physical.splitlines() if line.startswith("stage")]
+
+
+def test_explain_shows_each_rewrite_of_the_optimizer():
+    logical, optimized, stages = _plans(data.range(100, partitions=4).map(str).filter(bool).count_by_value())
     assert f"[{os.path.basename(__file__)}:" in logical
+    assert "(map side:" not in logical and "pair with 1" in logical
+    # fused, pipelined into the exchange's map side, counted by a Counter
+    assert "(map side: map(str) -> filter(bool) -> count with Counter)" in optimized
+    assert len(stages) == 2
+    assert "read range(0, 100, 1) -> map(str) -> filter(bool) -> count with Counter -> split into 4 (by key hash)" in stages[0]
+    assert "concatenate the buckets sent here -> count_by_value <- stage 1" in stages[1]
+
+    _, optimized, stages = _plans(data.from_items(["a b"]).flat_map(str.split).count_by_value())
+    assert "(map side: flat_map(str.split) counted)" in optimized
+    _, optimized, _ = _plans(data.from_items([(1, 2)]).map(tuple).reduce_by_key(max))
+    assert "(map side: map(tuple) -> reduce_by_key(max) (partial))" in optimized
+    _, optimized, _ = _plans(data.from_items([1]).map(abs).map(str).filter(bool))
+    assert optimized.strip().startswith("map(abs) [") and "-> map(str) [" in optimized and "-> filter(bool) [" in optimized
 
 
-def test_results_are_the_same_with_every_optimizer_pass_off(engine, monkeypatch):
-    def query():
-        words = data.from_items(["a b", "b c", "c c", "d"] * 5, partitions=3).flat_map(str.split)
-        counted = words.count_by_value().top(2, key=lambda kv: (kv[1], kv[0]))
-        return counted.collect(), words.distinct().sort().collect(), words.map(len).sum()
+def _queries():
+    words = data.from_items(["a b", "b c", "c c", "d"] * 5, partitions=3).flat_map(str.split)
+    pairs = words.key_by(len).map(lambda kv: (kv[1], kv[0]))
+    return (
+        words.count_by_value().top(2, key=lambda kv: (kv[1], kv[0])).collect(),
+        words.distinct().sort().collect(),
+        words.map(len).sum(),
+        sorted(pairs.reduce_by_key(operator.add).collect()),
+        sorted(words.map(lambda w: (w, 1)).reduce_by_key(operator.add).collect()),
+    )
 
-    optimized = query()
-    monkeypatch.setattr(optimize, "PASSES", ())
-    assert query() == optimized == ([("c", 15), ("b", 10)], ["a", "b", "c", "d"], 35)
+
+@pytest.mark.parametrize("left_out", [p.__name__ for p in optimize.PASSES] + ["all"])
+def test_results_are_the_same_with_an_optimizer_pass_left_out(engine, monkeypatch, left_out):
+    expected = ([("c", 15), ("b", 10)], ["a", "b", "c", "d"], 35, [("a", 5), ("b", 10), ("c", 15), ("d", 5)], [("a", 5), ("b", 10), ("c", 15), ("d", 5)])
+    kept = tuple(p for p in optimize.PASSES if left_out not in (p.__name__, "all"))
+    monkeypatch.setattr(optimize, "PASSES", kept)
+    assert _queries() == expected
 
 
 def test_stable_hash_is_the_same_in_another_process():

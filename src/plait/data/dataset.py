@@ -53,10 +53,6 @@ def _positive(method: str, name: str, value: Any, allow_none: bool = True) -> No
         raise ValueError(f"Dataset.{method}: {name}={value!r} must be a positive int")
 
 
-def _one(row: Any) -> tuple[Any, int]:
-    return (row, 1)
-
-
 def _first(kv: tuple) -> Any:
     return kv[0]
 
@@ -122,7 +118,7 @@ class Dataset:
         """``(row, count)`` for each distinct row."""
         _positive("count_by_value", "partitions", partitions)
         where = caller()
-        ones = self._narrow(Step("map", _one, label="pair with 1", where=where))
+        ones = self._narrow(Step("ones", label="pair with 1", where=where))
         return ones._shuffle("hash", Step("combine", operator.add, None, "count_by_value", where), partitions)
 
     def distinct(self, partitions: int | None = None) -> Dataset:

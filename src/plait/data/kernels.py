@@ -9,6 +9,7 @@ nothing but this module (and the user's functions, pickled with the plan).
 from __future__ import annotations
 
 import bisect
+import collections
 import copy
 import csv
 import functools
@@ -174,9 +175,13 @@ _MISSING = object()
 def _combine(step: Step, rows: Iterable, index: int) -> Iterator:
     fn = step.fn
     acc: dict = {}
+    get = acc.get
     for row in rows:
-        key, value = _pair(row, step, index)
-        old = acc.get(key, _MISSING)
+        if type(row) is tuple and len(row) == 2:
+            key, value = row
+        else:
+            key, value = _pair(row, step, index)
+        old = get(key, _MISSING)
         if old is _MISSING:
             acc[key] = value
             continue
@@ -186,6 +191,38 @@ def _combine(step: Step, rows: Iterable, index: int) -> Iterator:
             _note(exc, step, index, (key, value))
             raise
     return iter(acc.items())
+
+
+def _ones(step: Step, rows: Iterable, index: int) -> Iterator:
+    return ((row, 1) for row in rows)
+
+
+def _count_values(step: Step, rows: Iterable, index: int) -> Iterator:
+    """``(row, count)`` for each distinct row of the partition, counted by ``Counter`` (in C)."""
+    try:
+        return iter(collections.Counter(rows).items())
+    except TypeError as exc:
+        _note(exc, step, index, has_row=False)
+        raise
+
+
+def _flat_map_count(step: Step, rows: Iterable, index: int) -> Iterator:
+    """``flat_map(fn)`` then ``count_values`` without a Python step per produced row."""
+    fn = step.fn
+    last: list = [None]
+
+    def tracked() -> Iterator:
+        for row in rows:
+            last[0] = row
+            yield row
+
+    counts: collections.Counter = collections.Counter()
+    try:
+        counts.update(chain.from_iterable(map(fn, tracked())))
+    except Exception as exc:
+        _note(exc, step, index, last[0])
+        raise
+    return iter(counts.items())
 
 
 def _group(step: Step, rows: Iterable, index: int) -> Iterator:
@@ -291,6 +328,9 @@ STEPS: dict[str, Callable[[Step, Iterable, int], Iterable]] = {
     "key_by": _key_by,
     "map_partitions": _map_partitions,
     "combine": _combine,
+    "ones": _ones,
+    "count_values": _count_values,
+    "flat_map_count": _flat_map_count,
     "group": _group,
     "distinct": _distinct,
     "top": _top,
@@ -408,20 +448,32 @@ def read(spec: tuple) -> Iterable:
     raise AssertionError(f"unknown source {kind!r}")
 
 
-def _lines(path: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
-    """The lines that start in bytes [start, end) of a file, with their offsets: a line
-    that crosses ``end`` is this range's, the next range skips it."""
+def _block(path: str, start: int, end: int) -> tuple[bytes, int]:
+    """The bytes of the lines that start in [start, end) of a file, and where they begin: a
+    line that crosses ``end`` is this range's, the next range skips it."""
     with open(path, "rb") as f:
+        begin = 0
         if start:
             f.seek(start - 1)
             f.readline()
-        pos = f.tell()
-        while pos < end:
-            line = f.readline()
-            if not line:
-                break
-            yield pos, line
-            pos += len(line)
+            begin = f.tell()
+        if begin >= end:
+            return b"", begin
+        body = f.read(end - begin)
+        if body and not body.endswith(b"\n"):
+            body += f.readline()
+        return body, begin
+
+
+def _lines(path: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """The lines of ``_block`` one by one, with their offsets (the slow path, for errors)."""
+    body, begin = _block(path, start, end)
+    at = 0
+    while at < len(body):
+        newline = body.find(b"\n", at)
+        stop = len(body) if newline < 0 else newline + 1
+        yield begin + at, body[at:stop]
+        at = stop
 
 
 def _line_number(path: str, offset: int) -> int:
@@ -444,7 +496,23 @@ def _bad(path: str, offset: int, raw: bytes, why: str) -> BadRecordError:
     )
 
 
-def _decoded(path: str, start: int, end: int, encoding: str, on_bad: str) -> Iterator[tuple[int, bytes, str]]:
+def _decoded_lines(path: str, start: int, end: int, encoding: str, on_bad: str) -> list[str]:
+    """The lines of a byte range as text, without line endings: decoded in one piece (the
+    fast path), or line by line when some line is not ``encoding``."""
+    body, _ = _block(path, start, end)
+    try:
+        text = body.decode(encoding)
+    except UnicodeDecodeError:
+        return list(_decoded_one_by_one(path, start, end, encoding, on_bad))
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    if "\r" in text:
+        lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    return lines
+
+
+def _decoded_one_by_one(path: str, start: int, end: int, encoding: str, on_bad: str) -> Iterator[str]:
     for pos, raw in _lines(path, start, end):
         try:
             text = raw.decode(encoding)
@@ -452,19 +520,16 @@ def _decoded(path: str, start: int, end: int, encoding: str, on_bad: str) -> Ite
             if on_bad == "skip":
                 continue
             raise _bad(path, pos, raw, f"not {encoding} ({exc.reason})") from None
-        if text.endswith("\n"):
-            text = text[:-2] if text.endswith("\r\n") else text[:-1]
-        yield pos, raw, text
+        yield text.removesuffix("\n").removesuffix("\r")
 
 
-def _read_text(path: str, start: int, end: int, encoding: str, on_bad: str) -> Iterator[str]:
-    for _, _, text in _decoded(path, start, end, encoding, on_bad):
-        yield text
+def _read_text(path: str, start: int, end: int, encoding: str, on_bad: str) -> list[str]:
+    return _decoded_lines(path, start, end, encoding, on_bad)
 
 
 def _read_json(path: str, start: int, end: int, encoding: str, on_bad: str) -> Iterator[Any]:
     loads = json.loads
-    for pos, raw, text in _decoded(path, start, end, encoding, on_bad):
+    for text in _decoded_lines(path, start, end, encoding, on_bad):
         if not text.strip():
             continue  # blank lines in JSON lines files carry no record
         try:
@@ -472,7 +537,15 @@ def _read_json(path: str, start: int, end: int, encoding: str, on_bad: str) -> I
         except ValueError as exc:
             if on_bad == "skip":
                 continue
-            raise _bad(path, pos, raw, f"not JSON ({exc})") from None
+            raise _bad_json(path, start, end, encoding, text, exc) from None
+
+
+def _bad_json(path: str, start: int, end: int, encoding: str, text: str, exc: ValueError) -> BadRecordError:
+    """The error for the first line of the range that reads as ``text`` (found again, slowly)."""
+    for pos, raw in _lines(path, start, end):
+        if raw.decode(encoding, "replace").removesuffix("\n").removesuffix("\r") == text:
+            return _bad(path, pos, raw, f"not JSON ({exc})")
+    return BadRecordError(f"{path}: not JSON ({exc}); the line: {_short(text)}")
 
 
 def _read_csv(path: str, encoding: str, on_bad: str, delimiter: str, types: dict | None) -> Iterator[dict]:

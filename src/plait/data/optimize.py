@@ -6,6 +6,7 @@ is a function from a plan to a plan, applied bottom-up by ``rewrite``.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -43,7 +44,33 @@ def combine_before_shuffle(op: Op) -> Op:
     return op
 
 
-PASSES: tuple[Callable[[Op], Op], ...] = (fuse_narrow, combine_before_shuffle)
+def pipeline_into_exchange(op: Op) -> Op:
+    """The record operators before a shuffle run in its map-side tasks (as they would in
+    the stage's tasks), where the next passes can rewrite them together."""
+    if type(op) is Shuffle and type(op.input) is Narrow:
+        return replace(op, input=op.input.input, map_side=op.input.steps + op.map_side)
+    return op
+
+
+def count_with_counter(op: Op) -> Op:
+    """Counting (pairs with 1, then a partial sum by key) becomes one ``Counter`` per
+    partition; after a ``flat_map`` it counts what the function gives, with no step per
+    produced row."""
+    if type(op) is not Shuffle:
+        return op
+    steps = list(op.map_side)
+    for i in range(len(steps) - 1):
+        ones, add = steps[i], steps[i + 1]
+        if ones.kind == "ones" and add.kind == "combine" and add.fn is operator.add:
+            steps[i : i + 2] = [Step("count_values", label="count with Counter", where=add.where)]
+            if i and steps[i - 1].kind == "flat_map":
+                before = steps[i - 1]
+                steps[i - 1 : i + 1] = [Step("flat_map_count", before.fn, None, f"{before.label} counted", before.where)]
+            return replace(op, map_side=tuple(steps))
+    return op
+
+
+PASSES: tuple[Callable[[Op], Op], ...] = (fuse_narrow, combine_before_shuffle, pipeline_into_exchange, count_with_counter)
 
 
 def optimize(op: Op) -> Op:

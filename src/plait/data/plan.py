@@ -96,7 +96,7 @@ class Shuffle(Op):
         return 1 if self.by == "single" else self.count or self.input.partitions
 
     def describe(self) -> str:
-        side = f" (map side: {', '.join(s.label for s in self.map_side)})" if self.map_side else ""
+        side = f" (map side: {' -> '.join(s.label for s in self.map_side)})" if self.map_side else ""
         return f"{self.label}: {self.by} exchange into {self.partitions}{side}"
 
 
