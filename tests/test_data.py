@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -419,3 +420,56 @@ def test_a_worker_killed_mid_shuffle_leaves_the_answer_exact(local, tmp_path):
     )
     assert dict(counts.collect()) == expected
     assert (tmp_path / "map-died").exists() and (tmp_path / "reduce-died").exists()
+
+
+# ------------------------------------------------------------------ inside @parallel
+@plait.task
+def span_of(delay):
+    start = time.time()
+    time.sleep(delay)
+    return start, time.time()
+
+
+def slow_span(_):
+    start = time.time()
+    time.sleep(0.5)
+    return start, time.time()
+
+
+@plait.parallel
+def query_between_tasks(n):
+    before = span_of(0.5)
+    rows = data.range(n, partitions=n).map(slow_span).collect()  # a future: the program goes on
+    after = span_of(0.5)
+    return [before, *rows, after]
+
+
+def test_an_action_inside_parallel_returns_a_future_and_runs_beside_the_tasks_around_it():
+    with plait.init(engine="local", workers=4):
+        plait.get([span_of(0) for _ in range(4)])
+        spans = query_between_tasks(2)
+    assert len(spans) == 4
+    assert max(s for s, _ in spans) < min(e for _, e in spans), spans  # all four ran at once
+
+
+@plait.parallel
+def counted_words(lines):
+    words = data.from_items(lines, partitions=2).flat_map(str.split)
+    counts = words.count_by_value().collect()
+    total = words.count()
+    try:
+        words.map(int).sum()
+        parsed = "all numbers"
+    except ValueError as exc:
+        parsed = str(exc)
+    return sorted(counts), total, parsed
+
+
+def test_actions_inside_parallel_give_what_the_sequential_program_gives(engine):
+    from tests.outcomes import outcome, sequential_outcome
+
+    lines = ["b a", "c 1", "a a"]
+    got = outcome(counted_words, lines)
+    assert got == sequential_outcome(counted_words.fn, lines)
+    expected = ([("1", 1), ("a", 3), ("b", 1), ("c", 1)], 6, "invalid literal for int() with base 10: 'b'")
+    assert got[0] == ("returned", expected)

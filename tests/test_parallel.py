@@ -190,3 +190,26 @@ def unpack_num_returns(n):
 
 def test_num_returns_tasks_in_parallel_code(engine):
     assert outcome(plait.parallel(unpack_num_returns), 5) == sequential_outcome(unpack_num_returns, 5)
+
+
+@plait.task
+def as_mapping(x):
+    return {"first": x, "second": x + 1}
+
+
+@plait.parallel
+def spreads_results(n):
+    items = corpus.pair(n)  # a tuple of two, pending
+    named = as_mapping(n)
+    combined = [0, *items, *(corpus.work(i) for i in range(2))]
+    inside = corpus.work(max(*items))
+    merged = {**named, "third": n + 2}
+    keyed = dict(**named)
+    return combined, (*items,), {*items}, inside, merged, keyed
+
+
+def test_star_and_double_star_unpack_pending_results(engine):
+    """``*x`` and ``**x`` over a task's pending result (in displays and in calls) unpack its value."""
+    got = outcome(spreads_results, 3)
+    assert got == sequential_outcome(spreads_results.fn, 3)
+    assert got[0][0] == "returned"

@@ -8,7 +8,6 @@ that made it, so ``explain()`` and errors point there.
 
 from __future__ import annotations
 
-import copy
 import functools
 import operator
 import os
@@ -17,11 +16,12 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from plait.data import kernels
+from plait.data import finish, kernels
 from plait.data.kernels import Step
 from plait.data.optimize import optimize
 from plait.data.physical import Runner, plan
 from plait.data.plan import Cache, Join, Narrow, Op, Repartition, Shuffle, Sort, Union, render
+from plait.parallel.callees import pure
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 JOINS = ("inner", "left", "right", "outer")
@@ -57,6 +57,36 @@ def _first(kv: tuple) -> Any:
     return kv[0]
 
 
+def action(plan_it: Callable) -> Callable:
+    """An action: ``plan_it`` checks the arguments and gives (the steps that end each
+    partition's last task, how the driver combines the partitions' outputs, its argument).
+    Called in plain code it runs to the value; ``@parallel`` code calls its twin,
+    ``__plait_future__``, which returns a future of the value at once (the combining runs
+    in a task), so the program goes on while the action runs."""
+
+    @functools.wraps(plan_it)
+    def run(self: Dataset, *args: Any, **kwargs: Any) -> Any:
+        steps, combine, arg = plan_it(self, *args, **kwargs)
+        try:
+            parts = self._run(*steps)
+        finally:
+            finish.after(combine, arg)
+        return combine(arg, parts)
+
+    def submit(self: Dataset, *args: Any, **kwargs: Any) -> Any:
+        steps, combine, arg = plan_it(self, *args, **kwargs)
+        _, futures = self._submit(*steps)
+        return finish.finish_task.options(name=f"data:{plan_it.__name__}")(combine, arg, *futures)
+
+    run.__plait_future__ = submit  # type: ignore[attr-defined]
+    return run
+
+
+def transformation(method: Callable) -> Callable:
+    """A method that only makes a new plan: under ``@parallel`` it never waits for earlier work."""
+    return pure(method)
+
+
 class Dataset:
     """Rows in partitions. Build with ``plait.data.from_items``, ``range``, ``read_text``, ..."""
 
@@ -73,23 +103,29 @@ class Dataset:
         _callable(kind, fn)
         return self._narrow(Step(kind, fn, arg, label or f"{kind}({_name(fn)})", caller()))
 
+    @transformation
     def map(self, fn: Callable[[Any], Any]) -> Dataset:
         return self._step("map", fn)
 
+    @transformation
     def flat_map(self, fn: Callable[[Any], Iterable]) -> Dataset:
         return self._step("flat_map", fn)
 
+    @transformation
     def filter(self, fn: Callable[[Any], Any]) -> Dataset:
         return self._step("filter", fn)
 
+    @transformation
     def map_partitions(self, fn: Callable[[Iterator], Iterable]) -> Dataset:
         """``fn`` gets an iterator over one partition's rows and gives that partition's new rows."""
         return self._step("map_partitions", fn)
 
+    @transformation
     def key_by(self, fn: Callable[[Any], Any]) -> Dataset:
         """``(fn(row), row)`` pairs."""
         return self._step("key_by", fn)
 
+    @transformation
     def sample(self, fraction: float, seed: int | None = None) -> Dataset:
         """Each row kept with probability ``fraction``; the same rows every run for one seed
         and one partitioning."""
@@ -102,6 +138,7 @@ class Dataset:
     def _shuffle(self, by: str, reduce: Step, partitions: int | None) -> Dataset:
         return Dataset(Shuffle(reduce.label, reduce.where, self._op, by, partitions, (reduce,)))
 
+    @transformation
     def reduce_by_key(self, fn: Callable[[Any, Any], Any], partitions: int | None = None) -> Dataset:
         """``(key, value)`` pairs to one pair per key, its values combined with ``fn`` (which
         must be associative: it runs on each partition first, then across them)."""
@@ -109,11 +146,13 @@ class Dataset:
         _positive("reduce_by_key", "partitions", partitions)
         return self._shuffle("hash", Step("combine", fn, None, f"reduce_by_key({_name(fn)})", caller()), partitions)
 
+    @transformation
     def group_by_key(self, partitions: int | None = None) -> Dataset:
         """``(key, value)`` pairs to ``(key, [values])``, one per key."""
         _positive("group_by_key", "partitions", partitions)
         return self._shuffle("hash", Step("group", label="group_by_key", where=caller()), partitions)
 
+    @transformation
     def count_by_value(self, partitions: int | None = None) -> Dataset:
         """``(row, count)`` for each distinct row."""
         _positive("count_by_value", "partitions", partitions)
@@ -121,10 +160,12 @@ class Dataset:
         ones = self._narrow(Step("ones", label="pair with 1", where=where))
         return ones._shuffle("hash", Step("combine", operator.add, None, "count_by_value", where), partitions)
 
+    @transformation
     def distinct(self, partitions: int | None = None) -> Dataset:
         _positive("distinct", "partitions", partitions)
         return self._shuffle("hash_rows", Step("distinct", label="distinct", where=caller()), partitions)
 
+    @transformation
     def top(self, n: int, key: Callable | None = None) -> Dataset:
         """The ``n`` largest rows (by ``key``), largest first: ``sorted(rows, key=key, reverse=True)[:n]``."""
         _positive("top", "n", n, allow_none=False)
@@ -132,6 +173,7 @@ class Dataset:
             _callable("top", key)
         return self._shuffle("single", Step("top", None, (n, key), f"top({n})", caller()), None)
 
+    @transformation
     def join(self, other: Dataset, how: str = "inner", partitions: int | None = None) -> Dataset:
         """``(k, v)`` and ``(k, w)`` pairs to ``(k, (v, w))``; ``None`` stands in for the
         missing side of a left, right or outer join."""
@@ -142,6 +184,7 @@ class Dataset:
         _positive("join", "partitions", partitions)
         return Dataset(Join(f"join({how})", caller(), self._op, other._op, how, partitions))
 
+    @transformation
     def sort(self, key: Callable | None = None, reverse: bool = False) -> Dataset:
         """Every row in order, as ``sorted(rows, key=key, reverse=reverse)`` (stable)."""
         if key is not None:
@@ -149,11 +192,13 @@ class Dataset:
         label = f"sort({_name(key)})" if key is not None else "sort"
         return Dataset(Sort(label, caller(), self._op, key, bool(reverse)))
 
+    @transformation
     def repartition(self, partitions: int) -> Dataset:
         """``partitions`` partitions of about equal size, rows in the same order."""
         _positive("repartition", "partitions", partitions, allow_none=False)
         return Dataset(Repartition(f"repartition({partitions})", caller(), self._op, partitions))
 
+    @transformation
     def union(self, *others: Dataset) -> Dataset:
         """This dataset's rows, then each other's, in order."""
         for o in others:
@@ -161,6 +206,7 @@ class Dataset:
                 raise TypeError(f"Dataset.union takes Datasets, got {type(o).__name__}")
         return Dataset(Union("union", caller(), (self._op, *(o._op for o in others))))
 
+    @transformation
     def cache(self) -> Dataset:
         """Keep the partitions once computed: later actions on this dataset (or on datasets
         made from it) start from them."""
@@ -171,60 +217,63 @@ class Dataset:
     def num_partitions(self) -> int:
         return self._op.partitions
 
-    def _run(self, *steps: Step) -> list:
-        """The output of each partition, with ``steps`` run at the end of its last stage."""
+    def _submit(self, *steps: Step) -> tuple[Runner, list]:
+        """Every stage's tasks submitted, ``steps`` at the end of the last; one future per
+        output partition."""
         root, _ = plan(optimize(self._op), steps)
         runner = Runner()
-        futures = runner.run(root)
-        return runner.values(futures) if futures else []
+        return runner, runner.run(root)
 
-    def collect(self) -> list:
-        """Every row, in partition order."""
-        parts = self._run()
-        return [row for part in parts for row in part]
+    def _run(self, *steps: Step) -> list:
+        """The output of each partition, with ``steps`` run at the end of its last stage."""
+        runner, futures = self._submit(*steps)
+        return runner.values(futures) if futures else []
 
     def iter_rows(self) -> Iterator:
         """The rows in partition order, one partition at a time in the driver."""
-        root, _ = plan(optimize(self._op))
-        runner = Runner()
-        for future in runner.run(root):
+        runner, futures = self._submit()
+        for future in futures:
             yield from runner.values([future])[0]
 
-    def take(self, n: int) -> list:
+    @action
+    def collect(self) -> Any:
+        """Every row, in partition order."""
+        return (), finish.rows, None
+
+    @action
+    def take(self, n: int) -> Any:
         """The first ``n`` rows, in order (each partition stops after its first ``n``)."""
         if type(n) is not int or n < 0:
             raise ValueError(f"Dataset.take: n={n!r} must be an int of 0 or more")
-        parts = self._run(Step("head", arg=n, label=f"first {n}"))
-        return [row for part in parts for row in part][:n]
+        return (Step("head", arg=n, label=f"first {n}"),), finish.first, n
 
-    def count(self) -> int:
-        return sum(part[0] for part in self._run(Step("count", label="count")))
+    @action
+    def count(self) -> Any:
+        return (Step("count", label="count"),), finish.total, 0
 
+    @action
     def sum(self, start: Any = 0) -> Any:
         """``sum(rows, start)``; partitions add up their rows first (so floats may differ in the
         last digits from one sequential sum)."""
-        partials = [part[0] for part in self._run(Step("sum", label="sum"))]
-        return sum(partials, start)
+        return (Step("sum", label="sum"),), finish.total, start
 
+    @action
     def reduce(self, fn: Callable[[Any, Any], Any]) -> Any:
         """``functools.reduce(fn, rows)`` for an associative ``fn``."""
         _callable("reduce", fn)
-        partials = [p[0] for p in self._run(Step("reduce", fn, label=f"reduce({_name(fn)})", where=caller())) if p]
-        if not partials:
-            raise TypeError("Dataset.reduce() of an empty dataset: there is no first value to start from")
-        return functools.reduce(fn, partials)
+        return (Step("reduce", fn, label=f"reduce({_name(fn)})", where=caller()),), finish.reduced, fn
 
+    @action
     def aggregate(self, zero: Any, seq_op: Callable[[Any, Any], Any], comb_op: Callable[[Any, Any], Any]) -> Any:
         """Each partition folds its rows into a copy of ``zero`` with ``seq_op``; the
         partitions' results are folded into another copy with ``comb_op``."""
         _callable("aggregate", seq_op)
         _callable("aggregate", comb_op)
         step = Step("aggregate", None, (zero, seq_op), f"aggregate({_name(seq_op)})", caller())
-        partials = [p[0] for p in self._run(step)]
-        return functools.reduce(comb_op, partials, copy.deepcopy(zero))
+        return (step,), finish.aggregated, (zero, comb_op)
 
     # ------------------------------------------------------------ sinks
-    def _write(self, fmt: str, directory: str | os.PathLike, overwrite: bool, options: dict) -> list[str]:
+    def _sink(self, fmt: str, directory: str | os.PathLike, overwrite: bool, options: dict) -> tuple:
         directory = os.fspath(directory)
         os.makedirs(directory, exist_ok=True)
         old = [n for n in os.listdir(directory) if n.startswith(kernels.PART_PREFIX)]
@@ -236,29 +285,23 @@ class Dataset:
         for name in old:
             os.unlink(os.path.join(directory, name))
         step = Step("write", None, (fmt, directory, options), f"write_{fmt}({directory!r})", caller())
-        try:
-            paths = [part[0] for part in self._run(step)]
-        finally:
-            for name in os.listdir(directory):  # a retried task's first attempt may have left one
-                if name.startswith("." + kernels.PART_PREFIX) and name.endswith(".tmp"):
-                    try:
-                        os.unlink(os.path.join(directory, name))
-                    except FileNotFoundError:
-                        pass
-        return paths
+        return (step,), finish.written, directory
 
-    def write_text(self, directory: str | os.PathLike, *, overwrite: bool = False, encoding: str = "utf-8") -> list[str]:
+    @action
+    def write_text(self, directory: str | os.PathLike, *, overwrite: bool = False, encoding: str = "utf-8") -> Any:
         """One file per partition, ``str(row)`` a line; each file written whole, then renamed
         into place. Returns the files' paths."""
-        return self._write("text", directory, overwrite, {"encoding": encoding})
+        return self._sink("text", directory, overwrite, {"encoding": encoding})
 
-    def write_json(self, directory: str | os.PathLike, *, overwrite: bool = False) -> list[str]:
+    @action
+    def write_json(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Any:
         """JSON lines, one file per partition (see ``write_text``)."""
-        return self._write("json", directory, overwrite, {})
+        return self._sink("json", directory, overwrite, {})
 
-    def write_csv(self, directory: str | os.PathLike, *, overwrite: bool = False) -> list[str]:
+    @action
+    def write_csv(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Any:
         """Rows that are dicts, one file per partition with a header (see ``write_text``)."""
-        return self._write("csv", directory, overwrite, {})
+        return self._sink("csv", directory, overwrite, {})
 
     # ------------------------------------------------------------ looking at it
     def explain(self) -> str:

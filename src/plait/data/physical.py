@@ -17,6 +17,7 @@ from typing import Any
 from plait.data.kernels import Step, Task, partition_task
 from plait.data.plan import Cache, CacheBox, Join, Narrow, Op, Repartition, Shuffle, Sort, Source, Union
 from plait.runtime.context import current_engine
+from plait.runtime.future import Future
 
 SAMPLE_PER_PARTITION = 64  # keys a sort samples from each partition, for every output partition
 
@@ -140,14 +141,15 @@ class Runner:
         """The values of ``futures``; on a failure, the one the sequential program would
         have met first: the earliest stage's, the lowest partition's (not whichever a
         scheduler happened to report first)."""
-        from plait.runtime.api import get, wait
+        from plait.runtime.api import wait
 
         try:
-            return get(futures)
+            return _get(futures)
         except Exception:
             for made in self.ran:
-                flat = [f for out in made for f in (out if type(out) is tuple else (out,))]
-                wait(flat, len(flat))
+                flat = [f for out in made for f in (out if type(out) is tuple else (out,)) if type(f) is Future]
+                if flat:
+                    wait(flat, len(flat))
                 for f in flat:
                     if f.exception() is not None:
                         f.result()  # raises it
@@ -204,17 +206,15 @@ class Runner:
         split = stage.split
         if split is None or split[0] not in ("range", "slices"):
             return [split] * len(upstream)
-        from plait.runtime.api import get
-
         if split[0] == "range":
             _, count, key, reverse = split
             per = SAMPLE_PER_PARTITION * max(1, count) // max(1, len(upstream)) + 1
             probe = Step("sample_keys", arg=(key, per), label="sample keys")
-            samples = get([_probe(f, i, probe) for i, f in enumerate(upstream)])
+            samples = _get([_probe(f, i, probe) for i, f in enumerate(upstream)])
             bounds = boundaries(sorted(itertools.chain.from_iterable(samples)), count)
             return [("range", count, bounds, key, reverse)] * len(upstream)
         _, count = split
-        counts = [c[0] for c in get([_probe(f, i, Step("count", label="count")) for i, f in enumerate(upstream)])]
+        counts = [c[0] for c in _get([_probe(f, i, Step("count", label="count")) for i, f in enumerate(upstream)])]
         total = sum(counts)
         cuts = [total * p // count for p in range(count)]
         offsets = list(itertools.accumulate(counts, initial=0))
@@ -228,8 +228,19 @@ def _probe(partition: Any, index: int, step: Step) -> Any:
 def _owned(out: Any) -> Any:
     """The action reports the first failure of its tasks: the others are not lost when dropped."""
     for future in out if type(out) is tuple else (out,):
-        future.mark_seen()
+        if type(future) is Future:
+            future.mark_seen()
     return out
+
+
+def _get(futures: list) -> list:
+    """Their values; as they are when the calls ran in place (the sequential reference
+    run of ``@parallel`` code gives values, not futures)."""
+    from plait.runtime.api import get
+
+    if all(type(f) is Future for f in futures):
+        return get(futures)
+    return [get(f) if type(f) is Future else f for f in futures]
 
 
 def _buckets(upstream: list, count: int) -> list[list]:

@@ -17,6 +17,7 @@ from typing import Any
 from plait.data.dataset import Dataset, caller
 from plait.data.kernels import BAD_RECORD_CHOICES
 from plait.data.plan import Source
+from plait.parallel.callees import pure
 from plait.runtime import context
 from plait.runtime.resources import detect_cpus
 
@@ -51,6 +52,7 @@ def from_items(items: Iterable, partitions: int | None = None) -> Dataset:
     return Dataset(Source(f"from_items({len(rows)} items)", caller(), specs))
 
 
+@pure  # under @parallel it does not wait for earlier work (from_items does: its items may be pending)
 def range(start: int, stop: int | None = None, step: int = 1, *, partitions: int | None = None) -> Dataset:  # noqa: A001
     """The integers of ``range(start, stop, step)``; each task makes its own slice."""
     whole = builtins.range(start) if stop is None else builtins.range(start, stop, step)

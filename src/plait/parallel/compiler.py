@@ -701,7 +701,10 @@ class _Rewriter(ast.NodeTransformer):
         args = ast.Tuple([self.visit(a) for a in node.args], ast.Load())
         kwargs = ast.Dict(
             keys=[ast.Constant(k.arg) if k.arg is not None else None for k in node.keywords],
-            values=[self.visit(k.value) for k in node.keywords],
+            values=[
+                self.visit(k.value) if k.arg is not None else _c_call("resolve", self.visit(k.value))
+                for k in node.keywords
+            ],
         )
         if isinstance(node.func, ast.Attribute) and self.compiler.callee_kind(node.func) == "method":
             outside = self.compiler.external(node.func.value)
@@ -905,7 +908,15 @@ class _Rewriter(ast.NodeTransformer):
         loads = [_c_call("load", ast.Constant(name)) for name in captured]
         return ast.copy_location(ast.Call(outer, loads, []), node)
 
+    def visit_Starred(self, node: ast.Starred) -> ast.AST:
+        """``*x`` in a display or a call unpacks the value: a pending result is waited for."""
+        return ast.copy_location(ast.Starred(_c_call("spread", self.visit(node.value)), node.ctx), node)
+
     def visit_Dict(self, node: ast.Dict) -> ast.AST:
+        if any(k is None for k in node.keys):  # ``**x`` unpacks the value: waited for
+            node.values = [
+                _c_call("resolve", v) if k is None else v for k, v in zip(node.keys, node.values, strict=True)
+            ]
         if all(k is None or isinstance(k, ast.Constant) for k in node.keys):
             return self.generic_visit(node)
         keys = ast.List([self.visit(k) if k is not None else ast.Constant(None) for k in node.keys], ast.Load())

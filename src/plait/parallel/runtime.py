@@ -1282,6 +1282,17 @@ class Ctx:
             return got
         return value
 
+    def spread(self, value: Any) -> Any:
+        """What ``*value`` unpacks: a pending result's value; a generator expression's items
+        (futures among them, as the items of a list display may be). Its items are read
+        now: after the earlier statements that change it."""
+        if type(value) is Lazy:
+            return value.gen
+        value = self.resolve(value)
+        if not isinstance(value, _IMMUTABLE) and type(value) is not tuple:
+            self.heap_read()
+        return value
+
     def deliver_failure(self, obj: Any, collectors: list[Collector] | None = None) -> None:
         """User code is about to see the failure of ``obj``: raise it where the sequential program did.
 
@@ -1633,6 +1644,15 @@ class Ctx:
             return self.lift(getattr(fn, "__name__", "pure"), fn, args, kwargs)
         return fn(*args, **kwargs)
 
+    def call_submitting(self, submit: Callable, obj: Any, args: tuple, kwargs: dict) -> Future:
+        """A method with a form that returns a future at once (a dataset's action): called
+        where the program reaches it, after the effects before it, like a task call."""
+        if _has_mutable(args) or _has_mutable(kwargs):
+            self.heap_read()  # its tasks pickle them now: after earlier statements fill them
+        future = submit(obj, *self.resolve_all(args), **self.resolve_all(kwargs))
+        self.record(future)
+        return future
+
     def call_effect(self, fn: Callable, args: tuple, kwargs: dict) -> Any:
         """An ordinary call: it runs after everything before it, on values."""
         if log.isEnabledFor(logging.DEBUG):
@@ -1678,6 +1698,13 @@ class Ctx:
         obj = self.resolve(obj)
         if name == "map" and type(obj) in (TaskFunction, TaskCall) and not kwargs:
             return self.map_task(obj, args)
+        declared = getattr(type(obj), name, None)  # looked up on the class: no property runs here
+        if declared is not None:
+            submit = getattr(declared, "__plait_future__", None)
+            if submit is not None:
+                return self.call_submitting(submit, obj, args, kwargs)
+            if callees.is_pure(declared):
+                return self.call_pure(getattr(obj, name), args, kwargs)
         if Lazy in map(type, args):
             consumer = _EAGER if isinstance(obj, _IMMUTABLE) or type(obj) in _CONTAINERS else None
             args = self.unlazy(consumer, args)
