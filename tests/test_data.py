@@ -473,3 +473,75 @@ def test_actions_inside_parallel_give_what_the_sequential_program_gives(engine):
     assert got == sequential_outcome(counted_words.fn, lines)
     expected = ([("1", 1), ("a", 3), ("b", 1), ("c", 1)], 6, "invalid literal for int() with base 10: 'b'")
     assert got[0] == ("returned", expected)
+
+
+# ------------------------------------------------------------------ memory
+_STREAMING_RUN = r"""
+import collections, json, os, sys
+import plait
+from plait import data
+
+def peak(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM"))
+
+root, out, store = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with plait.init(engine="local", workers=2, object_store_memory=store) as session:
+    engine = session.engine
+    pids = engine.worker_pids()
+    ds = data.read_text(root, block_size=256 << 10)
+    ds.map(str.upper).filter(bool).take(1)  # every worker has imported what the runs need
+    data.range(8, partitions=8).map(abs).count_by_value().collect()
+    base = {pid: peak(pid) for pid in pids}
+    driver = peak(os.getpid())
+    lines = chars = 0
+    for n in ds.map(len).iter_rows():  # read in the driver, a partition at a time
+        lines += 1
+        chars += n
+    written = ds.map(str.upper).write_text(out)
+    heads = dict(ds.map(lambda line: line[:3]).count_by_value().collect())
+    bounded = engine.stats()["spills"]
+    driver_growth = peak(os.getpid()) - driver
+    everything = sum(1 for _ in ds.iter_rows(ahead=100_000))  # no back-pressure: the store overflows
+    report = {
+        "lines": lines, "chars": chars, "heads": heads, "files": len(written), "everything": everything,
+        "spills_bounded": bounded, "spills_unbounded": engine.stats()["spills"] - bounded,
+        "worker_growth": max(peak(pid) - base[pid] for pid in pids), "driver_growth": driver_growth,
+        "same_workers": engine.worker_pids() == pids,
+    }
+print(json.dumps(report))
+"""
+
+
+def test_a_dataset_five_times_the_store_streams_through_in_bounded_memory(tmp_path):
+    """40 MB of text through an 8 MB store: read in the driver with back-pressure, written
+    out, counted; the store never spills and no worker grows by more than a few blocks."""
+    store = 8 << 20
+    root = tmp_path / "in"
+    root.mkdir()
+    expected_lines = expected_chars = 0
+    heads: collections.Counter = collections.Counter()
+    for f in range(4):
+        lines = [f"{(f * 7 + i) % 50:03d} " + "x" * (60 + i % 40) for i in range(130_000)]
+        (root / f"{f}.txt").write_text("\n".join(lines) + "\n")
+        expected_lines += len(lines)
+        expected_chars += sum(map(len, lines))
+        heads.update(line[:3] for line in lines)
+    total = sum(p.stat().st_size for p in root.iterdir())
+    assert total > 5 * store
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, "-c", _STREAMING_RUN, str(root), str(out), str(store)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(run.stdout.splitlines()[-1])
+    assert (report["lines"], report["chars"], report["heads"]) == (expected_lines, expected_chars, dict(heads))
+    assert report["everything"] == expected_lines and report["same_workers"]
+    written = sorted(out.iterdir())
+    assert len(written) == report["files"] == sum(-(-p.stat().st_size // (256 << 10)) for p in root.iterdir())
+    assert sum(1 for p in written for _ in p.open()) == expected_lines
+    assert report["spills_bounded"] == 0  # never more in the store than its memory
+    assert report["spills_unbounded"] > 0  # what the same read does without back-pressure
+    assert report["worker_growth"] < total / 4, report
+    assert report["driver_growth"] < total / 4, report

@@ -20,7 +20,7 @@ from plait.data import finish, kernels
 from plait.data.kernels import Step
 from plait.data.optimize import optimize
 from plait.data.physical import Runner, plan
-from plait.data.plan import Cache, Join, Narrow, Op, Repartition, Shuffle, Sort, Union, render
+from plait.data.plan import Cache, Join, Narrow, Op, Repartition, Shuffle, Sort, Union, parallelism, render
 from plait.parallel.callees import pure
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -229,10 +229,14 @@ class Dataset:
         runner, futures = self._submit(*steps)
         return runner.values(futures) if futures else []
 
-    def iter_rows(self) -> Iterator:
-        """The rows in partition order, one partition at a time in the driver."""
-        runner, futures = self._submit()
-        for future in futures:
+    def iter_rows(self, ahead: int | None = None) -> Iterator:
+        """The rows in partition order, one partition at a time in the driver; at most
+        ``ahead`` partitions (twice the workers by default) are computed ahead of the one
+        being read, so reading a dataset larger than memory takes memory for those only."""
+        _positive("iter_rows", "ahead", ahead)
+        root, _ = plan(optimize(self._op))
+        runner = Runner()
+        for future in runner.stream(root, ahead or 2 * parallelism()):
             yield from runner.values([future])[0]
 
     @action

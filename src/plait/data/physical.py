@@ -10,12 +10,26 @@ repartition (positions) is worked out at run time from what the stage before mad
 
 from __future__ import annotations
 
+import collections
+import functools
 import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from plait.data.kernels import Step, Task, partition_task
-from plait.data.plan import Cache, CacheBox, Join, Narrow, Op, Repartition, Shuffle, Sort, Source, Union
+from plait.data.plan import (
+    Cache,
+    CacheBox,
+    Join,
+    Narrow,
+    Op,
+    Repartition,
+    Shuffle,
+    Sort,
+    Source,
+    Union,
+)
 from plait.runtime.context import current_engine
 from plait.runtime.future import Future
 
@@ -159,37 +173,50 @@ class Runner:
         """One entry per task of ``stage``: a future, or a tuple of futures when it splits."""
         key = id(stage)
         if key not in self.outputs:
-            for upstream in stage.inputs:
-                self.run(upstream)
-            self.outputs[key] = out = self._submit(stage)
+            self.outputs[key] = out = [submit() for submit in self._calls(stage)]
             self.ran.append(out)
             if stage.box is not None and stage.kind != "cached":
                 stage.box.futures, stage.box.engine = list(out), current_engine()
         return self.outputs[key]
 
-    def _submit(self, stage: Stage) -> list:
+    def stream(self, stage: Stage, window: int) -> Iterator:
+        """The futures of ``stage``'s tasks in order, at most ``window`` submitted ahead of
+        the one the caller is at: back-pressure, so a consumer slower than the workers does
+        not fill the store with partitions it has not reached. None of them is kept here."""
+        if stage.box is not None:  # a cached dataset keeps every partition anyway
+            yield from self.run(stage)
+            return
+        ahead: collections.deque = collections.deque()
+        for submit in self._calls(stage):
+            ahead.append(submit())
+            if len(ahead) >= window:
+                yield ahead.popleft()
+        while ahead:
+            yield ahead.popleft()
+
+    def _calls(self, stage: Stage) -> list[Callable[[], Any]]:
+        """One callable per task of ``stage`` that submits it (its inputs' stages run first)."""
         kind = stage.kind
-        if kind == "union":
-            return list(itertools.chain.from_iterable(self.outputs[id(i)] for i in stage.inputs))
+        if kind == "union":  # no tasks of its own: its inputs' tasks, in order
+            return [submit for i in stage.inputs for submit in self._calls(i)]
         if kind == "cached":
             assert stage.box is not None and stage.box.futures is not None
-            return list(stage.box.futures)
+            return [functools.partial(_given, f) for f in stage.box.futures]
         if kind == "read":
-            return [self._call(stage, i, ("read", spec), ()) for i, spec in enumerate(stage.specs)]
+            return [functools.partial(self._call, stage, i, ("read", spec), ()) for i, spec in enumerate(stage.specs)]
+        upstream = [self.run(i) for i in stage.inputs]
         if kind == "rows":
-            upstream = self.outputs[id(stage.inputs[0])]
             if not stage.steps and stage.split is None:
-                return upstream
-            splits = self._run_time_splits(stage, upstream)
-            return [self._call(stage, i, ("rows",), (f,), splits[i]) for i, f in enumerate(upstream)]
+                return [functools.partial(_given, f) for f in upstream[0]]
+            splits = self._run_time_splits(stage, upstream[0])
+            return [functools.partial(self._call, stage, i, ("rows",), (f,), splits[i]) for i, f in enumerate(upstream[0])]
         if kind == "concat":
-            buckets = _buckets(self.outputs[id(stage.inputs[0])], stage.partitions)
-            return [self._call(stage, j, ("concat",), tuple(b)) for j, b in enumerate(buckets)]
+            buckets = _buckets(upstream[0], stage.partitions)
+            return [functools.partial(self._call, stage, j, ("concat",), tuple(b)) for j, b in enumerate(buckets)]
         if kind == "join":
-            left = _buckets(self.outputs[id(stage.inputs[0])], stage.partitions)
-            right = _buckets(self.outputs[id(stage.inputs[1])], stage.partitions)
+            left, right = (_buckets(u, stage.partitions) for u in upstream)
             return [
-                self._call(stage, j, ("join", stage.how, len(left[j])), (*left[j], *right[j]))
+                functools.partial(self._call, stage, j, ("join", stage.how, len(left[j])), (*left[j], *right[j]))
                 for j in range(stage.partitions)
             ]
         raise AssertionError(f"unknown stage {kind!r}")
@@ -219,6 +246,10 @@ class Runner:
         cuts = [total * p // count for p in range(count)]
         offsets = list(itertools.accumulate(counts, initial=0))
         return [("slices", count, offsets[i], cuts) for i in range(len(upstream))]
+
+
+def _given(future: Any) -> Any:
+    return future
 
 
 def _probe(partition: Any, index: int, step: Step) -> Any:

@@ -11,6 +11,24 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from plait.data.kernels import Step
+from plait.runtime import context
+from plait.runtime.resources import detect_cpus
+
+# an exchange makes one bucket per (map task, output partition): by default it has at most
+# this many output partitions per worker, so a wide input does not make n * n buckets
+EXCHANGE_PARTITIONS_PER_WORKER = 4
+
+
+def parallelism() -> int:
+    """How many partitions fill the engine: its workers (without starting one)."""
+    engine = context.engine_or_none()
+    config = getattr(engine, "config", None)
+    return (config.workers if config is not None and config.workers else None) or detect_cpus()
+
+
+def exchange_partitions(given: int | None, inputs: int) -> int:
+    """An exchange's output partitions: as asked, else the input's, at most 4 per worker."""
+    return given or max(1, min(inputs, EXCHANGE_PARTITIONS_PER_WORKER * parallelism()))
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,7 +111,7 @@ class Shuffle(Op):
 
     @property
     def partitions(self) -> int:
-        return 1 if self.by == "single" else self.count or self.input.partitions
+        return 1 if self.by == "single" else exchange_partitions(self.count, self.input.partitions)
 
     def describe(self) -> str:
         side = f" (map side: {' -> '.join(s.label for s in self.map_side)})" if self.map_side else ""
@@ -116,7 +134,7 @@ class Join(Op):
 
     @property
     def partitions(self) -> int:
-        return self.count or max(self.left.partitions, self.right.partitions)
+        return exchange_partitions(self.count, max(self.left.partitions, self.right.partitions))
 
     def describe(self) -> str:
         return f"{self.label}: hash join into {self.partitions}"
@@ -139,7 +157,7 @@ class Sort(Op):
 
     @property
     def partitions(self) -> int:
-        return self.input.partitions
+        return exchange_partitions(None, self.input.partitions)
 
 
 @dataclass(frozen=True, eq=False)

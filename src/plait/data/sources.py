@@ -16,20 +16,11 @@ from typing import Any
 
 from plait.data.dataset import Dataset, caller
 from plait.data.kernels import BAD_RECORD_CHOICES
-from plait.data.plan import Source
+from plait.data.plan import Source, parallelism
 from plait.parallel.callees import pure
-from plait.runtime import context
-from plait.runtime.resources import detect_cpus
 
 BLOCK_SIZE = 32 << 20  # bytes of a file one task reads, at most
 MIN_BLOCK = 64 << 10  # a small file is not cut finer than this to fill the workers
-
-
-def parallelism() -> int:
-    """How many partitions fill the engine: its workers (without starting one)."""
-    engine = context.engine_or_none()
-    config = getattr(engine, "config", None)
-    return (config.workers if config is not None and config.workers else None) or detect_cpus()
 
 
 def _count(name: str, partitions: int | None, default: int) -> int:
