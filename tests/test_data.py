@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 import plait
 from plait import data
-from plait.data import kernels, optimize
+from plait.data import kernels, optimize, physical
 
 EXAMPLES = int(os.environ.get("PLAIT_DATA_EXAMPLES", "15"))
 random_data = settings(
@@ -98,9 +98,16 @@ def test_key_operators_give_what_dicts_give(engine, items, parts, out):
 
 
 @random_data
-@given(left=pairs, right=pairs, parts=partitions, how=st.sampled_from(data.dataset.JOINS))
-def test_every_join_gives_what_nested_loops_give(engine, left, right, parts, how):
-    got = data.from_items(left, partitions=parts).join(data.from_items(right, partitions=2), how=how).collect()
+@given(left=pairs, right=pairs, parts=partitions, how=st.sampled_from(data.dataset.JOINS), broadcast=st.booleans())
+def test_every_join_gives_what_nested_loops_give(engine, left, right, parts, how, broadcast):
+    """Inner and left joins of a small right side broadcast it; the others, and every join
+    when broadcasting is off, shuffle both sides."""
+    saved = physical.BROADCAST_ROWS
+    physical.BROADCAST_ROWS = saved if broadcast else -1
+    try:
+        got = data.from_items(left, partitions=parts).join(data.from_items(right, partitions=2), how=how).collect()
+    finally:
+        physical.BROADCAST_ROWS = saved
     expected = [(k, (v, w)) for k, v in left for k2, w in right if k == k2]
     right_keys = {k for k, _ in right}
     left_keys = {k for k, _ in left}
@@ -358,6 +365,8 @@ def test_explain_shows_each_rewrite_of_the_optimizer():
     assert "(map side: flat_map(str.split) counted)" in optimized
     _, optimized, _ = _plans(data.from_items([(1, 2)]).map(tuple).reduce_by_key(max))
     assert "(map side: map(tuple) -> reduce_by_key(max) (partial))" in optimized
+    _, _, stages = _plans(data.from_items([(1, 2)]).join(data.from_items([(1, 3)])))
+    assert "a broadcast of the right side into each left partition if it has at most 20,000 rows" in stages[-1]
     _, optimized, _ = _plans(data.from_items([1]).map(abs).map(str).filter(bool))
     assert optimized.strip().startswith("map(abs) [") and "-> map(str) [" in optimized and "-> filter(bool) [" in optimized
 

@@ -34,6 +34,9 @@ from plait.runtime.context import current_engine
 from plait.runtime.future import Future
 
 SAMPLE_PER_PARTITION = 64  # keys a sort samples from each partition, for every output partition
+# an inner or left join whose right side has at most this many rows (counted when it is
+# made) sends that side whole to every left partition instead of shuffling both sides
+BROADCAST_ROWS = 20_000
 
 
 @dataclass(eq=False)
@@ -48,6 +51,10 @@ class Stage:
     box: CacheBox | None = None  # a cached dataset's partitions: kept after this stage runs
     label: str = ""
     number: int = 0
+    # a join: its left side unsplit and its right side split, for the run-time choice
+    broadcast_left: Stage | None = None
+    shuffle_right: Stage | None = None
+    note: str = ""
 
     def describe(self) -> str:
         what = {
@@ -71,7 +78,8 @@ class Stage:
             parts.append(f"split into {count} ({words})")
         inputs = f" <- stage {', '.join(str(i.number) for i in self.inputs)}" if self.inputs else ""
         tasks = "no tasks" if self.kind in ("union", "cached") else f"{self.partitions} task(s)"
-        return f"stage {self.number}: {tasks}: " + " -> ".join(parts) + inputs
+        note = f" ({self.note})" if self.note else ""
+        return f"stage {self.number}: {tasks}: " + " -> ".join(parts) + inputs + note
 
 
 @dataclass
@@ -104,8 +112,20 @@ class Planner:
         if t is Join:
             count = op.partitions
             left = self.stage(op.left, (), ("hash", count))
-            right = self.stage(op.right, (), ("hash", count))
-            return Stage("join", count, (left, right), steps, split, how=op.how)
+            right = self.stage(op.right)
+            join = Stage("join", count, (left, right), steps, split, how=op.how)
+            shuffled = join.shuffle_right = Stage("rows", right.partitions, (right,), split=("hash", count))
+            shuffled.note = "if the join shuffles"
+            self._add(shuffled)
+            if op.how in ("inner", "left"):
+                join.broadcast_left = self.stage(op.left)
+                left.note = left.note or "if the join shuffles"
+                join.broadcast_left.note = join.broadcast_left.note or "if the join broadcasts"
+                join.note = (
+                    f"a broadcast of the right side into each left partition if it has at most "
+                    f"{BROADCAST_ROWS:,} rows, else a hash join of stage {left.number} and {shuffled.number}"
+                )
+            return join
         if t is Sort:
             count = op.partitions
             up = self.stage(op.input)
@@ -204,6 +224,8 @@ class Runner:
             return [functools.partial(_given, f) for f in stage.box.futures]
         if kind == "read":
             return [functools.partial(self._call, stage, i, ("read", spec), ()) for i, spec in enumerate(stage.specs)]
+        if kind == "join":
+            return self._join_calls(stage)
         upstream = [self.run(i) for i in stage.inputs]
         if kind == "rows":
             if not stage.steps and stage.split is None:
@@ -213,13 +235,26 @@ class Runner:
         if kind == "concat":
             buckets = _buckets(upstream[0], stage.partitions)
             return [functools.partial(self._call, stage, j, ("concat",), tuple(b)) for j, b in enumerate(buckets)]
-        if kind == "join":
-            left, right = (_buckets(u, stage.partitions) for u in upstream)
-            return [
-                functools.partial(self._call, stage, j, ("join", stage.how, len(left[j])), (*left[j], *right[j]))
-                for j in range(stage.partitions)
-            ]
         raise AssertionError(f"unknown stage {kind!r}")
+
+    def _join_calls(self, stage: Stage) -> list[Callable[[], Any]]:
+        """A broadcast join when the right side turns out small, else a hash join."""
+        right = self.run(stage.inputs[1])
+        if stage.broadcast_left is not None and self._rows(right) <= BROADCAST_ROWS:
+            lefts = self.run(stage.broadcast_left)
+            make = ("join", stage.how, 1)
+            return [functools.partial(self._call, stage, i, make, (part, *right)) for i, part in enumerate(lefts)]
+        assert stage.shuffle_right is not None
+        left = _buckets(self.run(stage.inputs[0]), stage.partitions)
+        shuffled = _buckets(self.run(stage.shuffle_right), stage.partitions)
+        return [
+            functools.partial(self._call, stage, j, ("join", stage.how, len(left[j])), (*left[j], *shuffled[j]))
+            for j in range(stage.partitions)
+        ]
+
+    def _rows(self, partitions: list) -> int:
+        counts = _get([_probe(f, i, Step("count", label="count")) for i, f in enumerate(partitions)])
+        return sum(c[0] for c in counts)
 
     def _call(self, stage: Stage, index: int, make: tuple, args: tuple, split: tuple | None = None) -> Any:
         split = split if split is not None else stage.split
@@ -241,7 +276,7 @@ class Runner:
             bounds = boundaries(sorted(itertools.chain.from_iterable(samples)), count)
             return [("range", count, bounds, key, reverse)] * len(upstream)
         _, count = split
-        counts = [c[0] for c in _get([_probe(f, i, Step("count", label="count")) for i, f in enumerate(upstream)])]
+        counts = [c[0] for c in _get([_probe(f, i, Step("count", label="count")) for i, f in enumerate(upstream)])]  # noqa: E501
         total = sum(counts)
         cuts = [total * p // count for p in range(count)]
         offsets = list(itertools.accumulate(counts, initial=0))

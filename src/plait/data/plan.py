@@ -137,6 +137,8 @@ class Join(Op):
         return exchange_partitions(self.count, max(self.left.partitions, self.right.partitions))
 
     def describe(self) -> str:
+        if self.how in ("inner", "left"):
+            return f"{self.label}: a broadcast of a small right side, or a hash join into {self.partitions}"
         return f"{self.label}: hash join into {self.partitions}"
 
 
