@@ -247,9 +247,39 @@ def test_json_lines_round_trip_and_bad_lines_are_named(engine, tmp_path):
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"a": 1}\n\n{"a": 2}\n{"a": \n{"a": 3}\n')
-    with pytest.raises(data.BadRecordError, match=r"bad\.jsonl:4: not JSON .*the line: '\{\"a\": '"):
+    with pytest.raises(data.BadRecordError, match=r"bad\.jsonl:4: not JSON .*the record: '\{\"a\": '"):
         data.read_json(bad).collect()
     assert data.read_json(bad, on_bad_records="skip", block_size=7).collect() == [{"a": 1}, {"a": 2}, {"a": 3}]
+    kept = data.read_json(bad, on_bad_records="collect", block_size=7)
+    assert kept.map(lambda r: r["a"]).sum() == 6
+    (found,) = kept.map(lambda r: r["a"]).bad_records().collect()
+    assert (found.path, found.line, found.record) == (str(bad), 4, '{"a": ') and found.reason.startswith("not JSON")
+    with pytest.raises(ValueError, match="none of this dataset's readers was given on_bad_records='collect'"):
+        data.read_json(bad, on_bad_records="skip").bad_records()
+
+
+def test_bad_records_of_every_reader_are_collected_with_their_lines(engine, tmp_path):
+    latin = tmp_path / "mixed.txt"
+    latin.write_bytes(b"ok\ncaf\xe9\nfine\r\n\xff\xfe\n")
+    with pytest.raises(data.BadRecordError, match=r"mixed\.txt:2: not utf-8 \(invalid continuation byte\)"):
+        data.read_text(latin).collect()
+    ds = data.read_text(latin, on_bad_records="collect", block_size=4)
+    assert ds.collect() == ["ok", "fine"]
+    assert [(b.line, b.reason.split(" (")[0]) for b in ds.bad_records().collect()] == [(2, "not utf-8"), (4, "not utf-8")]
+    assert data.read_text(latin, encoding="latin-1").collect() == ["ok", "café", "fine", "ÿþ"]
+
+    table = tmp_path / "t.csv"
+    table.write_text("a,b\n1,2\n3\n4,x\n5,6\n")
+    rows = data.read_csv(table, types={"b": int}, on_bad_records="collect")
+    assert rows.collect() == [{"a": "1", "b": 2}, {"a": "5", "b": 6}]
+    assert [(b.line, b.record) for b in rows.bad_records().collect()] == [(3, ["3"]), (4, ["4", "x"])]
+    lines = tmp_path / "more.jsonl"
+    lines.write_text('{"a": "7", "b": 8}\nnope\n')
+    both = rows.union(data.read_json(lines, on_bad_records="collect"))
+    assert both.map(lambda r: r["b"]).collect() == [2, 6, 8]
+    assert [(os.path.basename(b.path), b.line) for b in both.bad_records().collect()] == [
+        ("t.csv", 3), ("t.csv", 4), ("more.jsonl", 2),
+    ]  # fmt: skip
 
 
 def test_csv_with_types_and_bad_records(engine, tmp_path):
@@ -323,7 +353,7 @@ def test_bad_arguments_are_refused_where_they_are_given(tmp_path):
         ds.join(ds, how="cross")
     with pytest.raises(ValueError, match="partitions=-1"):
         data.from_items([1], partitions=-1)
-    with pytest.raises(ValueError, match="on_bad_records='ignore'; it is one of raise, skip"):
+    with pytest.raises(ValueError, match="on_bad_records='ignore'; it is one of raise, skip, collect"):
         data.read_text(tmp_path, on_bad_records="ignore")
     with pytest.raises(FileNotFoundError, match="no file matches"):
         data.read_text(str(tmp_path / "*.nothing"))

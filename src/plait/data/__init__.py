@@ -7,7 +7,7 @@ same program runs on ``inline``, ``local``, ``ray`` and ``dask``.
 """
 
 from plait.data.dataset import Dataset
-from plait.data.kernels import BadRecordError
+from plait.data.kernels import BadRecord, BadRecordError
 from plait.data.sources import expand, from_items, range, read_csv, read_json, read_text
 
-__all__ = ["BadRecordError", "Dataset", "expand", "from_items", "range", "read_csv", "read_json", "read_text"]
+__all__ = ["BadRecord", "BadRecordError", "Dataset", "expand", "from_items", "range", "read_csv", "read_json", "read_text"]

@@ -20,7 +20,19 @@ from plait.data import finish, kernels
 from plait.data.kernels import Step
 from plait.data.optimize import optimize
 from plait.data.physical import Runner, plan
-from plait.data.plan import Cache, Join, Narrow, Op, Repartition, Shuffle, Sort, Union, parallelism, render
+from plait.data.plan import (
+    Cache,
+    Join,
+    Narrow,
+    Op,
+    Repartition,
+    Shuffle,
+    Sort,
+    Source,
+    Union,
+    parallelism,
+    render,
+)
 from plait.parallel.callees import pure
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -306,6 +318,29 @@ class Dataset:
     def write_csv(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Any:
         """Rows that are dicts, one file per partition with a header (see ``write_text``)."""
         return self._sink("csv", directory, overwrite, {})
+
+    def bad_records(self) -> Dataset:
+        """The records this dataset's readers dropped with ``on_bad_records="collect"``, as
+        ``BadRecord(path, line, record, reason)`` rows in file order (the files are read
+        again to find them)."""
+        sources: dict[int, Source] = {}
+
+        def walk(op: Op) -> None:
+            if type(op) is Source and any(kernels.collects_bad_records(spec) for spec in op.specs):
+                sources.setdefault(id(op), op)
+            for child in op.inputs:
+                walk(child)
+
+        walk(self._op)
+        if not sources:
+            raise ValueError(
+                "Dataset.bad_records(): none of this dataset's readers was given on_bad_records='collect'"
+            )
+        parts = tuple(
+            Source(f"bad records of {s.label}", caller(), tuple(kernels.bad_records_spec(spec) for spec in s.specs))
+            for s in sources.values()
+        )
+        return Dataset(parts[0] if len(parts) == 1 else Union("union", caller(), parts))
 
     # ------------------------------------------------------------ looking at it
     def explain(self) -> str:

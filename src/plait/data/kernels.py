@@ -23,12 +23,12 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
-from typing import Any
+from typing import Any, NamedTuple
 
 from plait.runtime.options import task_options
 from plait.runtime.task import TaskFunction
 
-BAD_RECORD_CHOICES = ("raise", "skip")
+BAD_RECORD_CHOICES = ("raise", "skip", "collect")
 
 
 @dataclass(frozen=True, eq=False)
@@ -465,17 +465,6 @@ def _block(path: str, start: int, end: int) -> tuple[bytes, int]:
         return body, begin
 
 
-def _lines(path: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
-    """The lines of ``_block`` one by one, with their offsets (the slow path, for errors)."""
-    body, begin = _block(path, start, end)
-    at = 0
-    while at < len(body):
-        newline = body.find(b"\n", at)
-        stop = len(body) if newline < 0 else newline + 1
-        yield begin + at, body[at:stop]
-        at = stop
-
-
 def _line_number(path: str, offset: int) -> int:
     count = 1
     with open(path, "rb") as f:
@@ -488,67 +477,114 @@ def _line_number(path: str, offset: int) -> int:
     return count
 
 
-def _bad(path: str, offset: int, raw: bytes, why: str) -> BadRecordError:
-    text = raw.decode("utf-8", "replace").rstrip("\r\n")
-    return BadRecordError(
-        f"{path}:{_line_number(path, offset)}: {why}; the line: {_short(text)} "
-        "(on_bad_records='skip' drops such lines)"
-    )
+class BadRecord(NamedTuple):
+    """A line a reader could not take, kept with ``on_bad_records="collect"``."""
+
+    path: str
+    line: int
+    record: str
+    reason: str
 
 
-def _decoded_lines(path: str, start: int, end: int, encoding: str, on_bad: str) -> list[str]:
-    """The lines of a byte range as text, without line endings: decoded in one piece (the
-    fast path), or line by line when some line is not ``encoding``."""
-    body, _ = _block(path, start, end)
-    try:
-        text = body.decode(encoding)
-    except UnicodeDecodeError:
-        return list(_decoded_one_by_one(path, start, end, encoding, on_bad))
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()  # the newline that ends the last line
-    if "\r" in text:
-        lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-    return lines
+ONLY_BAD = "only bad"  # a source that gives its bad records instead of its rows (Dataset.bad_records)
 
 
-def _decoded_one_by_one(path: str, start: int, end: int, encoding: str, on_bad: str) -> Iterator[str]:
-    for pos, raw in _lines(path, start, end):
+_ON_BAD_AT = {"text": 5, "json": 5, "csv": 3}  # where a reader's spec holds its on_bad_records
+
+
+def collects_bad_records(spec: tuple) -> bool:
+    at = _ON_BAD_AT.get(spec[0])
+    return at is not None and spec[at] == "collect"
+
+
+def bad_records_spec(spec: tuple) -> tuple:
+    """The same reader, giving the records it drops instead of its rows."""
+    at = _ON_BAD_AT[spec[0]]
+    return (*spec[:at], ONLY_BAD, *spec[at + 1 :])
+
+
+def _bad_record(on_bad: str, path: str, line: int, record: Any, why: str) -> BadRecord | None:
+    """What a bad record becomes: an error, nothing (skipped or collected), or itself."""
+    if on_bad == "raise":
+        raise BadRecordError(
+            f"{path}:{line}: {why}; the record: {_short(record)} (on_bad_records='skip' drops such "
+            "records; 'collect' drops them and keeps them for Dataset.bad_records())"
+        )
+    return BadRecord(path, line, record, why) if on_bad == ONLY_BAD else None
+
+
+def _read_lines(path: str, start: int, end: int, encoding: str, on_bad: str, parse: Callable | None) -> list:
+    """The rows of a byte range: its lines without line endings, through ``parse`` if given
+    (then blank lines are skipped). Decoded and split in one piece; read again line by
+    line, counting lines, where a line is bad and the error must name it."""
+    if on_bad != ONLY_BAD:
+        body, _ = _block(path, start, end)
         try:
-            text = raw.decode(encoding)
-        except UnicodeDecodeError as exc:
-            if on_bad == "skip":
+            text = body.decode(encoding)
+        except UnicodeDecodeError:
+            return list(_line_by_line(path, start, end, encoding, on_bad, parse))
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()  # the newline that ends the last line
+        if "\r" in text:
+            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        if parse is None:
+            return lines
+        rows = []
+        for line in lines:
+            if not line.strip():
                 continue
-            raise _bad(path, pos, raw, f"not {encoding} ({exc.reason})") from None
-        yield text.removesuffix("\n").removesuffix("\r")
+            try:
+                rows.append(parse(line))
+            except (ValueError, RecursionError):
+                if on_bad == "raise":
+                    return list(_line_by_line(path, start, end, encoding, on_bad, parse))  # raises, naming it
+        return rows
+    return list(_line_by_line(path, start, end, encoding, on_bad, parse))
+
+
+def _line_by_line(path: str, start: int, end: int, encoding: str, on_bad: str, parse: Callable | None) -> Iterator:
+    body, begin = _block(path, start, end)
+    number = _line_number(path, begin)
+    at = 0
+    while at < len(body):
+        newline = body.find(b"\n", at)
+        stop = len(body) if newline < 0 else newline + 1
+        raw = body[at:stop]
+        at = stop
+        line, number = number, number + 1
+        why = None
+        try:
+            text = raw.decode(encoding).removesuffix("\n").removesuffix("\r")
+        except UnicodeDecodeError as exc:
+            text = raw.decode(encoding, "replace").removesuffix("\n").removesuffix("\r")
+            why = f"not {encoding} ({exc.reason})"
+        value: Any = text
+        if why is None and parse is not None:
+            if not text.strip():
+                continue
+            try:
+                value = parse(text)
+            except (ValueError, RecursionError) as exc:
+                why = f"not JSON ({exc})"
+        if why is None:
+            if on_bad != ONLY_BAD:
+                yield value
+            continue
+        bad = _bad_record(on_bad, path, line, text, why)
+        if bad is not None:
+            yield bad
 
 
 def _read_text(path: str, start: int, end: int, encoding: str, on_bad: str) -> list[str]:
-    return _decoded_lines(path, start, end, encoding, on_bad)
+    return _read_lines(path, start, end, encoding, on_bad, None)
 
 
-def _read_json(path: str, start: int, end: int, encoding: str, on_bad: str) -> Iterator[Any]:
-    loads = json.loads
-    for text in _decoded_lines(path, start, end, encoding, on_bad):
-        if not text.strip():
-            continue  # blank lines in JSON lines files carry no record
-        try:
-            yield loads(text)
-        except ValueError as exc:
-            if on_bad == "skip":
-                continue
-            raise _bad_json(path, start, end, encoding, text, exc) from None
+def _read_json(path: str, start: int, end: int, encoding: str, on_bad: str) -> list:
+    return _read_lines(path, start, end, encoding, on_bad, json.loads)
 
 
-def _bad_json(path: str, start: int, end: int, encoding: str, text: str, exc: ValueError) -> BadRecordError:
-    """The error for the first line of the range that reads as ``text`` (found again, slowly)."""
-    for pos, raw in _lines(path, start, end):
-        if raw.decode(encoding, "replace").removesuffix("\n").removesuffix("\r") == text:
-            return _bad(path, pos, raw, f"not JSON ({exc})")
-    return BadRecordError(f"{path}: not JSON ({exc}); the line: {_short(text)}")
-
-
-def _read_csv(path: str, encoding: str, on_bad: str, delimiter: str, types: dict | None) -> Iterator[dict]:
+def _read_csv(path: str, encoding: str, on_bad: str, delimiter: str, types: dict | None) -> Iterator:
     with open(path, newline="", encoding=encoding) as f:
         reader = csv.reader(f, delimiter=delimiter)
         header = next(reader, None)
@@ -570,12 +606,12 @@ def _read_csv(path: str, encoding: str, on_bad: str, delimiter: str, types: dict
                     except Exception as exc:  # noqa: BLE001 - any failing conversion is a bad record
                         why = f"column {name!r}: {type(exc).__name__}: {exc}"
             if why is None:
-                yield row
-            elif on_bad != "skip":
-                line = reader.line_num
-                raise BadRecordError(
-                    f"{path}:{line}: {why}; the record: {_short(fields)} (on_bad_records='skip' drops such lines)"
-                )
+                if on_bad != ONLY_BAD:
+                    yield row
+                continue
+            bad = _bad_record(on_bad, path, reader.line_num, fields, why)
+            if bad is not None:
+                yield bad
 
 
 # ------------------------------------------------------------------ writing
