@@ -584,3 +584,13 @@ def test_a_dataset_five_times_the_store_streams_through_in_bounded_memory(tmp_pa
     assert report["spills_unbounded"] > 0  # what the same read does without back-pressure
     assert report["worker_growth"] < total / 4, report
     assert report["driver_growth"] < total / 4, report
+
+
+def test_an_action_draws_a_progress_bar_over_its_tasks_when_asked(capsys):
+    with plait.init(engine="local", workers=2):
+        ds = data.range(40, partitions=4).map(abs).count_by_value(partitions=2)
+        assert ds.count(progress=True) == 40
+        drawn = capsys.readouterr().err
+        assert "plait data, 2 stage(s): [" in drawn and "6/6 tasks" in drawn  # 4 map-side, 2 reduce-side
+        assert ds.count() == 40
+        assert capsys.readouterr().err == ""

@@ -74,18 +74,19 @@ def action(plan_it: Callable) -> Callable:
     partition's last task, how the driver combines the partitions' outputs, its argument).
     Called in plain code it runs to the value; ``@parallel`` code calls its twin,
     ``__plait_future__``, which returns a future of the value at once (the combining runs
-    in a task), so the program goes on while the action runs."""
+    in a task), so the program goes on while the action runs. ``progress=True`` draws a
+    bar over the action's tasks (``plait.init(progress=True)`` turns it on for all)."""
 
     @functools.wraps(plan_it)
-    def run(self: Dataset, *args: Any, **kwargs: Any) -> Any:
+    def run(self: Dataset, *args: Any, progress: bool | None = None, **kwargs: Any) -> Any:
         steps, combine, arg = plan_it(self, *args, **kwargs)
         try:
-            parts = self._run(*steps)
+            parts = self._run(*steps, progress=progress)
         finally:
             finish.after(combine, arg)
         return combine(arg, parts)
 
-    def submit(self: Dataset, *args: Any, **kwargs: Any) -> Any:
+    def submit(self: Dataset, *args: Any, progress: bool | None = None, **kwargs: Any) -> Any:
         steps, combine, arg = plan_it(self, *args, **kwargs)
         _, futures = self._submit(*steps)
         return finish.finish_task.options(name=f"data:{plan_it.__name__}")(combine, arg, *futures)
@@ -236,10 +237,10 @@ class Dataset:
         runner = Runner()
         return runner, runner.run(root)
 
-    def _run(self, *steps: Step) -> list:
+    def _run(self, *steps: Step, progress: bool | None = None) -> list:
         """The output of each partition, with ``steps`` run at the end of its last stage."""
         runner, futures = self._submit(*steps)
-        return runner.values(futures) if futures else []
+        return runner.values(futures, progress) if futures else []
 
     def iter_rows(self, ahead: int | None = None) -> Iterator:
         """The rows in partition order, one partition at a time in the driver; at most

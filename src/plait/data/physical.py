@@ -171,17 +171,22 @@ class Runner:
         self.outputs: dict[int, list] = {}
         self.ran: list[list] = []  # each stage's futures, in the order submitted (inputs first)
 
-    def values(self, futures: list) -> list:
+    def values(self, futures: list, progress: bool | None = None) -> list:
         """The values of ``futures``; on a failure, the one the sequential program would
         have met first: the earliest stage's, the lowest partition's (not whichever a
-        scheduler happened to report first)."""
-        from plait.runtime.api import wait
+        scheduler happened to report first). ``progress``: a bar over every task."""
+        from plait.runtime.api import _progress, wait
 
         try:
-            return _get(futures)
+            if progress is False or not futures or type(futures[0]) is not Future:
+                return _get(futures)
+            # one future per task (a task's outputs end together)
+            every = [out[0] if type(out) is tuple else out for made in self.ran for out in made]
+            with _progress(every, current_engine(), progress, f"plait data, {len(self.ran)} stage(s):"):
+                return _get(futures)
         except Exception:
             for made in self.ran:
-                flat = [f for out in made for f in (out if type(out) is tuple else (out,)) if type(f) is Future]
+                flat = _flat(made)
                 if flat:
                     wait(flat, len(flat))
                 for f in flat:
@@ -281,6 +286,11 @@ class Runner:
         cuts = [total * p // count for p in range(count)]
         offsets = list(itertools.accumulate(counts, initial=0))
         return [("slices", count, offsets[i], cuts) for i in range(len(upstream))]
+
+
+def _flat(outputs: list) -> list[Future]:
+    """The futures of one stage's outputs (a task that splits gives a tuple of them)."""
+    return [f for out in outputs for f in (out if type(out) is tuple else (out,)) if type(f) is Future]
 
 
 def _given(future: Any) -> Any:

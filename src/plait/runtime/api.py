@@ -301,7 +301,8 @@ def _write_timeline(engine: Any, path: str) -> str:
     return write_trace(engine.timeline_events(), path)
 
 
-def _progress(futures: list[Future], engine: Any, progress: bool | None) -> Any:
+def _progress(futures: list[Future], engine: Any, progress: bool | None, label: str = "plait") -> Any:
+    """A progress bar over ``futures`` where asked (``progress=``, else ``plait.init(progress=)``)."""
     from contextlib import nullcontext
 
     enabled = progress if progress is not None else engine.config is not None and engine.config.progress
@@ -309,4 +310,4 @@ def _progress(futures: list[Future], engine: Any, progress: bool | None) -> Any:
         return nullcontext()
     from plait.tools.progress import ProgressBar
 
-    return ProgressBar(futures)
+    return ProgressBar(futures, label=label)

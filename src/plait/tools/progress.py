@@ -9,7 +9,8 @@ from typing import Any
 
 
 class ProgressBar:
-    def __init__(self, futures: list[Any], stream: Any = None, min_interval: float = 0.1) -> None:
+    def __init__(self, futures: list[Any], stream: Any = None, min_interval: float = 0.1, label: str = "plait") -> None:
+        self.label = label
         self.total = len(futures)
         self.futures = futures
         self.stream = stream or sys.stderr
@@ -44,7 +45,7 @@ class ProgressBar:
         filled = int(width * self.count / max(1, self.total))
         rate = self.count / max(1e-9, now - self._start)
         self.stream.write(
-            f"\rplait [{'#' * filled}{'.' * (width - filled)}] {self.count}/{self.total} "
+            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.count}/{self.total} "
             f"tasks  {rate:,.0f}/s"
         )
         self.stream.flush()
