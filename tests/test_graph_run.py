@@ -318,3 +318,16 @@ def test_interpreter_methods_can_be_overridden(engine):
     g.set_output([s, g.add_if(True, then, orelse, [s])])
     assert Doubling(g).run(1) == [4, "orelse"]
     assert plait.run(g, 1) == [2, "then"]
+
+
+def test_a_task_node_with_several_outputs_gives_one_future_each(engine):
+    """``num_returns=3``: the node's items are its outputs' own futures, each a dependency
+    of the node that takes it, on every engine."""
+    from tests.test_tasks import three_values
+
+    g = Graph()
+    x = g.add_input("x")
+    parts = g.unpack(g.add_task(three_values, (x,)), 3)
+    doubled = [g.add_task(inc, (p,)) for p in parts]
+    g.set_output((doubled, parts[2]))
+    assert plait.run(g, 5) == ([6, 7, 8], 7)

@@ -28,6 +28,7 @@ named after the opcodes (``input``, ``const``, ``task``, ``op``, ``call``),
 
 from __future__ import annotations
 
+import operator
 import os
 import queue
 from collections import deque
@@ -125,8 +126,13 @@ class Interpreter:
         return node.target
 
     def task(self, node: Node, args: tuple, kwargs: dict) -> Any:
-        """Submit the call; ``args``/``kwargs`` may hold futures (they become dependencies)."""
-        return self.engine.submit(node.target, args, kwargs, node.options or node.target.task_options)
+        """Submit the call; ``args``/``kwargs`` may hold futures (they become dependencies).
+        A call with ``num_returns=k`` gives a tuple of ``k`` futures (None for 0)."""
+        options = node.options or node.target.task_options
+        if options.num_returns != 1:
+            outputs = self.engine.submit_returning(node.target, args, kwargs, options)
+            return None if outputs is None else tuple(outputs)
+        return self.engine.submit(node.target, args, kwargs, options)
 
     def op(self, node: Node, args: tuple, kwargs: dict) -> Any:
         """Apply a pure operation to values (every future already resolved)."""
@@ -276,6 +282,9 @@ class Interpreter:
         self._flush()  # every other node reads values: the markers become futures first
         if op in (OP, CALL):
             args, kwargs = map_arg(node.args, env), map_arg(node.kwargs, env)
+            if node.target is operator.getitem and _one_output(args):
+                self._set(frame, node, args[0][args[1]])  # an output of a call: its own future
+                return
             self._when_ready((args, kwargs), partial(self._apply, frame, node, args, kwargs))
         elif op == INPUT:
             self._set(frame, node, self.run_node(node, (frame.inputs[node],), {}))
@@ -294,10 +303,11 @@ class Interpreter:
             raise GraphError(f"unknown opcode {op!r}")
 
     def _submitted(self, node: Node, value: Any) -> None:
-        if type(value) is Future:
-            self._tasks_left += 1
-            put = self._done.put
-            value.add_done_callback(lambda f, node=node: put((f, node)))
+        put = self._done.put
+        for future in value if type(value) is tuple else (value,):
+            if type(future) is Future:
+                self._tasks_left += 1
+                future.add_done_callback(lambda f, node=node: put((f, node)))
 
     def _flush(self) -> None:
         """Submit the task nodes gathered since the last flush as one graph, and put their
@@ -461,3 +471,14 @@ def run(graph: Graph, *args: Any, engine: Any = None, **kwargs: Any) -> Any:
     picklability before anything is submitted.
     """
     return Interpreter(graph, engine=engine).run(*args, **kwargs)
+
+
+def _one_output(args: tuple) -> bool:
+    """``getitem(outputs, i)`` where ``outputs`` are the futures of a call with several."""
+    return (
+        len(args) == 2
+        and type(args[0]) is tuple
+        and type(args[1]) is int
+        and -len(args[0]) <= args[1] < len(args[0])
+        and all(type(f) is Future for f in args[0])
+    )
