@@ -594,3 +594,20 @@ def test_an_action_draws_a_progress_bar_over_its_tasks_when_asked(capsys):
         assert "plait data, 2 stage(s): [" in drawn and "6/6 tasks" in drawn  # 4 map-side, 2 reduce-side
         assert ds.count() == 40
         assert capsys.readouterr().err == ""
+
+
+def test_to_graph_gives_the_stages_as_a_graph_that_runs_to_the_same_partitions(engine):
+    pairs_ = data.from_items([(i % 4, i) for i in range(30)], partitions=3)
+    queries = [
+        pairs_.reduce_by_key(operator.add, partitions=2),
+        data.range(20, partitions=3).map(lambda x: (x * 7) % 11).sort().repartition(2),
+        pairs_.join(data.from_items([(1, "a"), (2, "b")]), how="left"),
+        pairs_.union(data.range(2).key_by(abs)).group_by_key(),
+    ]
+    for ds in queries:
+        graph = ds.to_graph()
+        assert [n.op for n in graph.nodes].count("task") >= ds.num_partitions
+        partitions = plait.run(graph)
+        assert len(partitions) == ds.num_partitions
+        assert as_multiset(row for part in partitions for row in part) == as_multiset(ds.collect())
+    assert "digraph" in queries[0].to_graph().to_dot()

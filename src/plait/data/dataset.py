@@ -19,7 +19,7 @@ from typing import Any
 from plait.data import finish, kernels
 from plait.data.kernels import Step
 from plait.data.optimize import optimize
-from plait.data.physical import Runner, plan
+from plait.data.physical import GraphBuilder, Runner, plan
 from plait.data.plan import (
     Cache,
     Join,
@@ -353,6 +353,17 @@ class Dataset:
             "== optimized plan ==", render(optimized),
             "== physical plan ==", *(s.describe() for s in stages),
         ])  # fmt: skip
+
+    def to_graph(self) -> Any:
+        """The stages as a ``plait.graph.Graph``: a task node per partition (and the probes
+        and splits a sort or a repartition works out at run time), for pictures
+        (``to_svg``, ``to_html``, ``show``) or to run: its output is the list of partitions."""
+        from plait.graph import Graph
+
+        graph = Graph(name="dataset")
+        root, _ = plan(optimize(self._op))
+        graph.set_output(list(GraphBuilder(graph).run(root)))
+        return graph
 
     def __repr__(self) -> str:
         return f"<plait.data.Dataset: {self._op.describe()}, {self.num_partitions} partition(s)>"

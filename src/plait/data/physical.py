@@ -201,8 +201,11 @@ class Runner:
             self.outputs[key] = out = [submit() for submit in self._calls(stage)]
             self.ran.append(out)
             if stage.box is not None and stage.kind != "cached":
-                stage.box.futures, stage.box.engine = list(out), current_engine()
+                self._keep(stage.box, out)
         return self.outputs[key]
+
+    def _keep(self, box: CacheBox, out: list) -> None:
+        box.futures, box.engine = list(out), current_engine()
 
     def stream(self, stage: Stage, window: int) -> Iterator:
         """The futures of ``stage``'s tasks in order, at most ``window`` submitted ahead of
@@ -258,16 +261,25 @@ class Runner:
         ]
 
     def _rows(self, partitions: list) -> int:
-        counts = _get([_probe(f, i, Step("count", label="count")) for i, f in enumerate(partitions)])
-        return sum(c[0] for c in counts)
+        return sum(c[0] for c in self._probe_all(partitions, Step("count", label="count")))
 
-    def _call(self, stage: Stage, index: int, make: tuple, args: tuple, split: tuple | None = None) -> Any:
+    def _call(self, stage: Stage, index: int, make: tuple, args: tuple, split: Any = None) -> Any:
         split = split if split is not None else stage.split
-        count = split[1] if split is not None else 1
-        task = Task(index, make, stage.steps, split)
-        call = partition_task.options(name=f"data:stage{stage.number}", num_returns=count if count > 1 else 1)
-        out = call(task, *args)
+        count = stage.split[1] if stage.split is not None else 1
+        task = self._derive(Task, index, make, stage.steps, split)
+        return self._submit_task(f"data:stage{stage.number}", count, task, args)
+
+    # what a graph builder does otherwise (see GraphBuilder)
+    def _submit_task(self, name: str, count: int, task: Any, args: tuple) -> Any:
+        out = partition_task.options(name=name, num_returns=count if count > 1 else 1)(task, *args)
         return _owned(tuple(out)) if count > 1 else _owned(out)
+
+    def _probe_all(self, partitions: list, step: Step) -> list:
+        """``step`` run on each partition (a small result each), waited for."""
+        return _get([self._submit_task("data:probe", 1, Task(i, ("rows",), (step,)), (f,)) for i, f in enumerate(partitions)])
+
+    def _derive(self, fn: Callable, *args: Any) -> Any:
+        return fn(*args)
 
     def _run_time_splits(self, stage: Stage, upstream: list) -> list:
         split = stage.split
@@ -276,16 +288,53 @@ class Runner:
         if split[0] == "range":
             _, count, key, reverse = split
             per = SAMPLE_PER_PARTITION * max(1, count) // max(1, len(upstream)) + 1
-            probe = Step("sample_keys", arg=(key, per), label="sample keys")
-            samples = _get([_probe(f, i, probe) for i, f in enumerate(upstream)])
-            bounds = boundaries(sorted(itertools.chain.from_iterable(samples)), count)
-            return [("range", count, bounds, key, reverse)] * len(upstream)
-        _, count = split
-        counts = [c[0] for c in _get([_probe(f, i, Step("count", label="count")) for i, f in enumerate(upstream)])]  # noqa: E501
-        total = sum(counts)
-        cuts = [total * p // count for p in range(count)]
-        offsets = list(itertools.accumulate(counts, initial=0))
-        return [("slices", count, offsets[i], cuts) for i in range(len(upstream))]
+            samples = self._probe_all(upstream, Step("sample_keys", arg=(key, per), label="sample keys"))
+            return [self._derive(range_split, count, key, reverse, *samples)] * len(upstream)
+        counts = self._probe_all(upstream, Step("count", label="count"))
+        return [self._derive(slice_split, split[1], i, *counts) for i in range(len(upstream))]
+
+
+class GraphBuilder(Runner):
+    """The same stages as a graph of the IR instead of submitted tasks: a task node per
+    partition, probe tasks and the splits worked out from them as driver operations. A
+    join is drawn as a hash join (a run chooses a broadcast when the right side is small)."""
+
+    def __init__(self, graph: Any) -> None:
+        super().__init__()
+        self.graph = graph
+
+    def _keep(self, box: CacheBox, out: list) -> None:
+        pass
+
+    def _rows(self, partitions: list) -> int:
+        return BROADCAST_ROWS + 1
+
+    def _submit_task(self, name: str, count: int, task: Any, args: tuple) -> Any:
+        call = partition_task.options(name=name, num_returns=count if count > 1 else 1)
+        node = self.graph.add_task(call, (task, *args))
+        return tuple(self.graph.unpack(node, count)) if count > 1 else node
+
+    def _probe_all(self, partitions: list, step: Step) -> list:
+        return [self._submit_task("data:probe", 1, Task(i, ("rows",), (step,)), (f,)) for i, f in enumerate(partitions)]
+
+    def _derive(self, fn: Callable, *args: Any) -> Any:
+        from plait.graph.ir import Node
+
+        if any(type(a) is Node for a in args):
+            return self.graph.add_op(fn, *args)
+        return fn(*args)
+
+
+def range_split(count: int, key: Any, reverse: bool, *samples: list) -> tuple:
+    """A sort's split: boundaries from the keys sampled from every partition."""
+    return ("range", count, boundaries(sorted(itertools.chain.from_iterable(samples)), count), key, reverse)
+
+
+def slice_split(count: int, index: int, *counts: list) -> tuple:
+    """A repartition's split for input partition ``index``, from every partition's row count."""
+    sizes = [c[0] for c in counts]
+    total = sum(sizes)
+    return ("slices", count, sum(sizes[:index]), [total * p // count for p in range(count)])
 
 
 def _flat(outputs: list) -> list[Future]:
@@ -295,10 +344,6 @@ def _flat(outputs: list) -> list[Future]:
 
 def _given(future: Any) -> Any:
     return future
-
-
-def _probe(partition: Any, index: int, step: Step) -> Any:
-    return _owned(partition_task.options(name="data:probe")(Task(index, ("rows",), (step,)), partition))
 
 
 def _owned(out: Any) -> Any:
