@@ -52,6 +52,20 @@ class Op:
 
 
 @dataclass(frozen=True, eq=False)
+class Unary(Op):
+    """An operator on one input."""
+
+    input: Op = None  # type: ignore[assignment]
+
+    @property
+    def inputs(self) -> tuple[Op, ...]:
+        return (self.input,)
+
+    def with_inputs(self, inputs: tuple[Op, ...]) -> Op:
+        return replace(self, input=inputs[0])
+
+
+@dataclass(frozen=True, eq=False)
 class Source(Op):
     """Rows read by tasks: one spec per partition (items, a range, a byte range of a file)."""
 
@@ -66,18 +80,10 @@ class Source(Op):
 
 
 @dataclass(frozen=True, eq=False)
-class Narrow(Op):
+class Narrow(Unary):
     """Record operators that keep partitions apart (map, filter, ...): no data moves."""
 
-    input: Op = None  # type: ignore[assignment]
     steps: tuple[Step, ...] = ()
-
-    @property
-    def inputs(self) -> tuple[Op, ...]:
-        return (self.input,)
-
-    def with_inputs(self, inputs: tuple[Op, ...]) -> Op:
-        return replace(self, input=inputs[0])
 
     @property
     def partitions(self) -> int:
@@ -88,7 +94,7 @@ class Narrow(Op):
 
 
 @dataclass(frozen=True, eq=False)
-class Shuffle(Op):
+class Shuffle(Unary):
     """Rows regrouped by key into ``count`` partitions, then ``reduce`` run on each.
 
     ``by`` is ``"hash"`` (pairs, by key), ``"hash_rows"`` (whole rows) or ``"single"`` (all
@@ -96,18 +102,10 @@ class Shuffle(Op):
     aggregation); it starts empty.
     """
 
-    input: Op = None  # type: ignore[assignment]
     by: str = "hash"
     count: int | None = None
     reduce: tuple[Step, ...] = ()
     map_side: tuple[Step, ...] = ()
-
-    @property
-    def inputs(self) -> tuple[Op, ...]:
-        return (self.input,)
-
-    def with_inputs(self, inputs: tuple[Op, ...]) -> Op:
-        return replace(self, input=inputs[0])
 
     @property
     def partitions(self) -> int:
@@ -143,19 +141,11 @@ class Join(Op):
 
 
 @dataclass(frozen=True, eq=False)
-class Sort(Op):
+class Sort(Unary):
     """A total order: range partitions, boundaries chosen from a sample at run time."""
 
-    input: Op = None  # type: ignore[assignment]
     key: Any = None
     reverse: bool = False
-
-    @property
-    def inputs(self) -> tuple[Op, ...]:
-        return (self.input,)
-
-    def with_inputs(self, inputs: tuple[Op, ...]) -> Op:
-        return replace(self, input=inputs[0])
 
     @property
     def partitions(self) -> int:
@@ -163,18 +153,10 @@ class Sort(Op):
 
 
 @dataclass(frozen=True, eq=False)
-class Repartition(Op):
+class Repartition(Unary):
     """``count`` partitions of about equal size, the rows' order kept."""
 
-    input: Op = None  # type: ignore[assignment]
     count: int = 1
-
-    @property
-    def inputs(self) -> tuple[Op, ...]:
-        return (self.input,)
-
-    def with_inputs(self, inputs: tuple[Op, ...]) -> Op:
-        return replace(self, input=inputs[0])
 
     @property
     def partitions(self) -> int:
@@ -206,16 +188,10 @@ class CacheBox:
 
 
 @dataclass(frozen=True, eq=False)
-class Cache(Op):
-    input: Op = None  # type: ignore[assignment]
+class Cache(Unary):
+    """Its rewrites keep the same box, so they share what was computed."""
+
     box: CacheBox = field(default_factory=CacheBox)
-
-    @property
-    def inputs(self) -> tuple[Op, ...]:
-        return (self.input,)
-
-    def with_inputs(self, inputs: tuple[Op, ...]) -> Op:
-        return replace(self, input=inputs[0])  # the same box: rewrites share what was computed
 
     @property
     def partitions(self) -> int:
