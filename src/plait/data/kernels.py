@@ -306,13 +306,10 @@ def _aggregate(step: Step, rows: Iterable, index: int) -> list:
     return [acc]
 
 
-def _sample_keys(step: Step, rows: Iterable, index: int) -> list:
-    """Up to ``count`` keys of this partition, spread over it, for range boundaries."""
-    key, count = step.arg
-    rows = rows if type(rows) is list else list(rows)
+def sample_keys(rows: list, key: Callable | None, count: int, index: int) -> list:
+    """Up to ``count`` keys of a partition's rows, drawn over all of it, for range boundaries."""
     if len(rows) > count:
-        rng = random.Random(index)
-        rows = rng.sample(rows, count)
+        rows = random.Random(index).sample(rows, count)
     return [key(r) if key is not None else r for r in rows]
 
 
@@ -341,7 +338,6 @@ STEPS: dict[str, Callable[[Step, Iterable, int], Iterable]] = {
     "sum": _sum,
     "reduce": _reduce,
     "aggregate": _aggregate,
-    "sample_keys": _sample_keys,
     "write": _write,
 }
 # steps that give the same answer when applied to parts first, then to the parts' outputs
@@ -401,6 +397,9 @@ def stable_hash(key: Any) -> int:
 
 def split(rows: Iterable, how: tuple, index: int) -> list[list]:
     kind, count = how[0], how[1]
+    if kind == "sampled":  # the rows, and a sample of their keys (a sort's boundaries come from it)
+        rows = rows if type(rows) is list else list(rows)
+        return [rows, sample_keys(rows, how[2], how[3], index)]
     buckets: list[list] = [[] for _ in range(count)]
     if count == 1:
         buckets[0] = rows if type(rows) is list else list(rows)

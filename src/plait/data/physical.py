@@ -72,10 +72,11 @@ class Stage:
                 "hash": "by key hash",
                 "hash_rows": "by row hash",
                 "single": "into one",
-                "range": "by key range, boundaries from a sample at run time",
+                "range": "by key range, boundaries from the sample at run time",
+                "sampled": "its rows, and a sample of their keys",
                 "slices": "by position, from the counts at run time",
             }[kind]
-            parts.append(f"split into {count} ({words})")
+            parts.append(words if kind == "sampled" else f"split into {count} ({words})")
         inputs = f" <- stage {', '.join(str(i.number) for i in self.inputs)}" if self.inputs else ""
         tasks = "no tasks" if self.kind in ("union", "cached") else f"{self.partitions} task(s)"
         note = f" ({self.note})" if self.note else ""
@@ -128,7 +129,8 @@ class Planner:
             return join
         if t is Sort:
             count = op.partitions
-            up = self.stage(op.input)
+            per = SAMPLE_PER_PARTITION * count // max(1, op.input.partitions) + 1
+            up = self.stage(op.input, (), ("sampled", 2, op.key, per))  # its rows and a sample of keys
             ranged = Stage("rows", up.partitions, (up,), split=("range", count, op.key, op.reverse))
             self._add(ranged)
             order = Step("sort", arg=(op.key, op.reverse), label="sort", where=op.where)
@@ -239,7 +241,8 @@ class Runner:
             if not stage.steps and stage.split is None:
                 return [functools.partial(_given, f) for f in upstream[0]]
             splits = self._run_time_splits(stage, upstream[0])
-            return [functools.partial(self._call, stage, i, ("rows",), (f,), splits[i]) for i, f in enumerate(upstream[0])]
+            parts = [f[0] if type(f) is tuple else f for f in upstream[0]]  # sampled: (rows, keys)
+            return [functools.partial(self._call, stage, i, ("rows",), (f,), splits[i]) for i, f in enumerate(parts)]
         if kind == "concat":
             buckets = _buckets(upstream[0], stage.partitions)
             return [functools.partial(self._call, stage, j, ("concat",), tuple(b)) for j, b in enumerate(buckets)]
@@ -276,19 +279,22 @@ class Runner:
 
     def _probe_all(self, partitions: list, step: Step) -> list:
         """``step`` run on each partition (a small result each), waited for."""
-        return _get([self._submit_task("data:probe", 1, Task(i, ("rows",), (step,)), (f,)) for i, f in enumerate(partitions)])
+        made = [self._submit_task("data:probe", 1, Task(i, ("rows",), (step,)), (f,)) for i, f in enumerate(partitions)]
+        return self._values(made)
 
     def _derive(self, fn: Callable, *args: Any) -> Any:
         return fn(*args)
+
+    def _values(self, futures: list) -> list:
+        return _get(futures)
 
     def _run_time_splits(self, stage: Stage, upstream: list) -> list:
         split = stage.split
         if split is None or split[0] not in ("range", "slices"):
             return [split] * len(upstream)
-        if split[0] == "range":
+        if split[0] == "range":  # each upstream task gave (its rows, a sample of their keys)
             _, count, key, reverse = split
-            per = SAMPLE_PER_PARTITION * max(1, count) // max(1, len(upstream)) + 1
-            samples = self._probe_all(upstream, Step("sample_keys", arg=(key, per), label="sample keys"))
+            samples = self._values([sampled[1] for sampled in upstream])
             return [self._derive(range_split, count, key, reverse, *samples)] * len(upstream)
         counts = self._probe_all(upstream, Step("count", label="count"))
         return [self._derive(slice_split, split[1], i, *counts) for i in range(len(upstream))]
@@ -314,8 +320,8 @@ class GraphBuilder(Runner):
         node = self.graph.add_task(call, (task, *args))
         return tuple(self.graph.unpack(node, count)) if count > 1 else node
 
-    def _probe_all(self, partitions: list, step: Step) -> list:
-        return [self._submit_task("data:probe", 1, Task(i, ("rows",), (step,)), (f,)) for i, f in enumerate(partitions)]
+    def _values(self, futures: list) -> list:
+        return futures  # nodes: the operations that need them take them as arguments
 
     def _derive(self, fn: Callable, *args: Any) -> Any:
         from plait.graph.ir import Node
