@@ -611,3 +611,26 @@ def test_to_graph_gives_the_stages_as_a_graph_that_runs_to_the_same_partitions(e
         assert len(partitions) == ds.num_partitions
         assert as_multiset(row for part in partitions for row in part) == as_multiset(ds.collect())
     assert "digraph" in queries[0].to_graph().to_dot()
+
+
+@plait.task
+def refuses(x):
+    raise ValueError(f"refused {x}")
+
+
+@plait.parallel
+def fails_then_writes(out):
+    first = refuses(1)
+    data.range(3).write_text(out)  # sequentially never reached
+    return first
+
+
+def test_a_sink_inside_parallel_does_not_write_after_an_earlier_call_failed(engine, tmp_path):
+    from tests.outcomes import outcome, sequential_outcome
+
+    out = tmp_path / "never"
+    got = outcome(fails_then_writes, str(out))
+    assert got[0] == ("raised", "ValueError", "refused 1")
+    assert not out.exists()
+    assert got == sequential_outcome(fails_then_writes.fn, str(out))
+

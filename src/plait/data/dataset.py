@@ -69,6 +69,14 @@ def _first(kv: tuple) -> Any:
     return kv[0]
 
 
+def sink(plan_it: Callable) -> Callable:
+    """An action that writes: under ``@parallel`` it also waits, like any effect, for what
+    comes before it (it must not write if an earlier call failed)."""
+    run = action(plan_it)
+    run.__plait_effect__ = True  # type: ignore[attr-defined]
+    return run
+
+
 def action(plan_it: Callable) -> Callable:
     """An action: ``plan_it`` checks the arguments and gives (the steps that end each
     partition's last task, how the driver combines the partitions' outputs, its argument).
@@ -304,18 +312,18 @@ class Dataset:
         step = Step("write", None, (fmt, directory, options), f"write_{fmt}({directory!r})", caller())
         return (step,), finish.written, directory
 
-    @action
+    @sink
     def write_text(self, directory: str | os.PathLike, *, overwrite: bool = False, encoding: str = "utf-8") -> Any:
         """One file per partition, ``str(row)`` a line; each file written whole, then renamed
         into place. Returns the files' paths."""
         return self._sink("text", directory, overwrite, {"encoding": encoding})
 
-    @action
+    @sink
     def write_json(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Any:
         """JSON lines, one file per partition (see ``write_text``)."""
         return self._sink("json", directory, overwrite, {})
 
-    @action
+    @sink
     def write_csv(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Any:
         """Rows that are dicts, one file per partition with a header (see ``write_text``)."""
         return self._sink("csv", directory, overwrite, {})

@@ -1644,9 +1644,12 @@ class Ctx:
             return self.lift(getattr(fn, "__name__", "pure"), fn, args, kwargs)
         return fn(*args, **kwargs)
 
-    def call_submitting(self, submit: Callable, obj: Any, args: tuple, kwargs: dict) -> Future:
-        """A method with a form that returns a future at once (a dataset's action): called
-        where the program reaches it, after the effects before it, like a task call."""
+    def call_submitting(self, submit: Callable, obj: Any, args: tuple, kwargs: dict, effect: bool) -> Future:
+        """A method with a form that returns a future at once (a dataset's action): made
+        where the program reaches it, like a task call; one that is an ``effect`` (a sink)
+        first waits for everything before it, as an effect does, then runs on its own."""
+        if effect:
+            self.effect_barrier()
         if _has_mutable(args) or _has_mutable(kwargs):
             self.heap_read()  # its tasks pickle them now: after earlier statements fill them
         future = submit(obj, *self.resolve_all(args), **self.resolve_all(kwargs))
@@ -1702,7 +1705,7 @@ class Ctx:
         if declared is not None:
             submit = getattr(declared, "__plait_future__", None)
             if submit is not None:
-                return self.call_submitting(submit, obj, args, kwargs)
+                return self.call_submitting(submit, obj, args, kwargs, getattr(declared, "__plait_effect__", False))
             if callees.is_pure(declared):
                 return self.call_pure(getattr(obj, name), args, kwargs)
         if Lazy in map(type, args):
