@@ -365,7 +365,12 @@ def test_bad_arguments_are_refused_where_they_are_given(tmp_path):
         list(ds)
 
 
-def test_a_dataset_passed_to_a_task_is_refused_with_what_to_do(engine):
+def test_a_dataset_copies_as_itself_and_is_refused_as_a_task_argument_with_what_to_do(engine):
+    import copy
+
+    ds = data.range(3)
+    assert copy.copy(ds) is ds and copy.deepcopy([ds])[0] is ds  # immutable (check=True copies arguments)
+
     @plait.task
     def size(rows):
         return len(rows)

@@ -65,10 +65,6 @@ def _positive(method: str, name: str, value: Any, allow_none: bool = True) -> No
         raise ValueError(f"Dataset.{method}: {name}={value!r} must be a positive int")
 
 
-def _first(kv: tuple) -> Any:
-    return kv[0]
-
-
 def sink(plan_it: Callable) -> Callable:
     """An action that writes: under ``@parallel`` it also waits, like any effect, for what
     comes before it (it must not write if an earlier call failed)."""
@@ -375,6 +371,12 @@ class Dataset:
 
     def __repr__(self) -> str:
         return f"<plait.data.Dataset: {self._op.describe()}, {self.num_partitions} partition(s)>"
+
+    def __copy__(self) -> Dataset:
+        return self  # immutable: a copy is the same query
+
+    def __deepcopy__(self, memo: dict) -> Dataset:
+        return self
 
     def __reduce__(self) -> Any:
         raise TypeError(
