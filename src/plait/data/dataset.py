@@ -66,14 +66,15 @@ def _positive(method: str, name: str, value: Any, allow_none: bool = True) -> No
 
 
 def sink(plan_it: Callable) -> Callable:
-    """An action that writes: under ``@parallel`` it also waits, like any effect, for what
-    comes before it (it must not write if an earlier call failed)."""
-    run = action(plan_it)
+    """An action that writes: its directory is cleared of temporaries when it ends, and
+    under ``@parallel`` it also waits, like any effect, for what comes before it (it must
+    not write if an earlier call failed)."""
+    run = action(plan_it, cleanup=finish.remove_temporaries)
     run.__plait_effect__ = True  # type: ignore[attr-defined]
     return run
 
 
-def action(plan_it: Callable) -> Callable:
+def action(plan_it: Callable, cleanup: Callable | None = None) -> Callable:
     """An action: ``plan_it`` checks the arguments and gives (the steps that end each
     partition's last task, how the driver combines the partitions' outputs, its argument).
     Called in plain code it runs to the value; ``@parallel`` code calls its twin,
@@ -85,15 +86,15 @@ def action(plan_it: Callable) -> Callable:
     def run(self: Dataset, *args: Any, progress: bool | None = None, **kwargs: Any) -> Any:
         steps, combine, arg = plan_it(self, *args, **kwargs)
         try:
-            parts = self._run(*steps, progress=progress)
+            return combine(arg, self._run(*steps, progress=progress))
         finally:
-            finish.after(combine, arg)
-        return combine(arg, parts)
+            if cleanup is not None:
+                cleanup(arg)
 
     def submit(self: Dataset, *args: Any, progress: bool | None = None, **kwargs: Any) -> Any:
         steps, combine, arg = plan_it(self, *args, **kwargs)
         _, futures = self._submit(*steps)
-        return finish.finish_task.options(name=f"data:{plan_it.__name__}")(combine, arg, *futures)
+        return finish.finish_task.options(name=f"data:{plan_it.__name__}")(combine, arg, cleanup, *futures)
 
     run.__plait_future__ = submit  # type: ignore[attr-defined]
     return run

@@ -48,14 +48,7 @@ def aggregated(arg: tuple, parts: list) -> Any:
 
 
 def written(directory: str, parts: list) -> list[str]:
-    remove_temporaries(directory)
     return [part[0] for part in parts]
-
-
-def after(combine: Callable, arg: Any) -> None:
-    """Run when an action's tasks are over, failed or not."""
-    if combine is written:
-        remove_temporaries(arg)
 
 
 def remove_temporaries(directory: str) -> None:
@@ -68,8 +61,12 @@ def remove_temporaries(directory: str) -> None:
                 pass
 
 
-def _finish(combine: Callable, arg: Any, *parts: Any) -> Any:
-    return combine(arg, list(parts))
+def _finish(combine: Callable, arg: Any, cleanup: Callable | None, *parts: Any) -> Any:
+    try:
+        return combine(arg, list(parts))
+    finally:
+        if cleanup is not None:
+            cleanup(arg)
 
 
 finish_task = TaskFunction(_finish, task_options("data", name="data:finish"))

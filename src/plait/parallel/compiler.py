@@ -913,15 +913,15 @@ class _Rewriter(ast.NodeTransformer):
         return ast.copy_location(ast.Starred(_c_call("spread", self.visit(node.value)), node.ctx), node)
 
     def visit_Dict(self, node: ast.Dict) -> ast.AST:
-        if any(k is None for k in node.keys):  # ``**x`` unpacks the value: waited for
-            node.values = [
-                _c_call("resolve", v) if k is None else v for k, v in zip(node.keys, node.values, strict=True)
-            ]
+        # ``**x`` unpacks the value: a pending result is waited for
+        values = [
+            self.visit(v) if k is not None else _c_call("resolve", self.visit(v))
+            for k, v in zip(node.keys, node.values, strict=True)
+        ]
         if all(k is None or isinstance(k, ast.Constant) for k in node.keys):
-            return self.generic_visit(node)
+            return ast.copy_location(ast.Dict(list(node.keys), values), node)
         keys = ast.List([self.visit(k) if k is not None else ast.Constant(None) for k in node.keys], ast.Load())
-        values = ast.List([self.visit(v) for v in node.values], ast.Load())
-        return ast.copy_location(_c_call("dict_display", keys, values), node)
+        return ast.copy_location(_c_call("dict_display", keys, ast.List(values, ast.Load())), node)
 
     def visit_Set(self, node: ast.Set) -> ast.AST:
         elts = ast.List([self.visit(e) for e in node.elts], ast.Load())

@@ -1701,13 +1701,6 @@ class Ctx:
         obj = self.resolve(obj)
         if name == "map" and type(obj) in (TaskFunction, TaskCall) and not kwargs:
             return self.map_task(obj, args)
-        declared = getattr(type(obj), name, None)  # looked up on the class: no property runs here
-        if declared is not None:
-            submit = getattr(declared, "__plait_future__", None)
-            if submit is not None:
-                return self.call_submitting(submit, obj, args, kwargs, getattr(declared, "__plait_effect__", False))
-            if callees.is_pure(declared):
-                return self.call_pure(getattr(obj, name), args, kwargs)
         if Lazy in map(type, args):
             consumer = _EAGER if isinstance(obj, _IMMUTABLE) or type(obj) in _CONTAINERS else None
             args = self.unlazy(consumer, args)
@@ -1723,6 +1716,14 @@ class Ctx:
             return getattr(obj, name)(*args, **self.resolve_all(kwargs))
         if isinstance(obj, types.ModuleType):
             return self.call(getattr(obj, name), args, kwargs)
+        # a method declared pure, or with a future-returning form (looked up on the class, so
+        # no property runs here); any other is an effect
+        declared = getattr(type(obj), name, None)
+        submit = getattr(declared, "__plait_future__", None)
+        if submit is not None:
+            return self.call_submitting(submit, obj, args, kwargs, getattr(declared, "__plait_effect__", False))
+        if callees.is_pure(declared):
+            return self.call_pure(getattr(obj, name), args, kwargs)
         self.effect_barrier()
         args = self.resolve_all(args)
         kwargs = self.resolve_all(kwargs)

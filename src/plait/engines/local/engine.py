@@ -166,6 +166,11 @@ class _ReadyQueue(deque):
         self.remove(task)
         self.short -= task.short
 
+    def take_first(self) -> _Task:
+        task = self.popleft()
+        self.short -= task.short
+        return task
+
 
 _BYE = pack([(M.BYE,)])
 
@@ -948,8 +953,7 @@ class LocalEngine(Engine):
                         if taken[kind] >= shares[kind]:
                             break
                         taken[kind] += 1
-                        batch.append(queue.popleft())
-                        queue.short -= kind
+                        batch.append(queue.take_first())
                 self._send_tasks(worker, batch)
         self._starving = self._starved
         if self._pending_actors:
