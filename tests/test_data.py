@@ -509,6 +509,28 @@ def counted_words(lines):
     return sorted(counts), total, parsed
 
 
+def parse_late(word):
+    if word == "b":
+        time.sleep(0.5)  # the first partition's failure comes last in time
+    return int(word)
+
+
+@plait.parallel
+def first_failure_of_an_action(lines):
+    try:
+        data.from_items(lines, partitions=3).map(parse_late).sum()
+    except ValueError as exc:
+        return str(exc)
+    return "all numbers"
+
+
+def test_an_action_inside_parallel_raises_the_failure_of_its_first_partition_not_the_first_in_time(engine):
+    lines = ["b", "c", "d"]
+    want = "invalid literal for int() with base 10: 'b'"
+    assert first_failure_of_an_action.fn(lines) == want
+    assert first_failure_of_an_action(lines) == want
+
+
 def test_actions_inside_parallel_give_what_the_sequential_program_gives(engine):
     from tests.outcomes import outcome, sequential_outcome
 

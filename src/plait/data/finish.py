@@ -61,9 +61,15 @@ def remove_temporaries(directory: str) -> None:
                 pass
 
 
-def _finish(combine: Callable, arg: Any, cleanup: Callable | None, *parts: Any) -> Any:
+def _finish(combine: Callable, arg: Any, cleanup: Callable | None, parts: list, ran: list[list]) -> Any:
+    """An action's end under ``@parallel``. Its partitions come as futures (passed as
+    themselves, ``plait.unresolved``), not as inputs: an input's failure would fail this
+    task with whichever the scheduler saw first, and the action must raise the one the
+    sequential program meets first (``ordered_values``)."""
+    from plait.data.physical import ordered_values
+
     try:
-        return combine(arg, list(parts))
+        return combine(arg, ordered_values(parts, ran))
     finally:
         if cleanup is not None:
             cleanup(arg)

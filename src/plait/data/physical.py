@@ -174,27 +174,16 @@ class Runner:
         self.ran: list[list] = []  # each stage's futures, in the order submitted (inputs first)
 
     def values(self, futures: list, progress: bool | None = None) -> list:
-        """The values of ``futures``; on a failure, the one the sequential program would
-        have met first: the earliest stage's, the lowest partition's (not whichever a
-        scheduler happened to report first). ``progress``: a bar over every task."""
-        from plait.runtime.api import _progress, wait
+        """The values of ``futures`` (a failure: see ``ordered_values``). ``progress``: a
+        bar over every task."""
+        from plait.runtime.api import _progress
 
-        try:
-            if progress is False or not futures or type(futures[0]) is not Future:
-                return _get(futures)
-            # one future per task (a task's outputs end together)
-            every = [out[0] if type(out) is tuple else out for made in self.ran for out in made]
-            with _progress(every, current_engine(), progress, f"plait data, {len(self.ran)} stage(s):"):
-                return _get(futures)
-        except Exception:
-            for made in self.ran:
-                flat = _flat(made)
-                if flat:
-                    wait(flat, len(flat))
-                for f in flat:
-                    if f.exception() is not None:
-                        f.result()  # raises it
-            raise
+        if progress is False or not futures or type(futures[0]) is not Future:
+            return ordered_values(futures, self.ran)
+        # one future per task (a task's outputs end together)
+        every = [out[0] if type(out) is tuple else out for made in self.ran for out in made]
+        with _progress(every, current_engine(), progress, f"plait data, {len(self.ran)} stage(s):"):
+            return ordered_values(futures, self.ran)
 
     def run(self, stage: Stage) -> list:
         """One entry per task of ``stage``: a future, or a tuple of futures when it splits."""
@@ -341,6 +330,25 @@ def slice_split(count: int, index: int, *counts: list) -> tuple:
     sizes = [c[0] for c in counts]
     total = sum(sizes)
     return ("slices", count, sum(sizes[:index]), [total * p // count for p in range(count)])
+
+
+def ordered_values(futures: list, ran: list[list]) -> list:
+    """The values of ``futures``; on a failure, the one the sequential program would have
+    met first: the earliest stage's (``ran``: each stage's outputs, inputs first), the
+    lowest partition's, not whichever a scheduler happened to report first."""
+    from plait.runtime.api import wait
+
+    try:
+        return _get(futures)
+    except Exception:
+        for made in ran:
+            flat = _flat(made)
+            if flat:
+                wait(flat, len(flat))
+            for f in flat:
+                if f.exception() is not None:
+                    f.result()  # raises it
+        raise
 
 
 def _flat(outputs: list) -> list[Future]:
