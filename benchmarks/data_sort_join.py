@@ -20,7 +20,6 @@ import random
 import statistics
 import subprocess
 import sys
-import time
 
 RUNNER = r"""
 import json, os, random, sys, time

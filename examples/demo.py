@@ -45,7 +45,7 @@ def main() -> None:
     board = Leaderboard()
     estimates = [simulate(seed, 1_000_000) for seed in range(16)]  # all 16 start now
     overall = mean(estimates)  # a task fed by futures: no waiting here
-    for seed, estimate in zip(range(16), estimates):
+    for seed, estimate in zip(range(16), estimates, strict=True):
         board.offer(seed, estimate)
     print(f"pi ~ {overall.result():.5f} from {len(estimates)} simulations")
     print("closest seeds:", [(seed, round(err, 5)) for err, seed in board.top().result()])

@@ -29,12 +29,14 @@ import pytest
 import plait
 import tests.test_actors as actor_tests
 import tests.test_data as data_tests
+import tests.test_data_columnar as columnar_tests
 import tests.test_engine_conformance as conformance_tests
 import tests.test_graph_run as graph_tests
 import tests.test_parallel as parallel_tests
 import tests.test_parallel_fusion as fusion_tests
 import tests.test_tasks as task_tests
 from plait.runtime.context import current_engine
+from tests.test_data_columnar import tpch  # noqa: F401 - a fixture of the columnar tests
 from tests.test_tools import test_timeline_has_one_event_per_task  # noqa: F401 - collected here
 
 pytest.importorskip("ray")
@@ -131,7 +133,9 @@ def _engine_tests(*modules) -> dict:
 
 
 globals().update(
-    _engine_tests(task_tests, actor_tests, parallel_tests, fusion_tests, graph_tests, conformance_tests, data_tests)
+    _engine_tests(
+        task_tests, actor_tests, parallel_tests, fusion_tests, graph_tests, conformance_tests, data_tests, columnar_tests
+    )
 )
 
 

@@ -6,8 +6,23 @@ aggregation before a shuffle) and run as stages of tasks on the current engine, 
 same program runs on ``inline``, ``local``, ``ray`` and ``dask``.
 """
 
-from plait.data.dataset import Dataset
+from plait.data.dataset import Dataset, GroupBy
+from plait.data.expr import Agg, Expr, col, count, lit, max, mean, min, sum, when
 from plait.data.kernels import BadRecord, BadRecordError
-from plait.data.sources import expand, from_items, range, read_csv, read_json, read_text
+from plait.data.sources import (
+    expand,
+    from_arrow,
+    from_items,
+    from_pandas,
+    range,
+    read_csv,
+    read_json,
+    read_parquet,
+    read_text,
+)
 
-__all__ = ["BadRecord", "BadRecordError", "Dataset", "expand", "from_items", "range", "read_csv", "read_json", "read_text"]
+__all__ = [
+    "Agg", "BadRecord", "BadRecordError", "Dataset", "Expr", "GroupBy", "col", "count", "expand",
+    "from_arrow", "from_items", "from_pandas", "lit", "max", "mean", "min", "range", "read_csv",
+    "read_json", "read_parquet", "read_text", "sum", "when",
+]  # fmt: skip

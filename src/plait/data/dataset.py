@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from plait.data import finish, kernels
+from plait.data.expr import Agg, Expr, SortKey, as_expr
 from plait.data.kernels import Step
 from plait.data.optimize import optimize
 from plait.data.physical import GraphBuilder, Runner, plan
@@ -39,6 +40,7 @@ from plait.runtime.future import Future
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 JOINS = ("inner", "left", "right", "outer")
+BATCH_FORMATS = ("arrow", "pandas", "numpy")
 
 
 def caller() -> str:
@@ -53,6 +55,22 @@ def caller() -> str:
 
 def _name(fn: Any) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def _names(method: str, names: Any, allow_empty: bool = False) -> tuple[str, ...]:
+    """Column names: one str, or an iterable of them."""
+    found = (names,) if isinstance(names, str) else tuple(names) if names is not None else ()
+    if not all(isinstance(n, str) and n for n in found):
+        raise TypeError(f"Dataset.{method}: columns are given by name (str), got {list(found)!r}")
+    if not found and not allow_empty:
+        raise ValueError(f"Dataset.{method}: name at least one column")
+    return found
+
+
+def expr_lit(value: Any) -> Expr:
+    from plait.data.expr import lit
+
+    return lit(value)
 
 
 def _callable(method: str, fn: Any) -> None:
@@ -203,15 +221,38 @@ class Dataset:
         return self._shuffle("single", Step("top", None, (n, key), f"top({n})", caller()), None)
 
     @transformation
-    def join(self, other: Dataset, how: str = "inner", partitions: int | None = None) -> Dataset:
+    def join(
+        self,
+        other: Dataset,
+        how: str = "inner",
+        partitions: int | None = None,
+        *,
+        on: str | Iterable[str] | None = None,
+        left_on: str | Iterable[str] | None = None,
+        right_on: str | Iterable[str] | None = None,
+        suffix: str = "_right",
+    ) -> Dataset:
         """``(k, v)`` and ``(k, w)`` pairs to ``(k, (v, w))``; ``None`` stands in for the
-        missing side of a left, right or outer join."""
+        missing side of a left, right or outer join. With ``on=`` (or ``left_on=`` and
+        ``right_on=``) a join of tables on columns, as SQL's: one row per matching pair,
+        nulls for a missing side, null keys match nothing; the right side's other columns
+        that clash with the left's get ``suffix``."""
         if not isinstance(other, Dataset):
             raise TypeError(f"Dataset.join takes a Dataset, got {type(other).__name__}")
         if how not in JOINS:
             raise ValueError(f"Dataset.join: how={how!r}; it is one of {', '.join(JOINS)}")
         _positive("join", "partitions", partitions)
-        return Dataset(Join(f"join({how})", caller(), self._op, other._op, how, partitions))
+        columns = None
+        if on is not None or left_on is not None or right_on is not None:
+            if on is not None and (left_on is not None or right_on is not None):
+                raise ValueError("Dataset.join: give on=, or left_on= and right_on=, not both")
+            left = _names("join", on if on is not None else left_on)
+            right = _names("join", on if on is not None else right_on)
+            if len(left) != len(right):
+                raise ValueError(f"Dataset.join: left_on={list(left)} and right_on={list(right)} differ in length")
+            columns = (left, right, suffix)
+        label = f"join({how}" + (f" on {', '.join(columns[0])}" if columns else "") + ")"
+        return Dataset(Join(label, caller(), self._op, other._op, how, partitions, columns))
 
     @transformation
     def sort(self, key: Callable | None = None, reverse: bool = False) -> Dataset:
@@ -220,6 +261,73 @@ class Dataset:
             _callable("sort", key)
         label = f"sort({_name(key)})" if key is not None else "sort"
         return Dataset(Sort(label, caller(), self._op, key, bool(reverse)))
+
+    # ------------------------------------------------------------ columnar operators
+    def _columnar(self, kind: str, arg: Any, label: str, fn: Any = None) -> Dataset:
+        return self._narrow(Step(kind, fn, arg, label, caller()))
+
+    @transformation
+    def where(self, condition: Expr) -> Dataset:
+        """The rows for which ``condition`` (an expression of columns) is true; a null
+        condition drops the row, as SQL's WHERE."""
+        if type(condition) is not Expr:
+            raise TypeError(
+                f"Dataset.where takes a column expression such as data.col('x') > 3, got {condition!r} "
+                "(a Python function goes to filter())"
+            )
+        return self._columnar("where", condition, f"where {condition}")
+
+    @transformation
+    def select(self, *columns: str | Expr) -> Dataset:
+        """Only these columns (names, or expressions named with ``alias``), in this order."""
+        if not columns:
+            raise ValueError("Dataset.select: name at least one column")
+        exprs = tuple(as_expr(c, "Dataset.select") for c in columns)
+        names = [e.output_name for e in exprs]
+        doubled = sorted({n for n in names if names.count(n) > 1})
+        if doubled:
+            raise ValueError(f"Dataset.select: the column(s) {doubled} would appear twice: alias() one of them")
+        return self._columnar("select", exprs, f"select {', '.join(map(str, exprs))}")
+
+    @transformation
+    def with_column(self, name: str, value: Expr | Any) -> Dataset:
+        """Every column, and ``name`` set to ``value`` (added, or replaced if it is there)."""
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"Dataset.with_column: the name must be a column name, got {name!r}")
+        value = value if type(value) is Expr else expr_lit(value)
+        return self._columnar("with_column", (name, value), f"with {name} = {value}")
+
+    def group_by(self, *keys: str) -> GroupBy:
+        """Rows grouped by the values of columns ``keys`` (none: one group of every row);
+        ``.agg(name=data.sum("x"), ...)`` gives one row per group."""
+        return GroupBy(self, _names("group_by", keys, allow_empty=True))
+
+    @transformation
+    def order_by(self, *columns: str, descending: bool | Iterable[bool] = False) -> Dataset:
+        """Every row, ordered by the columns (nulls last), as SQL's ORDER BY; ``descending``
+        is one flag or one per column."""
+        names = _names("order_by", columns)
+        flags = (bool(descending),) * len(names) if isinstance(descending, bool) else tuple(map(bool, descending))
+        if len(flags) != len(names):
+            raise ValueError(f"Dataset.order_by: {len(flags)} descending flag(s) for {len(names)} column(s)")
+        key = SortKey(names, flags)
+        return Dataset(Sort(f"order by {key}", caller(), self._op, key, False))
+
+    @transformation
+    def limit(self, n: int) -> Dataset:
+        """The first ``n`` rows, in order, as one partition."""
+        if type(n) is not int or n < 0:
+            raise ValueError(f"Dataset.limit: n={n!r} must be an int of 0 or more")
+        return self._shuffle("single", Step("head", arg=n, label=f"limit {n}", where=caller()), None)
+
+    @transformation
+    def map_batches(self, fn: Callable[[Any], Any], batch_format: str = "arrow") -> Dataset:
+        """``fn`` on each partition as a whole: a ``pyarrow.Table``, a pandas DataFrame, or a
+        dict of numpy arrays (``batch_format``); it returns one of those (or a list of dicts)."""
+        _callable("map_batches", fn)
+        if batch_format not in BATCH_FORMATS:
+            raise ValueError(f"Dataset.map_batches: batch_format={batch_format!r}; it is one of {', '.join(BATCH_FORMATS)}")
+        return self._columnar("map_batches", batch_format, f"map_batches({_name(fn)}, {batch_format})", fn)
 
     @transformation
     def repartition(self, partitions: int) -> Dataset:
@@ -305,6 +413,16 @@ class Dataset:
         step = Step("aggregate", None, (zero, seq_op), f"aggregate({_name(seq_op)})", caller())
         return (step,), finish.aggregated, (zero, comb_op)
 
+    @action
+    def to_arrow(self) -> Any:
+        """Every row as one ``pyarrow.Table``, partitions in order."""
+        return (), finish.table, None
+
+    @action
+    def to_pandas(self) -> Any:
+        """Every row as one pandas DataFrame, partitions in order."""
+        return (), finish.data_frame, None
+
     # ------------------------------------------------------------ sinks
     def _sink(self, fmt: str, directory: str | os.PathLike, overwrite: bool, options: dict) -> tuple:
         directory = os.fspath(directory)
@@ -335,6 +453,11 @@ class Dataset:
     def write_csv(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Any:
         """Rows that are dicts, one file per partition with a header (see ``write_text``)."""
         return self._sink("csv", directory, overwrite, {})
+
+    @sink
+    def write_parquet(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Any:
+        """One Parquet file per partition (see ``write_text``)."""
+        return self._sink("parquet", directory, overwrite, {})
 
     def bad_records(self) -> Dataset:
         """The records this dataset's readers dropped with ``on_bad_records="collect"``, as
@@ -398,3 +521,39 @@ class Dataset:
 
     def __iter__(self) -> Iterator:
         raise TypeError("a Dataset is not iterated directly: use collect() or iter_rows()")
+
+
+class GroupBy:
+    """``Dataset.group_by(...)``: waits for its aggregates (``agg``)."""
+
+    __slots__ = ("_dataset", "_keys")
+
+    def __init__(self, dataset: Dataset, keys: tuple[str, ...]) -> None:
+        self._dataset, self._keys = dataset, keys
+
+    @pure
+    def agg(self, partitions: int | None = None, **aggregates: Agg) -> Dataset:
+        """One row per group: its key columns, then one column per aggregate, named as
+        the keywords (``total=data.sum("x"), n=data.count()``). Each aggregate runs on
+        every partition first and again over the partials of each group."""
+        if not aggregates:
+            raise ValueError("GroupBy.agg: give at least one aggregate, as total=data.sum('x')")
+        for name, agg in aggregates.items():
+            if type(agg) is not Agg:
+                raise TypeError(
+                    f"GroupBy.agg: {name}={agg!r} is not an aggregate: use data.sum, data.count, "
+                    "data.mean, data.min or data.max"
+                )
+            if name in self._keys:
+                raise ValueError(f"GroupBy.agg: {name!r} is a key column already")
+        _positive("agg", "partitions", partitions)
+        spec = (self._keys, tuple(aggregates.items()))
+        label = f"group by {', '.join(self._keys) or '()'}: " + ", ".join(f"{n}={a}" for n, a in aggregates.items())
+        step = Step("agg", None, spec, label, caller())
+        op = self._dataset._op
+        if not self._keys:
+            return Dataset(Shuffle(label, step.where, op, "single", None, (step,)))
+        return Dataset(Shuffle(label, step.where, op, "hash_columns", partitions, (step,), keys=self._keys))
+
+    def __repr__(self) -> str:
+        return f"<plait.data.GroupBy by {list(self._keys)} of {self._dataset!r}>"

@@ -19,13 +19,23 @@ from plait.runtime.task import TaskFunction
 
 
 def rows(_: Any, parts: list) -> list:
-    return [row for part in parts for row in part]
+    return [row for part in parts for row in (part.to_pylist() if kernels.is_table(part) else part)]
+
+
+def table(_: Any, parts: list) -> Any:
+    from plait.data import columnar
+
+    return columnar.as_tables(parts)
+
+
+def data_frame(_: Any, parts: list) -> Any:
+    return table(_, parts).to_pandas()
 
 
 def first(n: int, parts: list) -> list:
     out: list = []
     for part in parts:
-        out += part
+        out += part.to_pylist() if kernels.is_table(part) else part
         if len(out) >= n:
             break
     return out[:n]

@@ -48,7 +48,7 @@ class Task:
 
     ``make`` is ``("read", spec)``, ``("rows",)`` (the one input is a partition),
     ``("concat",)`` (the inputs are buckets, concatenated in order) or
-    ``("join", how, left_count)``. ``split`` is None (return the rows as a list) or
+    ``("join", how, left_count, on)`` (``on``: the columns of a join of tables). ``split`` is None (return the rows as a list) or
     ``(kind, count, ...)``: return ``count`` buckets.
     """
 
@@ -60,12 +60,37 @@ class Task:
 
 def run_partition(task: Task, *inputs: Any) -> Any:
     rows = _make(task, inputs)
+    index = task.index
     for step in task.steps:
-        rows = STEPS[step.kind](step, rows, task.index)
+        kind = step.kind
+        if kind in COLUMNAR:
+            if not is_table(rows):
+                rows = _columnar().to_table(rows, _noter(step, index))
+        elif kind not in EITHER and is_table(rows):
+            rows = rows.to_pylist()  # a record operator gets dicts
+        rows = STEPS[kind](step, rows, index)
     if task.split is None:
-        return rows if type(rows) is list else list(rows)
-    buckets = split(rows, task.split, task.index)
+        return rows if type(rows) is list or is_table(rows) else list(rows)
+    buckets = split(rows, task.split, index)
     return buckets[0] if len(buckets) == 1 else tuple(buckets)
+
+
+def is_table(rows: Any) -> bool:
+    return type(rows).__name__ == "Table" and type(rows).__module__.startswith("pyarrow")
+
+
+def _columnar() -> Any:
+    """The columnar kernels (they import pyarrow, which record queries never need)."""
+    from plait.data import columnar
+
+    return columnar
+
+
+def _noter(step: Step, index: int) -> Callable[[BaseException, Any], None]:
+    def note(exc: BaseException, row: Any) -> None:
+        _note(exc, step, index, row, has_row=row is not None)
+
+    return note
 
 
 partition_task = TaskFunction(run_partition, task_options("data", name="data"))
@@ -78,9 +103,16 @@ def _make(task: Task, inputs: tuple) -> Iterable:
     if kind == "rows":
         return inputs[0]
     if kind == "concat":
-        return inputs[0] if len(inputs) == 1 else chain.from_iterable(inputs)
+        if len(inputs) == 1:
+            return inputs[0]
+        if any(map(is_table, inputs)):
+            return _columnar().concat(list(inputs))
+        return chain.from_iterable(inputs)
     if kind == "join":
-        _, how, left = task.make
+        _, how, left, on = task.make
+        if on is not None:  # on columns: tables
+            c = _columnar()
+            return c.join(how, c.concat(list(inputs[:left])), c.concat(list(inputs[left:])), on)
         return _join(how, chain.from_iterable(inputs[:left]), chain.from_iterable(inputs[left:]))
     raise AssertionError(f"unknown partition source {kind!r}")
 
@@ -262,7 +294,9 @@ def _sort(step: Step, rows: Iterable, index: int) -> list:
         raise
 
 
-def _head(step: Step, rows: Iterable, index: int) -> Iterator:
+def _head(step: Step, rows: Iterable, index: int) -> Iterable:
+    if is_table(rows):
+        return rows.slice(0, step.arg)  # type: ignore[attr-defined]
     return islice(rows, step.arg)
 
 
@@ -273,8 +307,8 @@ def _sample(step: Step, rows: Iterable, index: int) -> Iterator:
 
 
 def _count(step: Step, rows: Iterable, index: int) -> list:
-    if type(rows) is list:
-        return [len(rows)]
+    if type(rows) is list or is_table(rows):
+        return [len(rows)]  # type: ignore[arg-type]
     return [sum(1 for _ in rows)]
 
 
@@ -315,7 +349,33 @@ def sample_keys(rows: list, key: Callable | None, count: int, index: int) -> lis
 
 def _write(step: Step, rows: Iterable, index: int) -> list:
     fmt, directory, options = step.arg
+    if fmt != "parquet" and is_table(rows):
+        rows = rows.to_pylist()  # type: ignore[attr-defined]
     return [write_part(fmt, directory, index, rows, options, step)]
+
+
+# ------------------------------------------------------------------ columnar steps
+def _columnar_step(fn: Callable[..., Any]) -> Callable[[Step, Any, int], Any]:
+    """A step over a table: an error names the operator, its line and the partition."""
+
+    def run(step: Step, table: Any, index: int) -> Any:
+        try:
+            return fn(_columnar(), table, step)
+        except Exception as exc:
+            _note(exc, step, index, has_row=False)
+            raise
+
+    return run
+
+
+_where = _columnar_step(lambda c, t, step: c.where(t, step.arg))
+_select = _columnar_step(lambda c, t, step: c.select(t, step.arg))
+_with_column = _columnar_step(lambda c, t, step: c.with_column(t, *step.arg))
+_partial_agg = _columnar_step(lambda c, t, step: c.partial_aggregate(t, *step.arg))
+_final_agg = _columnar_step(lambda c, t, step: c.final_aggregate(t, *step.arg))
+_agg = _columnar_step(lambda c, t, step: c.aggregate(t, *step.arg))
+_order = _columnar_step(lambda c, t, step: c.sort(t, step.arg.names, step.arg.descending))
+_map_batches = _columnar_step(lambda c, t, step: c.map_batches(t, step.fn, step.arg))
 
 
 STEPS: dict[str, Callable[[Step, Iterable, int], Iterable]] = {
@@ -339,10 +399,22 @@ STEPS: dict[str, Callable[[Step, Iterable, int], Iterable]] = {
     "reduce": _reduce,
     "aggregate": _aggregate,
     "write": _write,
+    "where": _where,
+    "select": _select,
+    "with_column": _with_column,
+    "partial_agg": _partial_agg,
+    "final_agg": _final_agg,
+    "agg": _agg,
+    "order": _order,
+    "map_batches": _map_batches,
 }
 # steps that give the same answer when applied to parts first, then to the parts' outputs
 # together: the optimizer may run a copy before a shuffle (partial aggregation)
-COMBINABLE = frozenset({"combine", "distinct", "top"})
+COMBINABLE = frozenset({"combine", "distinct", "top", "head"})
+# steps over Arrow tables (a partition of record rows is made a table first), and steps
+# that take a partition either way
+COLUMNAR = frozenset({"where", "select", "with_column", "partial_agg", "final_agg", "agg", "order", "map_batches"})
+EITHER = frozenset({"count", "head", "write"})
 
 
 def _join(how: str, left: Iterable, right: Iterable) -> Iterator:
@@ -395,8 +467,10 @@ def stable_hash(key: Any) -> int:
     return zlib.crc32(pickle.dumps(key, protocol=5))
 
 
-def split(rows: Iterable, how: tuple, index: int) -> list[list]:
+def split(rows: Iterable, how: tuple, index: int) -> list:
     kind, count = how[0], how[1]
+    if kind in _TABLE_SPLITS or is_table(rows):
+        return _split_table(rows, how, index)
     if kind == "sampled":  # the rows, and a sample of their keys (a sort's boundaries come from it)
         rows = rows if type(rows) is list else list(rows)
         return [rows, sample_keys(rows, how[2], how[3], index)]
@@ -427,6 +501,42 @@ def split(rows: Iterable, how: tuple, index: int) -> list[list]:
     return buckets
 
 
+_TABLE_SPLITS = frozenset({"hash_columns"})
+
+
+def _split_table(rows: Any, how: tuple, index: int) -> list:
+    """A table's split: the same kinds, by columns (``hash_columns``, a sort key of
+    columns), or by the rows as dicts for a record key."""
+    c = _columnar()
+    kind, count = how[0], how[1]
+    key = how[2] if kind in ("sampled", "range") and len(how) > 2 else None
+    if kind == "range":
+        key = how[3]
+    by_columns = kind in ("hash_columns", "slices", "single") or type(key).__name__ == "SortKey"
+    if not by_columns:  # a key function of records: it gets dicts
+        return split(_columnar_rows(rows), how, index)
+    table = c.to_table(rows, lambda exc, row: None)
+    if kind == "sampled":
+        return [table, c.sample_keys(table, key, how[3], index)]
+    if count == 1:
+        return [table]
+    if kind == "hash_columns":
+        buckets = c.hash_buckets(table, how[2], count, stable_hash)
+    elif kind == "range":
+        buckets = c.range_buckets(table, key, how[2], count)
+    else:  # slices: by position
+        _, _, offset, cuts = how
+        import numpy as np
+
+        positions = np.arange(offset, offset + table.num_rows)
+        buckets = np.searchsorted(np.asarray(cuts), positions, side="right") - 1
+    return c.split_by(table, buckets, count)
+
+
+def _columnar_rows(rows: Any) -> Any:
+    return rows.to_pylist() if is_table(rows) else rows
+
+
 # ------------------------------------------------------------------ reading
 class BadRecordError(ValueError):
     """A line of an input file that cannot be read as a record."""
@@ -444,6 +554,10 @@ def read(spec: tuple) -> Iterable:
         return _read_json(*spec[1:])
     if kind == "csv":
         return _read_csv(*spec[1:])
+    if kind == "arrow":
+        return spec[1]
+    if kind == "parquet":
+        return _columnar().read_parquet(*spec[1:])
     raise AssertionError(f"unknown source {kind!r}")
 
 
@@ -615,7 +729,7 @@ def _read_csv(path: str, encoding: str, on_bad: str, delimiter: str, types: dict
 
 # ------------------------------------------------------------------ writing
 PART_PREFIX = "part-"
-EXTENSIONS = {"text": "txt", "json": "jsonl", "csv": "csv"}
+EXTENSIONS = {"text": "txt", "json": "jsonl", "csv": "csv", "parquet": "parquet"}
 
 
 def write_part(fmt: str, directory: str, index: int, rows: Iterable, options: dict, step: Step) -> str:
@@ -625,10 +739,15 @@ def write_part(fmt: str, directory: str, index: int, rows: Iterable, options: di
     final = os.path.join(directory, name)
     temporary = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
     try:
-        with open(temporary, "w", encoding=options.get("encoding", "utf-8"), newline="") as f:
-            _WRITERS[fmt](f, rows, step, index)
-            f.flush()
-            os.fsync(f.fileno())
+        if fmt == "parquet":
+            _columnar().write_parquet(temporary, rows, _noter(step, index))
+            with open(temporary, "rb") as f:
+                os.fsync(f.fileno())
+        else:
+            with open(temporary, "w", encoding=options.get("encoding", "utf-8"), newline="") as f:
+                _WRITERS[fmt](f, rows, step, index)
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(temporary, final)
     except BaseException:
         try:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from plait.data.kernels import COMBINABLE, Step
-from plait.data.plan import Narrow, Op, Shuffle
+from plait.data.plan import Narrow, Op, Shuffle, Source
 
 
 def rewrite(op: Op, rule: Callable[[Op], Op], done: dict[int, Op] | None = None) -> Op:
@@ -35,8 +35,14 @@ def fuse_narrow(op: Op) -> Op:
 
 def combine_before_shuffle(op: Op) -> Op:
     """Partial aggregation: a reduce that can run on parts first (combine by key, distinct,
-    top) runs a copy on each partition before the exchange, so each key crosses once per
-    partition instead of once per record."""
+    top, limit) runs a copy on each partition before the exchange, so each key crosses once
+    per partition instead of once per record; a ``group_by().agg`` is split into a partial
+    aggregate per partition and a final one over the partials."""
+    if type(op) is Shuffle and not op.map_side and op.reduce and op.reduce[0].kind == "agg":
+        agg = op.reduce[0]
+        partial = Step("partial_agg", None, agg.arg, f"{agg.label} (partial)", agg.where)
+        final = Step("final_agg", None, agg.arg, f"{agg.label} (final)", agg.where)
+        return replace(op, map_side=(partial,), reduce=(final, *op.reduce[1:]))
     if type(op) is Shuffle and not op.map_side and op.reduce and op.reduce[0].kind in COMBINABLE:
         first = op.reduce[0]
         copy = Step(first.kind, first.fn, first.arg, f"{first.label} (partial)", first.where)
@@ -70,7 +76,81 @@ def count_with_counter(op: Op) -> Op:
     return op
 
 
-PASSES: tuple[Callable[[Op], Op], ...] = (fuse_narrow, combine_before_shuffle, pipeline_into_exchange, count_with_counter)
+def push_into_reader(op: Op) -> Op:
+    """Predicate and projection pushdown: the conditions of the ``where`` steps that come
+    first after a Parquet reader go into it (it skips the row groups whose statistics rule
+    them out, and the rows), and when the steps after it name every column they use
+    before a step that projects (``select``, an aggregate, ``count``), it reads those
+    columns only."""
+    if type(op) is Narrow:
+        steps = op.steps
+    elif type(op) is Shuffle:
+        steps = op.map_side
+    else:
+        return op
+    source = op.input
+    if type(source) is not Source or not source.specs or source.specs[0][0] != "parquet":
+        return op
+    pushed = 0
+    condition = source.specs[0][4]
+    while pushed < len(steps) and steps[pushed].kind == "where":
+        where = steps[pushed].arg
+        condition = where if condition is None else condition & where
+        pushed += 1
+    columns = _columns_needed(steps[pushed:])
+    if pushed == 0 and columns is None:
+        return op
+    if columns is not None and source.specs[0][3] is not None:
+        columns = [c for c in source.specs[0][3] if c in columns]  # already narrowed: keep its order
+    specs = tuple((k, path, groups, tuple(columns) if columns is not None else cols, condition) for k, path, groups, cols, _ in source.specs)
+    shown = [f"columns={list(columns)}"] if columns is not None else []
+    shown += [f"filter={condition}"] if condition is not None else []
+    label = source.label.split(" [pushed")[0] + f" [pushed: {'; '.join(shown)}]"
+    reader = replace(source, specs=specs, label=label)
+    if type(op) is Narrow:
+        return replace(op, input=reader, steps=steps[pushed:]) if steps[pushed:] else reader
+    return replace(op, input=reader, map_side=steps[pushed:])
+
+
+def _columns_needed(steps: tuple) -> list[str] | None:
+    """The input columns ``steps`` read before one of them projects; None if it is not
+    known (a Python function sees whole rows) or nothing projects."""
+    needed: list[str] = []
+    made: set[str] = set()
+
+    def use(names: set[str]) -> None:
+        needed.extend(sorted(n for n in names - made if n not in needed))
+
+    for step in steps:
+        kind, arg = step.kind, step.arg
+        if kind == "where":
+            use(arg.columns())
+        elif kind == "with_column":
+            use(arg[1].columns())
+            made.add(arg[0])
+        elif kind == "order":
+            use(set(arg.names))
+        elif kind == "select":
+            use(set().union(*(e.columns() for e in arg)))
+            return needed
+        elif kind in ("partial_agg", "agg"):
+            keys, aggs = arg
+            use(set(keys).union(*(a.expr.columns() for _, a in aggs if a.expr is not None)))
+            return needed
+        elif kind == "count":
+            return needed
+        elif kind != "head":
+            return None
+    return None
+
+
+PASSES: tuple[Callable[[Op], Op], ...] = (
+    fuse_narrow,
+    combine_before_shuffle,
+    pipeline_into_exchange,
+    count_with_counter,
+    push_into_reader,
+)
 
 
 def optimize(op: Op) -> Op:

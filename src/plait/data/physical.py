@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from plait.data.expr import SortKey
 from plait.data.kernels import Step, Task, partition_task
 from plait.data.plan import (
     Cache,
@@ -48,6 +49,7 @@ class Stage:
     split: tuple | None = None  # (kind, count, ...): static, or completed at run time (range, slices)
     specs: tuple = ()
     how: str = ""
+    on: tuple | None = None  # a join of tables: its columns
     box: CacheBox | None = None  # a cached dataset's partitions: kept after this stage runs
     label: str = ""
     number: int = 0
@@ -70,6 +72,7 @@ class Stage:
             kind, count = self.split[0], self.split[1]
             words = {
                 "hash": "by key hash",
+                "hash_columns": f"by hash of {', '.join(self.split[2])}" if kind == "hash_columns" else "",
                 "hash_rows": "by row hash",
                 "single": "into one",
                 "range": "by key range, boundaries from the sample at run time",
@@ -108,14 +111,14 @@ class Planner:
             return Stage("read", op.partitions, steps=steps, split=split, specs=op.specs, label=op.label)
         if t is Shuffle:
             count = op.partitions
-            up = self.stage(op.input, op.map_side, (op.by, count))
+            up = self.stage(op.input, op.map_side, op.split)
             return Stage("concat", count, (up,), op.reduce + steps, split)
         if t is Join:
             count = op.partitions
-            left = self.stage(op.left, (), ("hash", count))
+            left = self.stage(op.left, (), op.split(0))
             right = self.stage(op.right)
-            join = Stage("join", count, (left, right), steps, split, how=op.how)
-            shuffled = join.shuffle_right = Stage("rows", right.partitions, (right,), split=("hash", count))
+            join = Stage("join", count, (left, right), steps, split, how=op.how, on=op.on)
+            shuffled = join.shuffle_right = Stage("rows", right.partitions, (right,), split=op.split(1))
             shuffled.note = "if the join shuffles"
             self._add(shuffled)
             if op.how in ("inner", "left"):
@@ -133,7 +136,10 @@ class Planner:
             up = self.stage(op.input, (), ("sampled", 2, op.key, per))  # its rows and a sample of keys
             ranged = Stage("rows", up.partitions, (up,), split=("range", count, op.key, op.reverse))
             self._add(ranged)
-            order = Step("sort", arg=(op.key, op.reverse), label="sort", where=op.where)
+            if type(op.key) is SortKey:  # columns of tables
+                order = Step("order", arg=op.key, label=f"order by {op.key}", where=op.where)
+            else:
+                order = Step("sort", arg=(op.key, op.reverse), label="sort", where=op.where)
             return Stage("concat", count, (ranged,), (order, *steps), split)
         if t is Repartition:
             up = self.stage(op.input)
@@ -242,13 +248,13 @@ class Runner:
         right = self.run(stage.inputs[1])
         if stage.broadcast_left is not None and self._rows(right) <= BROADCAST_ROWS:
             lefts = self.run(stage.broadcast_left)
-            make = ("join", stage.how, 1)
+            make = ("join", stage.how, 1, stage.on)
             return [functools.partial(self._call, stage, i, make, (part, *right)) for i, part in enumerate(lefts)]
         assert stage.shuffle_right is not None
         left = _buckets(self.run(stage.inputs[0]), stage.partitions)
         shuffled = _buckets(self.run(stage.shuffle_right), stage.partitions)
         return [
-            functools.partial(self._call, stage, j, ("join", stage.how, len(left[j])), (*left[j], *shuffled[j]))
+            functools.partial(self._call, stage, j, ("join", stage.how, len(left[j]), stage.on), (*left[j], *shuffled[j]))
             for j in range(stage.partitions)
         ]
 

@@ -97,15 +97,21 @@ class Narrow(Unary):
 class Shuffle(Unary):
     """Rows regrouped by key into ``count`` partitions, then ``reduce`` run on each.
 
-    ``by`` is ``"hash"`` (pairs, by key), ``"hash_rows"`` (whole rows) or ``"single"`` (all
-    into one). ``map_side`` holds what the optimizer runs before the exchange (a partial
-    aggregation); it starts empty.
+    ``by`` is ``"hash"`` (pairs, by key), ``"hash_rows"`` (whole rows), ``"hash_columns"``
+    (table rows, by the columns ``keys``) or ``"single"`` (all into one). ``map_side``
+    holds what the optimizer runs before the exchange (a partial aggregation); it starts
+    empty.
     """
 
     by: str = "hash"
     count: int | None = None
     reduce: tuple[Step, ...] = ()
     map_side: tuple[Step, ...] = ()
+    keys: tuple[str, ...] = ()
+
+    @property
+    def split(self) -> tuple:
+        return (self.by, self.partitions, self.keys) if self.by == "hash_columns" else (self.by, self.partitions)
 
     @property
     def partitions(self) -> int:
@@ -113,7 +119,8 @@ class Shuffle(Unary):
 
     def describe(self) -> str:
         side = f" (map side: {' -> '.join(s.label for s in self.map_side)})" if self.map_side else ""
-        return f"{self.label}: {self.by} exchange into {self.partitions}{side}"
+        by = f"hash of {', '.join(self.keys)}" if self.keys else self.by
+        return f"{self.label}: {by} exchange into {self.partitions}{side}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,6 +129,12 @@ class Join(Op):
     right: Op = None  # type: ignore[assignment]
     how: str = "inner"
     count: int | None = None
+    on: tuple | None = None  # tables: (left columns, right columns, suffix); pairs: None
+
+    def split(self, side: int) -> tuple:
+        if self.on is None:
+            return ("hash", self.partitions)
+        return ("hash_columns", self.partitions, self.on[side])
 
     @property
     def inputs(self) -> tuple[Op, ...]:

@@ -1,4 +1,5 @@
-"""Where datasets come from: items in the driver, a range, files (text, JSON lines, CSV).
+"""Where datasets come from: items in the driver, a range, Arrow tables and DataFrames,
+files (text, JSON lines, CSV, Parquet).
 
 A source is cut into partitions when the dataset is made: items into contiguous slices,
 files into byte ranges that tasks read on their own (a line belongs to the range it
@@ -132,3 +133,65 @@ def read_csv(
     files = expand(paths, "read_csv")
     specs = tuple(("csv", f, encoding, on_bad_records, delimiter, types) for f in files)
     return Dataset(Source(f"read_csv({len(files)} file(s))", caller(), specs))
+
+
+def from_arrow(table: Any, partitions: int | None = None) -> Dataset:
+    """The rows of a ``pyarrow.Table`` (or RecordBatch), as contiguous slices of it."""
+    import pyarrow as pa
+
+    from plait.data.columnar import normalize
+
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    if not isinstance(table, pa.Table):
+        raise TypeError(f"from_arrow takes a pyarrow.Table, got {type(table).__name__}")
+    table = normalize(table)
+    parts = _count("from_arrow", partitions, min(table.num_rows, parallelism()))
+    specs = tuple(("arrow", table.slice(a, b - a)) for a, b in _cuts(table.num_rows, parts))
+    return Dataset(Source(f"from_arrow({table.num_rows} rows, {table.num_columns} columns)", caller(), specs))
+
+
+def from_pandas(frame: Any, partitions: int | None = None) -> Dataset:
+    """The rows of a pandas DataFrame (its index is not a column: ``reset_index()`` first to keep it)."""
+    import pyarrow as pa
+
+    if type(frame).__name__ != "DataFrame":
+        raise TypeError(f"from_pandas takes a pandas.DataFrame, got {type(frame).__name__}")
+    return from_arrow(pa.Table.from_pandas(frame, preserve_index=False), partitions)
+
+
+def read_parquet(paths: Any, *, columns: Iterable[str] | None = None, partitions: int | None = None) -> Dataset:
+    """Parquet files (files, directories or globs), a partition per run of row groups. A
+    ``where`` right after it is applied while reading (row groups whose statistics rule
+    it out are skipped), and only the columns the query uses are read."""
+    from plait.data.columnar import parquet_layout
+
+    files = expand(paths, "read_parquet")
+    if columns is not None:
+        columns = (columns,) if isinstance(columns, str) else tuple(columns)
+        if not all(isinstance(c, str) for c in columns):
+            raise TypeError(f"read_parquet: columns= takes column names, got {list(columns)!r}")
+    try:
+        layouts = [parquet_layout(f) for f in files]
+    except Exception as exc:  # noqa: BLE001 - any file that is not Parquet is named
+        raise ValueError(f"read_parquet: cannot read the footer of a file in {paths!r}: {exc}") from exc
+    total = builtins.max(1, sum(sum(rows) for rows in layouts))
+    want = _count("read_parquet", partitions, parallelism())
+    specs = []
+    for path, rows in zip(files, layouts, strict=True):
+        groups = list(builtins.range(len(rows)))
+        if not groups:
+            continue
+        parts = builtins.min(len(groups), builtins.max(1, math.ceil(want * sum(rows) / total)))
+        specs += [("parquet", path, tuple(groups[a:b]), columns, None) for a, b in _cuts(len(groups), parts)]
+    if not specs:
+        specs = [("arrow", _empty(files[0], columns))]
+    shown = paths if isinstance(paths, str) else f"{len(files)} files"
+    return Dataset(Source(f"read_parquet({shown!r})", caller(), tuple(specs)))
+
+
+def _empty(path: str, columns: tuple | None) -> Any:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=list(columns) if columns is not None else None)
+    return table.slice(0, 0)

@@ -1,0 +1,327 @@
+"""What a task runs for the columnar operators: a partition is an Arrow table.
+
+Loaded only when a columnar step runs (``kernels`` imports it on first use), so
+``plait.data`` works without pyarrow for record queries. A step gets the partition as a
+table (record rows that are dicts are turned into one), and the record operators that
+follow get its rows as dicts again (``to_rows``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from plait.data.expr import Agg, Expr
+
+JOIN_TYPES = {"inner": "inner", "left": "left outer", "right": "right outer", "outer": "full outer"}
+
+
+def is_table(rows: Any) -> bool:
+    return type(rows) is pa.Table
+
+
+def to_table(rows: Any, note: Callable[[BaseException, Any], None]) -> pa.Table:
+    if type(rows) is pa.Table:
+        return rows
+    rows = rows if type(rows) is list else list(rows)
+    for row in rows:
+        if not isinstance(row, dict):
+            exc = TypeError(
+                f"a columnar operator needs rows that are dicts (one key per column), got {row!r}: "
+                "map the rows to dicts first, or read the data with read_parquet/from_arrow/from_pandas"
+            )
+            note(exc, row)
+            raise exc
+    try:
+        return normalize(pa.Table.from_pylist(rows))
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        note(exc, None)
+        raise
+
+
+def to_rows(table: pa.Table) -> list[dict]:
+    return table.to_pylist()
+
+
+def normalize(table: pa.Table) -> pa.Table:
+    """String views as plain strings (not every compute kernel takes views)."""
+    schema = _plain_strings(table.schema)
+    return table if schema is table.schema else table.cast(schema)
+
+
+def _plain_strings(schema: pa.Schema) -> pa.Schema:
+    if not any(t == pa.string_view() for t in schema.types):
+        return schema
+    return pa.schema([f.with_type(pa.string()) if f.type == pa.string_view() else f for f in schema])
+
+
+def concat(parts: list) -> pa.Table:
+    tables = [p for p in parts if type(p) is pa.Table]
+    if len(tables) < len(parts):  # record buckets among them: as tables
+        tables = [p if type(p) is pa.Table else pa.Table.from_pylist(list(p)) for p in parts]
+        tables = [t for t in tables if t.num_columns or t.num_rows]
+        if not tables:
+            return pa.table({})
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+
+
+def _array(values: Any, length: int) -> Any:
+    """An expression's values as a column (a scalar repeated)."""
+    if isinstance(values, pa.Scalar):
+        return pa.repeat(values, length)
+    return values
+
+
+# ------------------------------------------------------------------ steps
+def where(table: pa.Table, condition: Expr) -> pa.Table:
+    mask = condition.evaluate(table)
+    if isinstance(mask, pa.Scalar):
+        return table if mask.as_py() else table.slice(0, 0)
+    if not pa.types.is_boolean(mask.type):
+        raise TypeError(f"where({condition}): the condition gives {mask.type} values, not booleans")
+    return table.filter(mask)
+
+
+def select(table: pa.Table, columns: tuple[Expr, ...]) -> pa.Table:
+    n = table.num_rows
+    return pa.table({c.output_name: _array(c.evaluate(table), n) for c in columns})
+
+
+def with_column(table: pa.Table, name: str, value: Expr) -> pa.Table:
+    values = _array(value.evaluate(table), table.num_rows)
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), name, values)
+    return table.append_column(name, values)
+
+
+def _inputs(table: pa.Table, keys: tuple[str, ...], aggs: tuple[tuple[str, Agg], ...]) -> pa.Table:
+    n = table.num_rows
+    columns = {k: table.column(k) for k in keys}
+    for i, (_, agg) in enumerate(aggs):
+        if agg.expr is None:
+            columns[f"__in{i}"] = pa.repeat(pa.scalar(1, pa.int64()), n)  # count(): count ones
+        else:
+            columns[f"__in{i}"] = _array(agg.expr.evaluate(table), n)
+    return pa.table(columns)
+
+
+_PARTIAL = {"sum": ("sum",), "count": ("count",), "mean": ("sum", "count"), "min": ("min",), "max": ("max",)}
+_FINAL = {"sum": "sum", "count": "sum", "min": "min", "max": "max"}  # of the partials
+
+
+def partial_aggregate(table: pa.Table, keys: tuple, aggs: tuple) -> pa.Table:
+    """Per group of one partition: each aggregate's partial values (a mean's sum and count)."""
+    if not table.num_columns:
+        return table
+    inputs = _inputs(table, keys, aggs)
+    wanted = [(f"__in{i}", fn) for i, (_, agg) in enumerate(aggs) for fn in _PARTIAL[agg.fn]]
+    out = inputs.group_by(list(keys), use_threads=False).aggregate(wanted)
+    return out.select([*keys, *(f"{c}_{fn}" for c, fn in wanted)])
+
+
+def final_aggregate(table: pa.Table, keys: tuple, aggs: tuple) -> pa.Table:
+    """Per group, over the partials every partition sent: the aggregates, named."""
+    if not table.num_columns:  # rows that were never a table (an empty list): no columns known
+        return pa.table({name: pa.array([], pa.null()) for name in (*keys, *(n for n, _ in aggs))})
+    wanted = []
+    for i, (_, agg) in enumerate(aggs):
+        if agg.fn == "mean":
+            wanted += [(f"__in{i}_sum", "sum"), (f"__in{i}_count", "sum")]
+        else:
+            part = _PARTIAL[agg.fn][0]
+            wanted.append((f"__in{i}_{part}", _FINAL[agg.fn]))
+    out = table.group_by(list(keys), use_threads=False).aggregate(wanted)
+    columns: dict[str, Any] = {k: out.column(k) for k in keys}
+    for i, (name, agg) in enumerate(aggs):
+        if agg.fn == "mean":
+            total = pc.cast(out.column(f"__in{i}_sum_sum"), pa.float64())
+            counted = pc.cast(out.column(f"__in{i}_count_sum"), pa.float64())
+            columns[name] = pc.if_else(pc.equal(counted, 0.0), pa.scalar(None, pa.float64()), pc.divide(total, counted))
+        elif agg.fn == "count":
+            columns[name] = pc.fill_null(out.column(f"__in{i}_count_sum"), 0)
+        else:
+            columns[name] = out.column(f"__in{i}_{_PARTIAL[agg.fn][0]}_{_FINAL[agg.fn]}")
+    return pa.table(columns)
+
+
+def aggregate(table: pa.Table, keys: tuple, aggs: tuple) -> pa.Table:
+    return final_aggregate(partial_aggregate(table, keys, aggs), keys, aggs)
+
+
+def sort(table: pa.Table, names: tuple[str, ...], descending: tuple[bool, ...]) -> pa.Table:
+    order = [(n, "descending" if d else "ascending") for n, d in zip(names, descending, strict=True)]
+    return table.sort_by(order)  # nulls at the end, the default
+
+
+def map_batches(table: pa.Table, fn: Callable, batch_format: str) -> pa.Table:
+    if batch_format == "arrow":
+        batch: Any = table
+    elif batch_format == "pandas":
+        batch = table.to_pandas()
+    else:
+        batch = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+    return from_batch(fn(batch), batch_format)
+
+
+def from_batch(out: Any, batch_format: str) -> pa.Table:
+    if type(out) is pa.Table:
+        return out
+    if isinstance(out, pa.RecordBatch):
+        return pa.Table.from_batches([out])
+    if isinstance(out, dict):
+        return pa.table(out)
+    if type(out).__name__ == "DataFrame":
+        return pa.Table.from_pandas(out, preserve_index=False)
+    if isinstance(out, list) and all(isinstance(r, dict) for r in out):
+        return pa.Table.from_pylist(out)
+    raise TypeError(
+        f"map_batches(batch_format={batch_format!r}): the function returned {type(out).__name__}; "
+        "return a pyarrow Table, a pandas DataFrame, a dict of columns or a list of dicts"
+    )
+
+
+# ------------------------------------------------------------------ splitting
+def _column(table: pa.Table, name: str) -> pa.Array:
+    column = table.column(name)
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def hash_buckets(table: pa.Table, keys: tuple[str, ...], count: int, stable_hash: Callable) -> np.ndarray:
+    """Each row's bucket by its key columns, with the hash record keys get (``stable_hash``):
+    one Python hash per distinct value of a partition, not per row."""
+    mixed = np.zeros(table.num_rows, dtype=np.uint64)
+    for name in keys:
+        encoded = pc.dictionary_encode(_column(table, name))
+        uniques = encoded.dictionary.to_pylist()
+        hashes = np.array([stable_hash(v) for v in uniques] + [stable_hash(None)], dtype=np.uint64)
+        positions = pc.fill_null(encoded.indices, len(uniques)).to_numpy(zero_copy_only=False)
+        with np.errstate(over="ignore"):
+            mixed = (mixed * np.uint64(1000003)) ^ hashes[positions]
+    return (mixed % np.uint64(count)).astype(np.int64)
+
+
+def split_by(table: pa.Table, buckets: np.ndarray, count: int) -> list[pa.Table]:
+    """The rows of each bucket, in their order."""
+    order = np.argsort(buckets, kind="stable")
+    ordered = table.take(pa.array(order))
+    ends = np.cumsum(np.bincount(buckets, minlength=count))
+    starts = np.concatenate([[0], ends[:-1]])
+    return [ordered.slice(int(a), int(b - a)) for a, b in zip(starts, ends, strict=True)]
+
+
+def range_buckets(table: pa.Table, key: Any, bounds: list, count: int) -> np.ndarray:
+    """An ``order_by``'s split, on its first column: between the sampled boundaries (in
+    the column's direction), nulls in the last partition (they sort last)."""
+    first, descending = key.names[0], key.descending[0]
+    last = len(bounds)
+    out = np.empty(table.num_rows, dtype=np.int64)
+    for i, value in enumerate(_column(table, first).to_pylist()):
+        if value is None:
+            out[i] = count - 1
+        else:
+            at = bisect.bisect_right(bounds, value)
+            out[i] = last - at if descending else at
+    return out
+
+
+def sample_keys(table: pa.Table, key: Any, count: int, index: int) -> list:
+    values = [v for v in _column(table, key.names[0]).to_pylist() if v is not None]
+    if len(values) > count:
+        values = random.Random(index).sample(values, count)
+    return values
+
+
+# ------------------------------------------------------------------ joining
+def join(how: str, left: pa.Table, right: pa.Table, spec: tuple) -> pa.Table:
+    left_on, right_on, suffix = spec
+    return left.join(
+        right, keys=list(left_on), right_keys=list(right_on), join_type=JOIN_TYPES[how],
+        right_suffix=suffix, use_threads=False,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------ files
+def row_groups_to_read(path: str, row_groups: tuple[int, ...], condition: Expr | None) -> list[int]:
+    """The row groups whose column statistics (min, max) do not rule ``condition`` out."""
+    if condition is None:
+        return list(row_groups)
+    meta = pq.ParquetFile(path).metadata
+    names = meta.schema.names
+    kept = []
+    for g in row_groups:
+        group = meta.row_group(g)
+        stats = {}
+        for i, name in enumerate(names):
+            s = group.column(i).statistics
+            if s is not None and s.has_min_max:
+                stats[name] = (s.min, s.max)
+        if _may_match(condition, stats):
+            kept.append(g)
+    return kept
+
+
+_FLIPPED = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le", "eq": "eq", "ne": "ne"}
+
+
+def _may_match(e: Expr, stats: dict) -> bool:
+    """False only when no row with these (min, max) can satisfy ``e``."""
+    op, args = e.op, e.args
+    if op == "and":
+        return _may_match(args[0], stats) and _may_match(args[1], stats)
+    if op == "or":
+        return _may_match(args[0], stats) or _may_match(args[1], stats)
+    try:
+        if op == "isin" and args[0].op == "col" and args[0].args[0] in stats:
+            low, high = stats[args[0].args[0]]
+            return any(v is not None and low <= v <= high for v in args[1])
+        if op in _FLIPPED:
+            left, right = args
+            if left.op == "lit" and right.op == "col":
+                left, right, op = right, left, _FLIPPED[op]
+            if left.op != "col" or right.op != "lit" or left.args[0] not in stats or right.args[0] is None:
+                return True
+            low, high = stats[left.args[0]]
+            v = right.args[0]
+            return {
+                "eq": lambda: low <= v <= high, "ne": lambda: not (low == high == v),
+                "lt": lambda: low < v, "le": lambda: low <= v, "gt": lambda: high > v, "ge": lambda: high >= v,
+            }[op]()  # fmt: skip
+    except TypeError:  # statistics of a type the literal does not compare with: read it
+        return True
+    return True
+
+
+def read_parquet(path: str, row_groups: tuple, columns: tuple | None, condition: Expr | None) -> pa.Table:
+    """The rows of some row groups of a file that satisfy ``condition``, with ``columns``."""
+    kept = row_groups_to_read(path, row_groups, condition)
+    wanted = None
+    if columns is not None:
+        wanted = list(columns) + sorted(condition.columns() - set(columns)) if condition is not None else list(columns)
+    table = normalize(pq.ParquetFile(path).read_row_groups(kept, columns=wanted, use_threads=False))
+    if condition is not None:
+        table = where(table, condition)
+        if columns is not None:
+            table = table.select(list(columns))
+    return table
+
+
+def parquet_layout(path: str) -> list[int]:
+    """The rows of each row group of a file."""
+    meta = pq.ParquetFile(path).metadata
+    return [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+
+
+def write_parquet(path: str, rows: Any, note: Callable) -> None:
+    pq.write_table(to_table(rows, note), path)
+
+
+def as_tables(parts: Iterable) -> pa.Table:
+    """The partitions an action gathered, as one table."""
+    return concat(list(parts))

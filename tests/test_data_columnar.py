@@ -1,0 +1,351 @@
+"""plait.data's columnar operators against DuckDB: random tables and random queries,
+TPC-H on real Parquet files, the pushdown and partial-aggregation rules.
+
+The tests that take the ``engine`` fixture run on inline and local here, and on Ray
+and Dask in ``test_cluster_engines.py``. The oracle is DuckDB running the same query,
+written as SQL, over the same Arrow table or Parquet files.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import decimal
+import math
+import os
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from benchmarks import tpch_queries
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import plait
+from plait import data
+from plait.data import col, columnar, optimize, when
+from plait.data.expr import Expr
+
+EXAMPLES = int(os.environ.get("PLAIT_DATA_EXAMPLES", "15"))
+random_queries = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize="PLAIT_DATA_EXAMPLES" not in os.environ,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+# ------------------------------------------------------------------ the oracle
+def sql(e: Expr) -> str:
+    """The expression as DuckDB SQL."""
+    op, a = e.op, e.args
+    if op == "col":
+        return a[0]
+    if op == "lit":
+        return _sql_literal(a[0])
+    infix = {"add": "+", "sub": "-", "mul": "*", "div": "/", "eq": "=", "ne": "<>", "lt": "<", "le": "<=",
+             "gt": ">", "ge": ">=", "and": "AND", "or": "OR"}  # fmt: skip
+    if op in infix:
+        return f"({sql(a[0])} {infix[op]} {sql(a[1])})"
+    if op == "not":
+        return f"(NOT {sql(a[0])})"
+    if op == "neg":
+        return f"(- {sql(a[0])})"
+    if op == "isin":
+        return f"({sql(a[0])} IN ({', '.join(map(_sql_literal, a[1]))}))"
+    if op == "is_null":
+        return f"({sql(a[0])} IS NULL)"
+    if op == "is_valid":
+        return f"({sql(a[0])} IS NOT NULL)"
+    if op == "when":
+        return f"(CASE WHEN {sql(a[0])} THEN {sql(a[1])} ELSE {sql(a[2])} END)"
+    raise AssertionError(op)
+
+
+def _sql_literal(v) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, str):
+        return "'" + v.replace("'", "''") + "'"
+    return repr(v)
+
+
+def plain(value):
+    if isinstance(value, decimal.Decimal):
+        value = float(value)
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 6)
+    return value
+
+
+def as_multiset(rows) -> collections.Counter:
+    return collections.Counter(repr(tuple(plain(v) for v in r)) for r in rows)
+
+
+def duck(query: str, **tables) -> list[tuple]:
+    con = duckdb.connect()
+    for name, table in tables.items():
+        con.register(name, table)
+    return con.execute(query).fetchall()
+
+
+def rows_of(ds) -> list[tuple]:
+    return [tuple(r.values()) for r in ds.collect()]
+
+
+# ------------------------------------------------------------------ random tables and queries
+maybe = lambda s: st.one_of(st.none(), s)  # noqa: E731
+row = st.fixed_dictionaries({
+    "k": maybe(st.integers(0, 3)),
+    "s": maybe(st.sampled_from(["a", "b", "ab", ""])),
+    "x": maybe(st.integers(-5, 5)),
+    "y": maybe(st.sampled_from([-1.5, 0.0, 0.25, 2.0, 3.75])),
+})  # fmt: skip
+SCHEMA = pa.schema([("k", pa.int64()), ("s", pa.string()), ("x", pa.int64()), ("y", pa.float64())])
+tables = st.lists(row, max_size=40).map(lambda rows: pa.Table.from_pylist(rows, schema=SCHEMA))
+partitions = st.integers(1, 4)
+
+numeric = st.sampled_from([col("x"), col("y"), col("k")])
+values = st.one_of(numeric, st.integers(-3, 3).map(data.lit))
+arithmetic = st.one_of(
+    values,
+    st.tuples(values, st.sampled_from(["+", "-", "*"]), values).map(
+        lambda t: t[0] + t[2] if t[1] == "+" else t[0] - t[2] if t[1] == "-" else t[0] * t[2]
+    ),
+    st.tuples(numeric, st.sampled_from([2, 4])).map(lambda t: t[0] / t[1]),
+)
+comparison = st.tuples(arithmetic, st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), arithmetic).map(
+    lambda t: {"<": t[0] < t[2], "<=": t[0] <= t[2], ">": t[0] > t[2], ">=": t[0] >= t[2],
+               "==": t[0] == t[2], "!=": t[0] != t[2]}[t[1]]  # fmt: skip
+)
+atom = st.one_of(
+    comparison,
+    st.sampled_from([col("s").isin(["a", ""]), col("k").isin([0, 2]), col("x").is_null(), col("y").is_not_null()]),
+)
+conditions = st.recursive(
+    atom,
+    lambda inner: st.one_of(
+        st.tuples(inner, inner).map(lambda t: t[0] & t[1]),
+        st.tuples(inner, inner).map(lambda t: t[0] | t[1]),
+        inner.map(lambda c: ~c),
+    ),
+    max_leaves=4,
+)
+
+
+@random_queries
+@given(table=tables, parts=partitions, condition=conditions, made=arithmetic)
+def test_where_and_select_give_what_duckdb_gives(engine, table, parts, condition, made):
+    ds = data.from_arrow(table, partitions=parts)
+    got = rows_of(ds.where(condition).select("k", made.alias("v"), when(condition, "yes", "no").alias("w")))
+    want = duck(f"SELECT k, {sql(made)} AS v, CASE WHEN {sql(condition)} THEN 'yes' ELSE 'no' END AS w "
+                f"FROM t WHERE {sql(condition)}", t=table)  # fmt: skip
+    assert as_multiset(got) == as_multiset(want)
+
+
+aggregates = st.lists(
+    st.tuples(
+        st.sampled_from(["sum", "mean", "min", "max", "count"]),
+        st.one_of(st.none(), numeric, arithmetic),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@random_queries
+@given(table=tables, parts=partitions, keys=st.sampled_from([(), ("k",), ("s",), ("k", "s")]), aggs=aggregates,
+       condition=maybe(conditions))  # fmt: skip
+def test_group_by_agg_gives_what_duckdb_gives(engine, table, parts, keys, aggs, condition):
+    ds = data.from_arrow(table, partitions=parts)
+    if condition is not None:
+        ds = ds.where(condition)
+    named, selects = {}, []
+    for i, (fn, e) in enumerate(aggs):
+        if e is None and fn != "count":
+            e = col("x")
+        named[f"a{i}"] = getattr(data, fn)(e) if e is not None else data.count()
+        inner = "*" if e is None else sql(e)
+        selects.append(f"{'avg' if fn == 'mean' else fn}({inner}) AS a{i}")
+    got = rows_of(ds.group_by(*keys).agg(**named))
+    where = f" WHERE {sql(condition)}" if condition is not None else ""
+    group = f" GROUP BY {', '.join(keys)}" if keys else ""
+    want = duck(f"SELECT {', '.join([*keys, *selects])} FROM t{where}{group}", t=table)
+    assert as_multiset(got) == as_multiset(want)
+
+
+@random_queries
+@given(left=tables, right=tables, parts=partitions, how=st.sampled_from(["inner", "left", "right", "outer"]),
+       on=st.sampled_from([("k",), ("k", "s")]))  # fmt: skip
+def test_join_on_columns_gives_what_duckdb_gives(engine, left, right, parts, how, on):
+    right = right.rename_columns(["k", "s", "x2", "y2"])
+    joined = data.from_arrow(left, partitions=parts).join(data.from_arrow(right, partitions=2), how=how, on=on)
+    got = [(r["k"], r["s"], r["x"], r["y"], r["x2"], r["y2"]) for r in joined.collect()]
+    kind = {"inner": "INNER", "left": "LEFT", "right": "RIGHT", "outer": "FULL OUTER"}[how]
+    keys = ", ".join(on)
+    if len(on) == 1:  # the right side's s is a column of its own: not joined on
+        right = right.rename_columns(["k", "s2", "x2", "y2"])
+        got = [(r["k"], r["s"], r["x"], r["y"], r["x2"], r["y2"]) for r in joined.collect()]
+        want = duck(f"SELECT COALESCE(l.k, r.k), l.s, l.x, l.y, r.x2, r.y2 FROM l {kind} JOIN r USING ({keys})",
+                    l=left, r=right)  # fmt: skip
+    else:
+        want = duck(f"SELECT COALESCE(l.k, r.k), COALESCE(l.s, r.s), l.x, l.y, r.x2, r.y2 FROM l {kind} JOIN r "
+                    f"USING ({keys})", l=left, r=right)  # fmt: skip
+    assert as_multiset(got) == as_multiset(want)
+
+
+@random_queries
+@given(table=tables, parts=partitions, descending=st.tuples(st.booleans(), st.booleans()),
+       n=st.integers(0, 45))  # fmt: skip
+def test_order_by_and_limit_give_what_duckdb_gives(engine, table, parts, descending, n):
+    ds = data.from_arrow(table, partitions=parts)
+    # every column in the key: equal keys are equal rows, so the order is one order
+    flags = [*descending, False, False]
+    got = rows_of(ds.order_by("x", "s", "k", "y", descending=flags).limit(n))
+    order = ", ".join(f"{c} {'DESC' if d else 'ASC'} NULLS LAST" for c, d in zip("x s k y".split(), flags, strict=True))
+    want = duck(f"SELECT * FROM t ORDER BY {order} LIMIT {n}", t=table)
+    assert [tuple(map(plain, r)) for r in got] == [tuple(map(plain, r)) for r in want]
+
+
+# ------------------------------------------------------------------ TPC-H
+@pytest.fixture(scope="module")
+def tpch(tmp_path_factory):
+    return tpch_queries.generate(str(tmp_path_factory.mktemp("tpch")), 0.01)
+
+
+@pytest.mark.parametrize("number", sorted(tpch_queries.QUERIES))
+def test_tpch_queries_give_duckdb_answers(engine, tpch, number):
+    got = rows_of(tpch_queries.QUERIES[number](tpch_queries.tables(tpch)))
+    want = tpch_queries.duckdb_answer(duckdb.connect(), tpch, number)
+    assert len(got) == len(want) > 0
+    assert [tuple(map(plain, r)) for r in got] == [tuple(map(plain, r)) for r in want]
+
+
+# ------------------------------------------------------------------ Parquet, pushdown, optimizer rules
+def sorted_parquet(path, rows=1000, groups=10) -> pa.Table:
+    table = pa.table({
+        "x": pa.array(range(rows), pa.int64()),
+        "s": pa.array([f"s{i % 7}" for i in range(rows)]),
+        "y": pa.array([i * 0.5 for i in range(rows)]),
+    })  # fmt: skip
+    pq.write_table(table, path, row_group_size=rows // groups)
+    return table
+
+
+def test_a_where_and_the_columns_used_go_into_the_parquet_reader(engine, tmp_path):
+    path = str(tmp_path / "t.parquet")
+    table = sorted_parquet(path)
+    query = data.read_parquet(path, partitions=2).where(col("x") >= 850).group_by("s").agg(total=data.sum("y"))
+    plan = query.explain()
+    optimized = plan.split("== optimized plan ==")[1].split("== physical plan ==")[0]
+    assert "[pushed: columns=['s', 'y']; filter=(x >= 850)]" in optimized
+    assert "where" not in optimized.split("[pushed")[1]  # the where step itself is gone
+    assert "(partial)" in optimized  # and the aggregation has its map side
+    assert as_multiset(rows_of(query)) == as_multiset(
+        duck("SELECT s, sum(y) FROM t WHERE x >= 850 GROUP BY s", t=table)
+    )
+
+
+def test_row_groups_ruled_out_by_their_statistics_are_not_read(tmp_path):
+    path = str(tmp_path / "t.parquet")
+    sorted_parquet(path)
+    every = tuple(range(10))
+    assert columnar.row_groups_to_read(path, every, col("x") >= 850) == [8, 9]
+    assert columnar.row_groups_to_read(path, every, (col("x") < 150) | (col("x") == 500)) == [0, 1, 5]
+    assert columnar.row_groups_to_read(path, every, col("x").isin([5, 999])) == [0, 9]
+    assert columnar.row_groups_to_read(path, every, (col("x") > 300) & (col("y") < 200.0)) == [3]
+    assert columnar.row_groups_to_read(path, every, 120 > col("x")) == [0, 1]  # a literal on the left
+    assert columnar.row_groups_to_read(path, every, col("x") * 2 > 1900) == list(every)  # not a plain column
+    table = columnar.read_parquet(path, every, ("y",), col("x") >= 995)
+    assert table.column_names == ["y"] and table.column("y").to_pylist() == [497.5, 498.0, 498.5, 499.0, 499.5]
+
+
+def test_without_the_optimizer_the_answers_are_the_same(engine, tmp_path, monkeypatch):
+    path = str(tmp_path / "t.parquet")
+    sorted_parquet(path, rows=300, groups=6)
+    ds = data.read_parquet(path)
+    queries = [
+        ds.where(col("x") < 100).select("s", (col("y") * 2).alias("y2")),
+        ds.where(col("s") == "s3").group_by("s").agg(n=data.count(), m=data.mean("x")),
+        ds.order_by("y", descending=True).limit(7),
+    ]
+    optimized = [as_multiset(rows_of(q)) for q in queries]
+    monkeypatch.setattr(optimize, "PASSES", ())
+    assert [as_multiset(rows_of(q)) for q in queries] == optimized
+
+
+def test_parquet_written_is_read_back_the_same(engine, tmp_path):
+    days = [datetime.date(2024, 1, i) for i in range(1, 6)]
+    table = pa.table({"a": [1, 2, None, 4, 5], "b": ["x", None, "z", "w", "v"], "d": days})
+    out = tmp_path / "out"
+    files = data.from_arrow(table, partitions=3).write_parquet(out)
+    assert [os.path.basename(f) for f in files] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert sorted(os.listdir(out)) == sorted(os.path.basename(f) for f in files)  # no temporary left
+    assert data.read_parquet(out).to_arrow().equals(table)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        data.from_arrow(table).write_parquet(out)
+
+
+def test_pandas_and_arrow_round_trip_and_map_batches_in_every_format(engine):
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": range(10), "b": [f"r{i}" for i in range(10)]})
+    ds = data.from_pandas(frame, partitions=3)
+    pd.testing.assert_frame_equal(ds.to_pandas(), frame)
+    doubled = frame.assign(c=frame.a * 2)
+    by_pandas = ds.map_batches(lambda df: df.assign(c=df.a * 2), batch_format="pandas")
+    by_arrow = ds.map_batches(lambda t: t.append_column("c", pa.compute.multiply(t["a"], 2)))
+    by_numpy = ds.map_batches(lambda b: {**b, "c": b["a"] * 2}, batch_format="numpy")
+    for got in (by_pandas, by_arrow, by_numpy):
+        pd.testing.assert_frame_equal(got.to_pandas(), doubled, check_dtype=False)
+    assert np.array_equal(ds.to_arrow().column("a").to_numpy(), np.arange(10))
+
+
+def test_record_and_columnar_operators_mix(engine):
+    rows = [{"name": f"n{i}", "v": i} for i in range(20)]
+    ds = data.from_items(rows, partitions=3)
+    assert ds.where(col("v") >= 15).map(lambda r: r["name"]).collect() == ["n15", "n16", "n17", "n18", "n19"]
+    assert ds.filter(lambda r: r["v"] % 2).with_column("w", col("v") * 10).select("w").count() == 10
+    assert ds.group_by().agg(total=data.sum("v")).collect() == [{"total": 190}]
+
+
+# ------------------------------------------------------------------ bad input
+def test_bad_columnar_input_gets_a_clear_error(engine):
+    ds = data.from_arrow(pa.table({"x": [1, 2, 3]}))
+    with pytest.raises(TypeError, match="filter"):
+        ds.where(lambda r: r["x"] > 1)
+    with pytest.raises(KeyError, match=r"no column 'nope'; the columns are \['x'\]") as info:
+        ds.where(col("nope") > 1).collect()
+    assert any("test_data_columnar.py" in n for n in info.value.__notes__)  # the user's line
+    with pytest.raises(TypeError, match="& | ~"):
+        bool(col("x") > 1)
+    with pytest.raises(TypeError, match="not an aggregate"):
+        ds.group_by("x").agg(n=len)
+    with pytest.raises(ValueError, match="twice"):
+        ds.select("x", col("x"))
+    with pytest.raises(TypeError, match="rows that are dicts"):
+        data.from_items([1, 2, 3]).where(col("x") > 1).collect()
+    with pytest.raises(TypeError, match="not booleans"):
+        ds.where(col("x") + 1).collect()
+    with pytest.raises(ValueError, match="not both"):
+        ds.join(ds, on="x", left_on="x")
+
+
+# ------------------------------------------------------------------ inside @parallel
+@plait.parallel
+def revenue_by_group(table):
+    ds = data.from_arrow(table, partitions=2)
+    totals = ds.group_by("g").agg(total=data.sum("v")).order_by("g").collect()
+    n = ds.where(col("v") > 2).count()
+    return totals, n
+
+
+def test_columnar_actions_inside_parallel_give_what_the_sequential_program_gives(engine):
+    table = pa.table({"g": ["a", "b", "a", "b", "c"], "v": [1, 2, 3, 4, 5]})
+    want = ([{"g": "a", "total": 4}, {"g": "b", "total": 6}, {"g": "c", "total": 5}], 3)
+    assert revenue_by_group.fn(table) == want
+    assert revenue_by_group(table) == want
