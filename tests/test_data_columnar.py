@@ -311,6 +311,9 @@ def test_record_and_columnar_operators_mix(engine):
     assert ds.where(col("v") >= 15).map(lambda r: r["name"]).collect() == ["n15", "n16", "n17", "n18", "n19"]
     assert ds.filter(lambda r: r["v"] % 2).with_column("w", col("v") * 10).select("w").count() == 10
     assert ds.group_by().agg(total=data.sum("v")).collect() == [{"total": 190}]
+    table = data.from_arrow(pa.Table.from_pylist(rows), partitions=4)
+    assert table.repartition(3).union(table.limit(2)).collect() == rows + rows[:2]  # order kept
+    assert table.sort(key=lambda r: -r["v"]).take(2) == [rows[19], rows[18]]  # a record key gets dicts
 
 
 # ------------------------------------------------------------------ bad input

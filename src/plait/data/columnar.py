@@ -198,13 +198,38 @@ def hash_buckets(table: pa.Table, keys: tuple[str, ...], count: int, stable_hash
     one Python hash per distinct value of a partition, not per row."""
     mixed = np.zeros(table.num_rows, dtype=np.uint64)
     for name in keys:
-        encoded = pc.dictionary_encode(_column(table, name))
-        uniques = encoded.dictionary.to_pylist()
-        hashes = np.array([stable_hash(v) for v in uniques] + [stable_hash(None)], dtype=np.uint64)
-        positions = pc.fill_null(encoded.indices, len(uniques)).to_numpy(zero_copy_only=False)
+        column = _column(table, name)
+        hashes = _int_hashes(column, stable_hash)
+        if hashes is None:
+            encoded = pc.dictionary_encode(column)
+            uniques = encoded.dictionary.to_pylist()
+            distinct = np.array([stable_hash(v) for v in uniques] + [stable_hash(None)], dtype=np.uint64)
+            hashes = distinct[pc.fill_null(encoded.indices, len(uniques)).to_numpy(zero_copy_only=False)]
         with np.errstate(over="ignore"):
-            mixed = (mixed * np.uint64(1000003)) ^ hashes[positions]
+            mixed = (mixed * np.uint64(1000003)) ^ hashes
     return (mixed % np.uint64(count)).astype(np.int64)
+
+
+_MODULUS = (1 << 61) - 1  # Python hashes an int by its value modulo this prime
+
+
+def _int_hashes(column: pa.Array, stable_hash: Callable) -> np.ndarray | None:
+    """``stable_hash`` of each value of an integer column, computed in numpy: Python's
+    hash of an int (its value modulo 2**61 - 1, -1 made -2), so an int key and an equal
+    float or decimal key on the other side of a join still meet."""
+    if not pa.types.is_integer(column.type) or pa.types.is_uint64(column.type):
+        return None
+    values = pc.fill_null(column.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
+    if values.size and values.min() == np.iinfo(np.int64).min:
+        return None  # its absolute value is no int64
+    reduced = np.abs(values) % _MODULUS
+    signed = np.where(values < 0, -reduced, reduced)
+    signed[signed == -1] = -2
+    hashes = signed.view(np.uint64)
+    if column.null_count:
+        hashes = hashes.copy()
+        hashes[column.is_null().to_numpy(zero_copy_only=False)] = np.uint64(stable_hash(None))
+    return hashes
 
 
 def split_by(table: pa.Table, buckets: np.ndarray, count: int) -> list[pa.Table]:
@@ -229,6 +254,12 @@ def range_buckets(table: pa.Table, key: Any, bounds: list, count: int) -> np.nda
             at = bisect.bisect_right(bounds, value)
             out[i] = last - at if descending else at
     return out
+
+
+def position_buckets(table: pa.Table, offset: int, cuts: list[int]) -> np.ndarray:
+    """A repartition's split: row ``i`` of the whole goes where ``cuts`` put it."""
+    positions = np.arange(offset, offset + table.num_rows)
+    return np.searchsorted(np.asarray(cuts), positions, side="right") - 1
 
 
 def sample_keys(table: pa.Table, key: Any, count: int, index: int) -> list:
@@ -304,12 +335,21 @@ def read_parquet(path: str, row_groups: tuple, columns: tuple | None, condition:
     wanted = None
     if columns is not None:
         wanted = list(columns) + sorted(condition.columns() - set(columns)) if condition is not None else list(columns)
-    table = normalize(pq.ParquetFile(path).read_row_groups(kept, columns=wanted, use_threads=False))
-    if condition is not None:
-        table = where(table, condition)
-        if columns is not None:
-            table = table.select(list(columns))
-    return table
+    # a row group at a time, filtered as it comes: a small working set (reading many at
+    # once into fresh memory was slower, and its time varied by 5x); no pre-buffering
+    file = pq.ParquetFile(path, pre_buffer=False)
+    parts = []
+    for group in kept:
+        part = normalize(file.read_row_group(group, columns=wanted, use_threads=False))
+        if condition is not None:
+            part = where(part, condition)
+            if columns is not None:
+                part = part.select(list(columns))
+        parts.append(part)
+    if not parts:  # every row group ruled out: no rows, with the columns
+        empty = normalize(file.schema_arrow.empty_table())
+        return empty.select(list(columns)) if columns is not None else empty
+    return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
 
 def parquet_layout(path: str) -> list[int]:

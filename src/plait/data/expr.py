@@ -10,6 +10,7 @@ divides as floats, aggregates skip nulls.
 
 from __future__ import annotations
 
+import builtins
 import datetime
 import decimal
 from collections.abc import Iterable
@@ -177,7 +178,8 @@ class Expr:
             left, right = (_floating(pc, x.evaluate(table)) for x in a)
             return pc.divide(left, right)
         if op in ("add", "sub", "mul"):
-            return _arithmetic(pa, getattr(pc, _BINARY[op][0]), a[0].evaluate(table), a[1].evaluate(table))
+            fn = getattr(pc, _BINARY[op][0])
+            return _arithmetic(pa, fn, a[0].evaluate(table), a[1].evaluate(table), op == "mul")
         if op in _BINARY:
             return getattr(pc, _BINARY[op][0])(a[0].evaluate(table), a[1].evaluate(table))
         if op == "not":
@@ -203,15 +205,22 @@ class Expr:
         raise AssertionError(f"unknown expression {op!r}")
 
 
-def _arithmetic(pa: Any, fn: Any, left: Any, right: Any) -> Any:
-    """``fn(left, right)``; decimals whose result needs more than 38 digits are widened to
-    256-bit decimals (76 digits), and past that computed as floats, as a database does
-    rather than fail."""
+def _arithmetic(pa: Any, fn: Any, left: Any, right: Any, multiply: bool) -> Any:
+    """``fn(left, right)`` with decimals kept exact and narrow: an int constant beside a
+    decimal is a decimal of its own digits (not of 19, which would widen every product),
+    and a product whose declared precision passes 38 digits has its wider operand cast
+    (checked) to the precision that fits; only when the values do not fit is it computed
+    with 256-bit decimals, and past those as floats, as a database does rather than fail."""
+    left, right = _narrow_constant(pa, left, right), _narrow_constant(pa, right, left)
     try:
         return fn(left, right)
     except pa.ArrowInvalid as exc:
         if "precision" not in str(exc).lower():
             raise
+    if multiply:
+        fitted = _fitted(pa, left, right)
+        if fitted is not None:
+            return fn(*fitted)
     wide = [_widened(pa, x, pa.decimal256) for x in (left, right)]
     try:
         return fn(*wide)
@@ -221,11 +230,36 @@ def _arithmetic(pa: Any, fn: Any, left: Any, right: Any) -> Any:
     return fn(*(_widened(pa, x, None) for x in (left, right)))
 
 
-def _widened(pa: Any, values: Any, decimal: Any) -> Any:
+def _narrow_constant(pa: Any, value: Any, other: Any) -> Any:
+    if isinstance(value, pa.Scalar) and pa.types.is_integer(value.type) and pa.types.is_decimal(other.type):
+        number = value.as_py()
+        if number is not None:
+            return pa.scalar(decimal.Decimal(number), pa.decimal128(builtins.max(1, len(str(abs(number)))), 0))
+    return value
+
+
+def _fitted(pa: Any, left: Any, right: Any) -> tuple | None:
+    """The operands of a decimal product cast so that its precision is at most 38."""
+    lt, rt = left.type, right.type
+    if not (pa.types.is_decimal(lt) and pa.types.is_decimal(rt)):
+        return None
+    wide_left = lt.precision >= rt.precision
+    wide, other = (lt, rt) if wide_left else (rt, lt)
+    precision = 38 - 1 - other.precision
+    if precision <= wide.scale:
+        return None
+    try:
+        cast = (left if wide_left else right).cast(pa.decimal128(precision, wide.scale))  # checked: fails on overflow
+    except pa.ArrowInvalid:
+        return None
+    return (cast, right) if wide_left else (left, cast)
+
+
+def _widened(pa: Any, values: Any, decimal_type: Any) -> Any:
     t = values.type
     if not pa.types.is_decimal(t):
         return values
-    return values.cast(decimal(t.precision, t.scale) if decimal is not None else pa.float64())
+    return values.cast(decimal_type(t.precision, t.scale) if decimal_type is not None else pa.float64())
 
 
 def _floating(pc: Any, values: Any) -> Any:

@@ -312,6 +312,13 @@ def _count(step: Step, rows: Iterable, index: int) -> list:
     return [sum(1 for _ in rows)]
 
 
+def _size(step: Step, rows: Iterable, index: int) -> list:
+    """``[(rows, bytes)]``: bytes are known for a table only (0 for records)."""
+    if is_table(rows):
+        return [(len(rows), rows.nbytes)]  # type: ignore[arg-type, attr-defined]
+    return [(_count(step, rows, index)[0], 0)]
+
+
 def _sum(step: Step, rows: Iterable, index: int) -> list:
     return [sum(rows)]
 
@@ -395,6 +402,7 @@ STEPS: dict[str, Callable[[Step, Iterable, int], Iterable]] = {
     "head": _head,
     "sample": _sample,
     "count": _count,
+    "size": _size,
     "sum": _sum,
     "reduce": _reduce,
     "aggregate": _aggregate,
@@ -414,7 +422,7 @@ COMBINABLE = frozenset({"combine", "distinct", "top", "head"})
 # steps over Arrow tables (a partition of record rows is made a table first), and steps
 # that take a partition either way
 COLUMNAR = frozenset({"where", "select", "with_column", "partial_agg", "final_agg", "agg", "order", "map_batches"})
-EITHER = frozenset({"count", "head", "write"})
+EITHER = frozenset({"count", "size", "head", "write"})
 
 
 def _join(how: str, left: Iterable, right: Iterable) -> Iterator:
@@ -504,18 +512,18 @@ def split(rows: Iterable, how: tuple, index: int) -> list:
 _TABLE_SPLITS = frozenset({"hash_columns"})
 
 
+_KEY_AT = {"sampled": 2, "range": 3}  # where a split's key is in its description
+
+
 def _split_table(rows: Any, how: tuple, index: int) -> list:
     """A table's split: the same kinds, by columns (``hash_columns``, a sort key of
     columns), or by the rows as dicts for a record key."""
     c = _columnar()
     kind, count = how[0], how[1]
-    key = how[2] if kind in ("sampled", "range") and len(how) > 2 else None
-    if kind == "range":
-        key = how[3]
-    by_columns = kind in ("hash_columns", "slices", "single") or type(key).__name__ == "SortKey"
-    if not by_columns:  # a key function of records: it gets dicts
-        return split(_columnar_rows(rows), how, index)
-    table = c.to_table(rows, lambda exc, row: None)
+    key = how[_KEY_AT[kind]] if kind in _KEY_AT else None
+    if kind not in ("hash_columns", "slices", "single") and type(key).__name__ != "SortKey":
+        return split(_columnar_rows(rows), how, index)  # a key of records: it gets dicts
+    table = c.to_table(rows, _noter(Step("split", label=f"{kind} split"), index))
     if kind == "sampled":
         return [table, c.sample_keys(table, key, how[3], index)]
     if count == 1:
@@ -524,12 +532,8 @@ def _split_table(rows: Any, how: tuple, index: int) -> list:
         buckets = c.hash_buckets(table, how[2], count, stable_hash)
     elif kind == "range":
         buckets = c.range_buckets(table, key, how[2], count)
-    else:  # slices: by position
-        _, _, offset, cuts = how
-        import numpy as np
-
-        positions = np.arange(offset, offset + table.num_rows)
-        buckets = np.searchsorted(np.asarray(cuts), positions, side="right") - 1
+    else:
+        buckets = c.position_buckets(table, how[2], how[3])
     return c.split_by(table, buckets, count)
 
 

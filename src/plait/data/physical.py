@@ -38,6 +38,7 @@ SAMPLE_PER_PARTITION = 64  # keys a sort samples from each partition, for every 
 # an inner or left join whose right side has at most this many rows (counted when it is
 # made) sends that side whole to every left partition instead of shuffling both sides
 BROADCAST_ROWS = 20_000
+BROADCAST_BYTES = 64 << 20  # or, for tables, at most this many bytes
 
 
 @dataclass(eq=False)
@@ -127,7 +128,7 @@ class Planner:
                 join.broadcast_left.note = join.broadcast_left.note or "if the join broadcasts"
                 join.note = (
                     f"a broadcast of the right side into each left partition if it has at most "
-                    f"{BROADCAST_ROWS:,} rows, else a hash join of stage {left.number} and {shuffled.number}"
+                    f"{BROADCAST_ROWS:,} rows (or a table of {BROADCAST_BYTES >> 20} MB), else a hash join of stage {left.number} and {shuffled.number}"
                 )
             return join
         if t is Sort:
@@ -246,7 +247,7 @@ class Runner:
     def _join_calls(self, stage: Stage) -> list[Callable[[], Any]]:
         """A broadcast join when the right side turns out small, else a hash join."""
         right = self.run(stage.inputs[1])
-        if stage.broadcast_left is not None and self._rows(right) <= BROADCAST_ROWS:
+        if stage.broadcast_left is not None and self._small(right):
             lefts = self.run(stage.broadcast_left)
             make = ("join", stage.how, 1, stage.on)
             return [functools.partial(self._call, stage, i, make, (part, *right)) for i, part in enumerate(lefts)]
@@ -258,8 +259,12 @@ class Runner:
             for j in range(stage.partitions)
         ]
 
-    def _rows(self, partitions: list) -> int:
-        return sum(c[0] for c in self._probe_all(partitions, Step("count", label="count")))
+    def _small(self, partitions: list) -> bool:
+        """Small enough to send whole to every task of the other side: few rows, or (tables)
+        few bytes."""
+        sizes = [s[0] for s in self._probe_all(partitions, Step("size", label="size"))]
+        rows, size = sum(r for r, _ in sizes), sum(b for _, b in sizes)
+        return rows <= BROADCAST_ROWS or 0 < size <= BROADCAST_BYTES
 
     def _call(self, stage: Stage, index: int, make: tuple, args: tuple, split: Any = None) -> Any:
         split = split if split is not None else stage.split
@@ -307,8 +312,8 @@ class GraphBuilder(Runner):
     def _keep(self, box: CacheBox, out: list) -> None:
         pass
 
-    def _rows(self, partitions: list) -> int:
-        return BROADCAST_ROWS + 1
+    def _small(self, partitions: list) -> bool:
+        return False
 
     def _submit_task(self, name: str, count: int, task: Any, args: tuple) -> Any:
         call = partition_task.options(name=name, num_returns=count if count > 1 else 1)
