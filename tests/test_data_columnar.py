@@ -19,21 +19,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from benchmarks import tpch_queries
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import plait
 from plait import data
 from plait.data import col, columnar, optimize, when
 from plait.data.expr import Expr
+from tests.test_data import random_data
 
-EXAMPLES = int(os.environ.get("PLAIT_DATA_EXAMPLES", "15"))
-random_queries = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize="PLAIT_DATA_EXAMPLES" not in os.environ,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+random_queries = random_data  # PLAIT_DATA_EXAMPLES sets how many examples, as for the record tests
 
 
 # ------------------------------------------------------------------ the oracle

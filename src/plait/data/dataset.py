@@ -35,8 +35,6 @@ from plait.data.plan import (
     render,
 )
 from plait.parallel.callees import pure
-from plait.runtime.api import unresolved
-from plait.runtime.future import Future
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 JOINS = ("inner", "left", "right", "outer")
@@ -113,20 +111,11 @@ def action(plan_it: Callable, cleanup: Callable | None = None) -> Callable:
 
     def submit(self: Dataset, *args: Any, progress: bool | None = None, **kwargs: Any) -> Any:
         steps, combine, arg = plan_it(self, *args, **kwargs)
-        runner, futures = self._submit(*steps)
-        parts = [_unresolved(f) for f in futures]
-        ran = [[_unresolved(out) for out in made] for made in runner.ran]
-        return finish.finish_task.options(name=f"data:{plan_it.__name__}")(combine, arg, cleanup, parts, ran)
+        _, futures = self._submit(*steps)
+        return finish.finish_task.options(name=f"data:{plan_it.__name__}")(combine, arg, cleanup, *futures)
 
     run.__plait_future__ = submit  # type: ignore[attr-defined]
     return run
-
-
-def _unresolved(out: Any) -> Any:
-    """A task's outputs as themselves (a task that splits gives a tuple of them)."""
-    if type(out) is tuple:
-        return tuple(_unresolved(f) for f in out)
-    return unresolved(out) if type(out) is Future else out
 
 
 def transformation(method: Callable) -> Callable:

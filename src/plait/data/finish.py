@@ -71,15 +71,14 @@ def remove_temporaries(directory: str) -> None:
                 pass
 
 
-def _finish(combine: Callable, arg: Any, cleanup: Callable | None, parts: list, ran: list[list]) -> Any:
-    """An action's end under ``@parallel``. Its partitions come as futures (passed as
-    themselves, ``plait.unresolved``), not as inputs: an input's failure would fail this
-    task with whichever the scheduler saw first, and the action must raise the one the
-    sequential program meets first (``ordered_values``)."""
-    from plait.data.physical import ordered_values
-
+def _finish(combine: Callable, arg: Any, cleanup: Callable | None, *parts: Any) -> Any:
+    """An action's end under ``@parallel``: its partitions' outputs combined, or the
+    failure among them that a sequential run meets first."""
     try:
-        return combine(arg, ordered_values(parts, ran))
+        failed = kernels.first_failure(parts)
+        if failed is not None:
+            raise failed.exception()
+        return combine(arg, list(parts))
     finally:
         if cleanup is not None:
             cleanup(arg)

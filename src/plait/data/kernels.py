@@ -56,9 +56,54 @@ class Task:
     make: tuple
     steps: tuple[Step, ...]
     split: tuple | None = None
+    capture: bool = False  # a failure is returned as a value (Failed), not raised
+    stage: int = 0
+
+
+class Failed:
+    """A data task's failure, returned as its output (``Task.capture``): the tasks after it
+    pass on the first one they get, and an action raises the one a sequential run meets
+    first, the earliest stage's and the lowest partition's, whichever a scheduler
+    happens to report first (an engine fails a task with the first failed input it sees)."""
+
+    __slots__ = ("stage", "index", "error")
+
+    def __init__(self, stage: int, index: int, error: bytes) -> None:
+        self.stage, self.index, self.error = stage, index, error
+
+    def __reduce__(self) -> Any:
+        return (Failed, (self.stage, self.index, self.error))
+
+    def exception(self) -> BaseException:
+        from plait.runtime.serialization import loads_exception
+
+        return loads_exception(self.error)
+
+
+def first_failure(values: Iterable) -> Failed | None:
+    """The failure among ``values`` that comes first in the sequential order."""
+    found = [v for v in values if type(v) is Failed]
+    return min(found, key=lambda f: (f.stage, f.index)) if found else None
 
 
 def run_partition(task: Task, *inputs: Any) -> Any:
+    if not task.capture:
+        return _run_partition(task, inputs)
+    failed = first_failure(inputs)
+    if failed is None:
+        try:
+            return _run_partition(task, inputs)
+        except Exception as exc:
+            from plait.runtime.invoke import format_remote
+            from plait.runtime.serialization import dumps_exception
+
+            name = f"data:stage{task.stage}"
+            failed = Failed(task.stage, task.index, dumps_exception(exc, name, format_remote(exc, name)))
+    count = task.split[1] if task.split is not None else 1
+    return failed if count == 1 else (failed,) * count
+
+
+def _run_partition(task: Task, inputs: tuple) -> Any:
     rows = _make(task, inputs)
     index = task.index
     for step in task.steps:

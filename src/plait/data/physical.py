@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plait.data.expr import SortKey
-from plait.data.kernels import Step, Task, partition_task
+from plait.data.kernels import Step, Task, first_failure, partition_task
 from plait.data.plan import (
     Cache,
     CacheBox,
@@ -176,6 +176,8 @@ def plan(op: Op, steps: tuple[Step, ...] = ()) -> tuple[Stage, list[Stage]]:
 class Runner:
     """Submits each stage's tasks once, inputs first; the futures of every stage it ran."""
 
+    capture = True  # tasks return their failures (kernels.Failed): see ordered_values
+
     def __init__(self) -> None:
         self.outputs: dict[int, list] = {}
         self.ran: list[list] = []  # each stage's futures, in the order submitted (inputs first)
@@ -269,7 +271,7 @@ class Runner:
     def _call(self, stage: Stage, index: int, make: tuple, args: tuple, split: Any = None) -> Any:
         split = split if split is not None else stage.split
         count = stage.split[1] if stage.split is not None else 1
-        task = self._derive(Task, index, make, stage.steps, split)
+        task = self._derive(Task, index, make, stage.steps, split, self.capture, stage.number)
         return self._submit_task(f"data:stage{stage.number}", count, task, args)
 
     # what a graph builder does otherwise (see GraphBuilder)
@@ -286,7 +288,9 @@ class Runner:
         return fn(*args)
 
     def _values(self, futures: list) -> list:
-        return _get(futures)
+        values = _get(futures)
+        raise_first_failure(values)
+        return values
 
     def _run_time_splits(self, stage: Stage, upstream: list) -> list:
         split = stage.split
@@ -304,6 +308,8 @@ class GraphBuilder(Runner):
     """The same stages as a graph of the IR instead of submitted tasks: a task node per
     partition, probe tasks and the splits worked out from them as driver operations. A
     join is drawn as a hash join (a run chooses a broadcast when the right side is small)."""
+
+    capture = False  # a graph's run raises a task's failure itself
 
     def __init__(self, graph: Any) -> None:
         super().__init__()
@@ -345,12 +351,13 @@ def slice_split(count: int, index: int, *counts: list) -> tuple:
 
 def ordered_values(futures: list, ran: list[list]) -> list:
     """The values of ``futures``; on a failure, the one the sequential program would have
-    met first: the earliest stage's (``ran``: each stage's outputs, inputs first), the
-    lowest partition's, not whichever a scheduler happened to report first."""
+    met first: the earliest stage's, the lowest partition's. A task's own exception comes
+    back as a value (``kernels.Failed``); a task the engine failed (its worker died past
+    its retries) is looked for in ``ran``, each stage's outputs, inputs first."""
     from plait.runtime.api import wait
 
     try:
-        return _get(futures)
+        values = _get(futures)
     except Exception:
         for made in ran:
             flat = _flat(made)
@@ -360,6 +367,14 @@ def ordered_values(futures: list, ran: list[list]) -> list:
                 if f.exception() is not None:
                     f.result()  # raises it
         raise
+    raise_first_failure(values)
+    return values
+
+
+def raise_first_failure(values: list) -> None:
+    failed = first_failure(values)
+    if failed is not None:
+        raise failed.exception()
 
 
 def _flat(outputs: list) -> list[Future]:
