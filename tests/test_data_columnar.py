@@ -183,7 +183,6 @@ def test_join_on_columns_gives_what_duckdb_gives(engine, left, right, parts, how
     keys = ", ".join(on)
     if len(on) == 1:  # the right side's s is a column of its own: not joined on
         right = right.rename_columns(["k", "s2", "x2", "y2"])
-        got = [(r["k"], r["s"], r["x"], r["y"], r["x2"], r["y2"]) for r in joined.collect()]
         want = duck(f"SELECT COALESCE(l.k, r.k), l.s, l.x, l.y, r.x2, r.y2 FROM l {kind} JOIN r USING ({keys})",
                     l=left, r=right)  # fmt: skip
     else:

@@ -3,14 +3,14 @@
 Loaded only when a columnar step runs (``kernels`` imports it on first use), so
 ``plait.data`` works without pyarrow for record queries. A step gets the partition as a
 table (record rows that are dicts are turned into one), and the record operators that
-follow get its rows as dicts again (``to_rows``).
+follow get its rows as dicts again (``kernels.as_records``).
 """
 
 from __future__ import annotations
 
 import bisect
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,11 +20,7 @@ import pyarrow.parquet as pq
 
 from plait.data.expr import Agg, Expr
 
-JOIN_TYPES = {"inner": "inner", "left": "left outer", "right": "right outer", "outer": "full outer"}
-
-
-def is_table(rows: Any) -> bool:
-    return type(rows) is pa.Table
+_JOIN_TYPES = {"inner": "inner", "left": "left outer", "right": "right outer", "outer": "full outer"}
 
 
 def to_table(rows: Any, note: Callable[[BaseException, Any], None]) -> pa.Table:
@@ -44,10 +40,6 @@ def to_table(rows: Any, note: Callable[[BaseException, Any], None]) -> pa.Table:
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         note(exc, None)
         raise
-
-
-def to_rows(table: pa.Table) -> list[dict]:
-    return table.to_pylist()
 
 
 def normalize(table: pa.Table) -> pa.Table:
@@ -273,7 +265,7 @@ def sample_keys(table: pa.Table, key: Any, count: int, index: int) -> list:
 def join(how: str, left: pa.Table, right: pa.Table, spec: tuple) -> pa.Table:
     left_on, right_on, suffix = spec
     return left.join(
-        right, keys=list(left_on), right_keys=list(right_on), join_type=JOIN_TYPES[how],
+        right, keys=list(left_on), right_keys=list(right_on), join_type=_JOIN_TYPES[how],
         right_suffix=suffix, use_threads=False,
     )  # fmt: skip
 
@@ -361,7 +353,3 @@ def parquet_layout(path: str) -> list[int]:
 def write_parquet(path: str, rows: Any, note: Callable) -> None:
     pq.write_table(to_table(rows, note), path)
 
-
-def as_tables(parts: Iterable) -> pa.Table:
-    """The partitions an action gathered, as one table."""
-    return concat(list(parts))

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from plait.data import finish, kernels
-from plait.data.expr import Agg, Expr, SortKey, as_expr
+from plait.data.expr import Agg, Expr, SortKey, as_expr, lit
 from plait.data.kernels import Step
 from plait.data.optimize import optimize
 from plait.data.physical import GraphBuilder, Runner, plan
@@ -63,12 +63,6 @@ def _names(method: str, names: Any, allow_empty: bool = False) -> tuple[str, ...
     if not found and not allow_empty:
         raise ValueError(f"Dataset.{method}: name at least one column")
     return found
-
-
-def expr_lit(value: Any) -> Expr:
-    from plait.data.expr import lit
-
-    return lit(value)
 
 
 def _callable(method: str, fn: Any) -> None:
@@ -283,7 +277,7 @@ class Dataset:
         """Every column, and ``name`` set to ``value`` (added, or replaced if it is there)."""
         if not isinstance(name, str) or not name:
             raise TypeError(f"Dataset.with_column: the name must be a column name, got {name!r}")
-        value = value if type(value) is Expr else expr_lit(value)
+        value = value if type(value) is Expr else lit(value)
         return self._columnar("with_column", (name, value), f"with {name} = {value}")
 
     def group_by(self, *keys: str) -> GroupBy:

@@ -19,13 +19,13 @@ from plait.runtime.task import TaskFunction
 
 
 def rows(_: Any, parts: list) -> list:
-    return [row for part in parts for row in (part.to_pylist() if kernels.is_table(part) else part)]
+    return [row for part in parts for row in kernels.as_records(part)]
 
 
 def table(_: Any, parts: list) -> Any:
     from plait.data import columnar
 
-    return columnar.as_tables(parts)
+    return columnar.concat(list(parts))
 
 
 def data_frame(_: Any, parts: list) -> Any:
@@ -35,7 +35,7 @@ def data_frame(_: Any, parts: list) -> Any:
 def first(n: int, parts: list) -> list:
     out: list = []
     for part in parts:
-        out += part.to_pylist() if kernels.is_table(part) else part
+        out += kernels.as_records(part)
         if len(out) >= n:
             break
     return out[:n]

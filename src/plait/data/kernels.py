@@ -111,8 +111,8 @@ def _run_partition(task: Task, inputs: tuple) -> Any:
         if kind in COLUMNAR:
             if not is_table(rows):
                 rows = _columnar().to_table(rows, _noter(step, index))
-        elif kind not in EITHER and is_table(rows):
-            rows = rows.to_pylist()  # a record operator gets dicts
+        elif kind not in EITHER:
+            rows = as_records(rows)  # a record operator gets dicts
         rows = STEPS[kind](step, rows, index)
     if task.split is None:
         return rows if type(rows) is list or is_table(rows) else list(rows)
@@ -122,6 +122,11 @@ def _run_partition(task: Task, inputs: tuple) -> Any:
 
 def is_table(rows: Any) -> bool:
     return type(rows).__name__ == "Table" and type(rows).__module__.startswith("pyarrow")
+
+
+def as_records(rows: Any) -> Any:
+    """A partition as records: a table's rows as dicts, record rows as they are."""
+    return rows.to_pylist() if is_table(rows) else rows
 
 
 def _columnar() -> Any:
@@ -401,8 +406,8 @@ def sample_keys(rows: list, key: Callable | None, count: int, index: int) -> lis
 
 def _write(step: Step, rows: Iterable, index: int) -> list:
     fmt, directory, options = step.arg
-    if fmt != "parquet" and is_table(rows):
-        rows = rows.to_pylist()  # type: ignore[attr-defined]
+    if fmt != "parquet":
+        rows = as_records(rows)
     return [write_part(fmt, directory, index, rows, options, step)]
 
 
@@ -522,7 +527,7 @@ def stable_hash(key: Any) -> int:
 
 def split(rows: Iterable, how: tuple, index: int) -> list:
     kind, count = how[0], how[1]
-    if kind in _TABLE_SPLITS or is_table(rows):
+    if kind == "hash_columns" or is_table(rows):
         return _split_table(rows, how, index)
     if kind == "sampled":  # the rows, and a sample of their keys (a sort's boundaries come from it)
         rows = rows if type(rows) is list else list(rows)
@@ -554,9 +559,6 @@ def split(rows: Iterable, how: tuple, index: int) -> list:
     return buckets
 
 
-_TABLE_SPLITS = frozenset({"hash_columns"})
-
-
 _KEY_AT = {"sampled": 2, "range": 3}  # where a split's key is in its description
 
 
@@ -567,7 +569,7 @@ def _split_table(rows: Any, how: tuple, index: int) -> list:
     kind, count = how[0], how[1]
     key = how[_KEY_AT[kind]] if kind in _KEY_AT else None
     if kind not in ("hash_columns", "slices", "single") and type(key).__name__ != "SortKey":
-        return split(_columnar_rows(rows), how, index)  # a key of records: it gets dicts
+        return split(as_records(rows), how, index)  # a key of records: it gets dicts
     table = c.to_table(rows, _noter(Step("split", label=f"{kind} split"), index))
     if kind == "sampled":
         return [table, c.sample_keys(table, key, how[3], index)]
@@ -580,10 +582,6 @@ def _split_table(rows: Any, how: tuple, index: int) -> list:
     else:
         buckets = c.position_buckets(table, how[2], how[3])
     return c.split_by(table, buckets, count)
-
-
-def _columnar_rows(rows: Any) -> Any:
-    return rows.to_pylist() if is_table(rows) else rows
 
 
 # ------------------------------------------------------------------ reading

@@ -105,6 +105,7 @@ def push_into_reader(op: Op) -> Op:
     specs = tuple((k, path, groups, tuple(columns) if columns is not None else cols, condition) for k, path, groups, cols, _ in source.specs)
     shown = [f"columns={list(columns)}"] if columns is not None else []
     shown += [f"filter={condition}"] if condition is not None else []
+    # a reader can be pushed into twice (a where before a shuffle's map side): one note of it
     label = source.label.split(" [pushed")[0] + f" [pushed: {'; '.join(shown)}]"
     reader = replace(source, specs=specs, label=label)
     if type(op) is Narrow:

@@ -73,13 +73,12 @@ class Stage:
             kind, count = self.split[0], self.split[1]
             words = {
                 "hash": "by key hash",
-                "hash_columns": f"by hash of {', '.join(self.split[2])}" if kind == "hash_columns" else "",
                 "hash_rows": "by row hash",
                 "single": "into one",
                 "range": "by key range, boundaries from the sample at run time",
                 "sampled": "its rows, and a sample of their keys",
                 "slices": "by position, from the counts at run time",
-            }[kind]
+            }.get(kind) or f"by hash of {', '.join(self.split[2])}"  # hash_columns
             parts.append(words if kind == "sampled" else f"split into {count} ({words})")
         inputs = f" <- stage {', '.join(str(i.number) for i in self.inputs)}" if self.inputs else ""
         tasks = "no tasks" if self.kind in ("union", "cached") else f"{self.partitions} task(s)"
