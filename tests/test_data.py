@@ -118,6 +118,24 @@ def test_every_join_gives_what_nested_loops_give(engine, left, right, parts, how
     assert as_multiset(got) == as_multiset(expected)
 
 
+def test_equal_keys_of_different_number_types_meet_in_one_bucket(engine, monkeypatch):
+    """1, 1.0, Decimal("1.00") and Fraction(1) are one dict key: a shuffle must send them to
+    one bucket (they once hashed by their pickled bytes, so a hash join missed matches and
+    count_by_value gave one key twice)."""
+    import decimal
+    import fractions
+
+    monkeypatch.setattr(physical, "BROADCAST_ROWS", -1)  # a hash join
+    ones = [1, 1.0, decimal.Decimal("1.0"), decimal.Decimal("1.00"), fractions.Fraction(2, 2), True]
+    items = ones * 4 + [decimal.Decimal("2.5"), 2.5, fractions.Fraction(5, 2)]
+    counted = data.from_items(items, partitions=4).count_by_value(partitions=3).collect()
+    assert sorted(n for _, n in counted) == sorted(collections.Counter(items).values())
+    left = [(k, i) for i, k in enumerate(items)]
+    right = [(decimal.Decimal(i) / 2, -i) for i in range(8)]
+    got = data.from_items(left, partitions=3).join(data.from_items(right, partitions=3)).collect()
+    assert as_multiset(got) == as_multiset([(k, (v, w)) for k, v in left for k2, w in right if k == k2])
+
+
 @random_data
 @given(items=st.lists(st.tuples(st.integers(0, 6), st.integers()), max_size=60), parts=partitions, reverse=st.booleans())
 def test_sort_is_sorted_and_stable_in_both_directions(engine, items, parts, reverse):

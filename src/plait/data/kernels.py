@@ -12,9 +12,12 @@ import bisect
 import collections
 import copy
 import csv
+import decimal
+import fractions
 import functools
 import heapq
 import json
+import numbers
 import os
 import pickle
 import random
@@ -502,6 +505,7 @@ def _join(how: str, left: Iterable, right: Iterable) -> Iterator:
 
 # ------------------------------------------------------------------ splitting
 _MASK = (1 << 64) - 1
+_NUMBERS = (int, float, complex, decimal.Decimal, fractions.Fraction, numbers.Number)
 
 
 def stable_hash(key: Any) -> int:
@@ -509,8 +513,8 @@ def stable_hash(key: Any) -> int:
     tasks would send one key to two buckets); equal keys hash equal as in a dict."""
     if isinstance(key, str):
         return zlib.crc32(str.encode(key, "utf-8", "surrogatepass"))
-    if isinstance(key, (int, float, complex)):
-        return hash(key) & _MASK  # numbers hash by value, the same everywhere
+    if isinstance(key, _NUMBERS):
+        return hash(key) & _MASK  # numbers hash by value, the same everywhere: 1 == 1.0 == Decimal("1.00")
     if key is None:
         return 0  # hash(None) is its address before Python 3.12
     if isinstance(key, (bytes, bytearray)):
