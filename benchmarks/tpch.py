@@ -1,12 +1,14 @@
 """TPC-H queries 1, 3, 5, 6, 10 and 12 from Parquet: plait.data's columnar API against
-DuckDB and Dask DataFrame, each on every core, in one run.
+DuckDB, Polars, PySpark and Dask DataFrame, each on every core, in one run.
 
 The tables are made by ``tpchgen-cli`` (scale factor 1 by default, about 345 MB of
 Parquet). Each system runs in a process of its own and runs every query ``--repeat``
 times after one warm-up; the table gives the median of each query and its ratio to
-DuckDB's. plait's and Dask's answers are checked against DuckDB's before any time is
+DuckDB's. Every system's answers are checked against DuckDB's before any time is
 reported. Dask runs on a ``distributed.LocalCluster`` of one single-threaded worker
-process per core; DuckDB with one thread per core.
+process per core; DuckDB and Polars with one thread per core, PySpark on ``local[cores]``
+(Polars and PySpark run the queries' SQL; ``pip install polars pyspark``, and PySpark
+needs Java 17).
 
     .venv/bin/python benchmarks/tpch.py --scale 1 --repeat 5
 """
@@ -14,11 +16,14 @@ process per core; DuckDB with one thread per core.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -129,6 +134,8 @@ def _rows(result) -> list[tuple]:
 
     if isinstance(result, (int, float)):
         rows = [(result,)]
+    elif hasattr(result, "to_pylist"):  # an Arrow table
+        rows = [tuple(r.values()) for r in result.to_pylist()]
     elif hasattr(result, "itertuples"):
         rows = [tuple(r) for r in result.itertuples(index=False)]
     else:
@@ -161,52 +168,75 @@ def _same(a: list[tuple], b: list[tuple]) -> bool:
     return True
 
 
-def run_system(system: str, directory: str, repeat: int) -> dict:
-    import time
-
-    import duckdb
-
-    cores = os.cpu_count() or 1
-    reference = duckdb.connect()
-    answers = {n: _rows(tpch_queries.duckdb_answer(reference, directory, n)) for n in tpch_queries.QUERIES}
-    times: dict = {}
+@contextlib.contextmanager
+def _system(system: str, directory: str, cores: int) -> Iterator[Callable[[int], Any]]:
+    """A way to run query ``n`` on ``system`` (started here, stopped after): its answer."""
     if system == "duckdb":
+        import duckdb
+
         con = duckdb.connect()
         con.execute(f"set threads={cores}")
-        for n in tpch_queries.QUERIES:
-            tpch_queries.duckdb_answer(con, directory, n)  # warm
-            times[n] = []
-            for _ in range(repeat):
-                start = time.perf_counter()
-                tpch_queries.duckdb_answer(con, directory, n)
-                times[n].append(time.perf_counter() - start)
+        yield lambda n: tpch_queries.duckdb_answer(con, directory, n)
     elif system == "plait":
         import plait
 
         with plait.init(engine="local", workers=cores):
             tables = tpch_queries.tables(directory)
-            for n, query in tpch_queries.QUERIES.items():
-                got = _rows([tuple(r.values()) for r in query(tables).collect()])
-                assert _same(got, answers[n]), f"plait Q{n} differs from DuckDB: {got[:3]} vs {answers[n][:3]}"
-                times[n] = []
-                for _ in range(repeat):
-                    start = time.perf_counter()
-                    query(tables).to_arrow()
-                    times[n].append(time.perf_counter() - start)
+            yield lambda n: tpch_queries.QUERIES[n](tables).to_arrow()
+    elif system == "polars":  # its SQL front end over lazy Parquet scans
+        os.environ["POLARS_MAX_THREADS"] = str(cores)
+        import polars as pl
+
+        context = pl.SQLContext({t: pl.scan_parquet(os.path.join(directory, f"{t}.parquet")) for t in tpch_queries.TABLES})
+        yield lambda n: context.execute(tpch_queries.SQL[n]).collect().rows()
+    elif system == "pyspark":  # Spark SQL on local[cores], loopback only
+        from pyspark.sql import SparkSession
+
+        spark = (
+            SparkSession.builder.master(f"local[{cores}]").appName("plait-tpch")
+            .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.shuffle.partitions", str(2 * cores)).config("spark.driver.memory", "4g")
+            .getOrCreate()
+        )  # fmt: skip
+        spark.sparkContext.setLogLevel("ERROR")
+        try:
+            for t in tpch_queries.TABLES:
+                spark.read.parquet(os.path.join(directory, f"{t}.parquet")).createOrReplaceTempView(t)
+            yield lambda n: [tuple(r) for r in spark.sql(tpch_queries.SQL[n]).collect()]
+        finally:
+            spark.stop()
     else:
         from distributed import Client, LocalCluster
 
+        queries = dask_queries(directory)
         with LocalCluster(n_workers=cores, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
             with Client(cluster):
-                for n, query in dask_queries(directory).items():
-                    got = _rows(query())
-                    assert _same(got, answers[n]), f"Dask Q{n} differs from DuckDB: {got[:3]} vs {answers[n][:3]}"
-                    times[n] = []
-                    for _ in range(repeat):
-                        start = time.perf_counter()
-                        query()
-                        times[n].append(time.perf_counter() - start)
+                yield lambda n: queries[n]()
+
+
+def run_system(system: str, directory: str, repeat: int) -> dict:
+    """Each query's median time on ``system``, after its answer is checked against
+    DuckDB's and one warm-up run."""
+    import time
+
+    import duckdb
+
+    answers = {n: _rows(tpch_queries.duckdb_answer(duckdb.connect(), directory, n)) for n in tpch_queries.QUERIES}
+    times: dict = {}
+    with _system(system, directory, os.cpu_count() or 1) as query:
+        for n in tpch_queries.QUERIES:
+            got = _rows(query(n))
+            assert _same(got, answers[n]), f"{system} Q{n} differs from DuckDB: {got[:3]} vs {answers[n][:3]}"
+            times[n] = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                query(n)
+                times[n].append(time.perf_counter() - start)
     return {str(n): statistics.median(t) for n, t in times.items()}
+
+
+SYSTEMS = {"duckdb": "DuckDB", "plait": "plait", "polars": "Polars", "pyspark": "PySpark", "dask": "Dask DataFrame"}
 
 
 def main() -> None:
@@ -214,6 +244,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--data", default=None, help="where the tables are (made there if missing)")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="which to run, of " + ", ".join(SYSTEMS))
     parser.add_argument("--system", default=None, help=argparse.SUPPRESS)
     options = parser.parse_args()
     directory = options.data or os.path.join("/tmp", f"plait-tpch-sf{options.scale:g}")
@@ -222,7 +253,7 @@ def main() -> None:
         return
     tpch_queries.generate(directory, options.scale)
     results = {}
-    for system in ("duckdb", "plait", "dask"):
+    for system in options.systems.split(","):
         out = subprocess.run(
             [sys.executable, __file__, "--system", system, "--data", directory, "--repeat", str(options.repeat)],
             capture_output=True, text=True,
@@ -231,17 +262,17 @@ def main() -> None:
             print(f"{system} failed:\n{out.stderr[-3000:]}")
             continue
         results[system] = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"\nTPC-H SF{options.scale:g}, {os.cpu_count()} cores, medians of {options.repeat} (seconds)\n")
-    print("| query | DuckDB | plait | plait / DuckDB | Dask DataFrame | Dask / DuckDB |")
-    print("|---|---|---|---|---|---|")
+    print(f"\nTPC-H SF{options.scale:g}, {os.cpu_count()} cores, medians of {options.repeat} (seconds; x: / DuckDB)\n")
+    shown = [s for s in results if s != "duckdb"]
+    print("| query | DuckDB | " + " | ".join(f"{SYSTEMS[s]} | x" for s in shown) + " |")
+    print("|---" * (2 + 2 * len(shown)) + "|")
     for n in map(str, tpch_queries.QUERIES):
         base = results.get("duckdb", {}).get(n)
         cells = [f"Q{n}", f"{base:.3f}" if base else "-"]
-        for system in ("plait", "dask"):
-            t = results.get(system, {}).get(n)
+        for system in shown:
+            t = results[system].get(n)
             cells += [f"{t:.3f}", f"{t / base:.1f}x"] if t and base else ["-", "-"]
         print("| " + " | ".join(cells) + " |")
-
 
 if __name__ == "__main__":
     main()

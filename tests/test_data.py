@@ -9,6 +9,8 @@ oracle is the same computation written as plain sequential Python.
 from __future__ import annotations
 
 import collections
+import decimal
+import fractions
 import functools
 import json
 import operator
@@ -36,7 +38,8 @@ random_data = settings(
 
 keys = st.one_of(
     st.integers(-5, 5),
-    st.sampled_from(["a", "b", "c", "dd", "", None, 1.0, True, 2.5]),  # 1, 1.0 and True: one key, as in a dict
+    # 1, 1.0, True and Decimal("1.00") are one key, as in a dict, and so are the 2.5s
+    st.sampled_from(["a", "b", "c", "dd", "", None, 1.0, True, 2.5, decimal.Decimal("1.00"), fractions.Fraction(5, 2)]),
     st.tuples(st.integers(0, 2), st.text("xy", max_size=2)),
 )
 pairs = st.lists(st.tuples(keys, st.integers(-100, 100)), max_size=40)
@@ -100,8 +103,9 @@ def test_key_operators_give_what_dicts_give(engine, items, parts, out):
 @random_data
 @given(left=pairs, right=pairs, parts=partitions, how=st.sampled_from(data.dataset.JOINS), broadcast=st.booleans())
 def test_every_join_gives_what_nested_loops_give(engine, left, right, parts, how, broadcast):
-    """Inner and left joins of a small right side broadcast it; the others, and every join
-    when broadcasting is off, shuffle both sides."""
+    """Inner and left joins of a small right side broadcast it, inner and right joins of a
+    small left side broadcast that; outer joins, and every join when broadcasting is off,
+    shuffle both sides."""
     saved = physical.BROADCAST_ROWS
     physical.BROADCAST_ROWS = saved if broadcast else -1
     try:
@@ -122,9 +126,6 @@ def test_equal_keys_of_different_number_types_meet_in_one_bucket(engine, monkeyp
     """1, 1.0, Decimal("1.00") and Fraction(1) are one dict key: a shuffle must send them to
     one bucket (they once hashed by their pickled bytes, so a hash join missed matches and
     count_by_value gave one key twice)."""
-    import decimal
-    import fractions
-
     monkeypatch.setattr(physical, "BROADCAST_ROWS", -1)  # a hash join
     ones = [1, 1.0, decimal.Decimal("1.0"), decimal.Decimal("1.00"), fractions.Fraction(2, 2), True]
     items = ones * 4 + [decimal.Decimal("2.5"), 2.5, fractions.Fraction(5, 2)]
@@ -134,6 +135,40 @@ def test_equal_keys_of_different_number_types_meet_in_one_bucket(engine, monkeyp
     right = [(decimal.Decimal(i) / 2, -i) for i in range(8)]
     got = data.from_items(left, partitions=3).join(data.from_items(right, partitions=3)).collect()
     assert as_multiset(got) == as_multiset([(k, (v, w)) for k, v in left for k2, w in right if k == k2])
+
+
+@pytest.mark.parametrize(
+    "how, sizes, way",
+    [
+        ("inner", (500, 3), "right broadcast"),
+        ("inner", (3, 500), "left broadcast"),
+        ("right", (3, 500), "left broadcast"),
+        ("right", (500, 3), "hash"),  # its right side is never sent whole
+        ("left", (3, 500), "hash"),  # its left side is never sent whole
+        ("inner", (500, 500), "hash"),
+        ("inner", (8, 3), "right broadcast"),  # both small: the smaller one
+        ("inner", (3, 8), "left broadcast"),
+        ("outer", (3, 3), "hash"),
+    ],
+)
+def test_a_join_sends_the_small_side_whole_where_its_kind_allows(engine, monkeypatch, how, sizes, way):
+    monkeypatch.setattr(physical, "BROADCAST_ROWS", 10)
+    left = [(i % 7, i) for i in range(sizes[0])]
+    right = [(i % 5, -i) for i in range(sizes[1])]
+    ds = data.from_items(left, partitions=3).join(data.from_items(right, partitions=4), how=how)
+    root, stages = physical.plan(optimize.optimize(ds._op))
+    runner = physical.Runner()
+    got = [row for part in runner.values(runner.run(root)) for row in part]
+    (join,) = [s for s in stages if s.kind == "join"]
+    assert (id(join.shuffle_right) in runner.outputs) == (way == "hash")  # the right side moved by key
+    tasks = len(runner.outputs[id(root)])
+    assert tasks == {"right broadcast": 3, "left broadcast": 4, "hash": join.partitions}[way]
+    expected = [(k, (v, w)) for k, v in left for k2, w in right if k == k2]
+    if how in ("left", "outer"):
+        expected += [(k, (v, None)) for k, v in left if k not in {k for k, _ in right}]
+    if how in ("right", "outer"):
+        expected += [(k, (None, w)) for k, w in right if k not in {k for k, _ in left}]
+    assert as_multiset(got) == as_multiset(expected)
 
 
 @random_data
@@ -419,7 +454,7 @@ def test_explain_shows_each_rewrite_of_the_optimizer():
     _, optimized, _ = _plans(data.from_items([(1, 2)]).map(tuple).reduce_by_key(max))
     assert "(map side: map(tuple) -> reduce_by_key(max) (partial))" in optimized
     _, _, stages = _plans(data.from_items([(1, 2)]).join(data.from_items([(1, 3)])))
-    assert "a broadcast of the right side into each left partition if it has at most 20,000 rows" in stages[-1]
+    assert "it sends the smaller side whole to every task of the other if that side has at most 20,000 rows" in stages[-1]
     _, optimized, _ = _plans(data.from_items([1]).map(abs).map(str).filter(bool))
     assert optimized.strip().startswith("map(abs) [") and "-> map(str) [" in optimized and "-> filter(bool) [" in optimized
 

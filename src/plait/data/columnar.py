@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import random
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -73,12 +74,46 @@ def _array(values: Any, length: int) -> Any:
 
 # ------------------------------------------------------------------ steps
 def where(table: pa.Table, condition: Expr) -> pa.Table:
-    mask = condition.evaluate(table)
-    if isinstance(mask, pa.Scalar):
-        return table if mask.as_py() else table.slice(0, 0)
-    if not pa.types.is_boolean(mask.type):
-        raise TypeError(f"where({condition}): the condition gives {mask.type} values, not booleans")
-    return table.filter(mask)
+    """The rows for which ``condition`` is true. The parts of a conjunction run one after
+    another, cheapest first, each over the rows the ones before kept (a row passes an
+    ``&`` of conditions only if it passes each)."""
+    parts = _conjuncts(condition)
+    if len(parts) > 1:
+        parts.sort(key=lambda c: _cost(c, table.schema))
+    for part in parts:
+        mask = part.evaluate(table)
+        if isinstance(mask, pa.Scalar):
+            if not pa.types.is_boolean(mask.type) and not pa.types.is_null(mask.type):
+                raise TypeError(f"where({condition}): {part} gives a {mask.type} value, not a boolean")
+            if not mask.as_py():
+                table = table.slice(0, 0)
+            continue
+        if not pa.types.is_boolean(mask.type):
+            raise TypeError(f"where({condition}): the condition gives {mask.type} values, not booleans")
+        table = table.filter(mask)
+    return table
+
+
+def _conjuncts(condition: Expr) -> list[Expr]:
+    if condition.op == "and":
+        return [*_conjuncts(condition.args[0]), *_conjuncts(condition.args[1])]
+    return [condition]
+
+
+_SLOW_OPS = frozenset({"isin", "contains", "starts_with", "ends_with", "cast"})
+
+
+def _cost(e: Expr, schema: pa.Schema) -> int:
+    """A rough price of evaluating ``e`` per row: string columns and string matching cost
+    more than fixed-width comparisons."""
+    if e.op == "col":
+        name = e.args[0]
+        if name in schema.names:
+            t = schema.field(name).type
+            return 4 if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) else 1
+        return 1
+    own = 4 if e.op in _SLOW_OPS else 0
+    return own + sum(_cost(a, schema) for a in e.args if type(a) is Expr)
 
 
 def select(table: pa.Table, columns: tuple[Expr, ...]) -> pa.Table:
@@ -186,20 +221,42 @@ def _column(table: pa.Table, name: str) -> pa.Array:
 
 
 def hash_buckets(table: pa.Table, keys: tuple[str, ...], count: int, stable_hash: Callable) -> np.ndarray:
-    """Each row's bucket by its key columns, with the hash record keys get (``stable_hash``):
-    one Python hash per distinct value of a partition, not per row."""
+    """Each row's bucket by its key columns: one hash per distinct value of a partition,
+    not per row. Numbers get the hash record keys get (``stable_hash``, which for an int
+    is Python's), so equal keys of different types meet; strings and bytes, which equal
+    only their own kind, the CRC-32 of their bytes."""
     mixed = np.zeros(table.num_rows, dtype=np.uint64)
     for name in keys:
         column = _column(table, name)
         hashes = _int_hashes(column, stable_hash)
         if hashes is None:
             encoded = pc.dictionary_encode(column)
-            uniques = encoded.dictionary.to_pylist()
-            distinct = np.array([stable_hash(v) for v in uniques] + [stable_hash(None)], dtype=np.uint64)
+            uniques = encoded.dictionary
+            found = _bytes_hashes(uniques)
+            if found is None:
+                found = [stable_hash(v) for v in uniques.to_pylist()]
+            distinct = np.array([*found, stable_hash(None)], dtype=np.uint64)
             hashes = distinct[pc.fill_null(encoded.indices, len(uniques)).to_numpy(zero_copy_only=False)]
         with np.errstate(over="ignore"):
             mixed = (mixed * np.uint64(1000003)) ^ hashes
     return (mixed % np.uint64(count)).astype(np.int64)
+
+
+def _bytes_hashes(values: pa.Array) -> list[int] | None:
+    """The CRC-32 of each value of a string or binary array, read from its buffers (no
+    Python object per value); None for other types."""
+    t = values.type
+    if pa.types.is_string(t) or pa.types.is_binary(t):
+        width = np.int32
+    elif pa.types.is_large_string(t) or pa.types.is_large_binary(t):
+        width = np.int64
+    else:
+        return None
+    _, offsets_buffer, data = values.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=width)[values.offset : values.offset + len(values) + 1].tolist()
+    body = memoryview(data) if data is not None else memoryview(b"")
+    crc = zlib.crc32
+    return [crc(body[a:b]) for a, b in zip(offsets, offsets[1:], strict=False)]
 
 
 _MODULUS = (1 << 61) - 1  # Python hashes an int by its value modulo this prime
@@ -262,8 +319,33 @@ def sample_keys(table: pa.Table, key: Any, count: int, index: int) -> list:
 
 
 # ------------------------------------------------------------------ joining
+_SWAPPED = {"inner": "inner", "left": "right", "right": "left", "outer": "outer"}
+
+
 def join(how: str, left: pa.Table, right: pa.Table, spec: tuple) -> pa.Table:
+    """The join of the two sides. Arrow builds its hash table from the right one, so when
+    the left is the smaller it is joined the other way round, and the columns are given
+    the order, names and types the join as written gives."""
     left_on, right_on, suffix = spec
+    names = [*left.column_names, *right.column_names]
+    if left.num_rows >= right.num_rows or len(set(left.column_names)) + len(set(right.column_names)) < len(names):
+        return _join(how, left, right, left_on, right_on, suffix)
+    shape = _join(how, left.slice(0, 0), right.slice(0, 0), left_on, right_on, suffix).schema
+    # with names of their own, each output column says where it came from
+    lefts = {n: f"l{i}" for i, n in enumerate(left.column_names)}
+    rights = {n: f"r{i}" for i, n in enumerate(right.column_names)}
+    left, right = left.rename_columns(list(lefts.values())), right.rename_columns(list(rights.values()))
+    lk, rk = tuple(lefts[n] for n in left_on), tuple(rights[n] for n in right_on)
+    wanted = _join(how, left.slice(0, 0), right.slice(0, 0), lk, rk, None).column_names
+    swapped = _join(_SWAPPED[how], right, left, rk, lk, None)
+    partner = dict(zip(lk, rk, strict=True)) | dict(zip(rk, lk, strict=True))  # a key joined into one column
+    made = set(swapped.column_names)
+    columns = [swapped.column(n if n in made else partner[n]) for n in wanted]
+    columns = [c if c.type == f.type else c.cast(f.type) for c, f in zip(columns, shape, strict=True)]
+    return pa.Table.from_arrays(columns, schema=shape)
+
+
+def _join(how: str, left: pa.Table, right: pa.Table, left_on: tuple, right_on: tuple, suffix: str | None) -> pa.Table:
     return left.join(
         right, keys=list(left_on), right_keys=list(right_on), join_type=_JOIN_TYPES[how],
         right_suffix=suffix, use_threads=False,

@@ -61,6 +61,7 @@ class Task:
     split: tuple | None = None
     capture: bool = False  # a failure is returned as a value (Failed), not raised
     stage: int = 0
+    sized: bool = False  # one more output, last: (rows, bytes) of what it made (a join's choice)
 
 
 class Failed:
@@ -102,7 +103,7 @@ def run_partition(task: Task, *inputs: Any) -> Any:
 
             name = f"data:stage{task.stage}"
             failed = Failed(task.stage, task.index, dumps_exception(exc, name, format_remote(exc, name)))
-    count = task.split[1] if task.split is not None else 1
+    count = (task.split[1] if task.split is not None else 1) + task.sized
     return failed if count == 1 else (failed,) * count
 
 
@@ -118,8 +119,13 @@ def _run_partition(task: Task, inputs: tuple) -> Any:
             rows = as_records(rows)  # a record operator gets dicts
         rows = STEPS[kind](step, rows, index)
     if task.split is None:
-        return rows if type(rows) is list or is_table(rows) else list(rows)
+        rows = rows if type(rows) is list or is_table(rows) else list(rows)
+        return (rows, _size(None, rows, index)[0]) if task.sized else rows  # type: ignore[arg-type]
+    if task.sized and not (type(rows) is list or is_table(rows)):
+        rows = list(rows)
     buckets = split(rows, task.split, index)
+    if task.sized:
+        buckets.append(_size(None, rows, index)[0])  # type: ignore[arg-type]
     return buckets[0] if len(buckets) == 1 else tuple(buckets)
 
 
@@ -365,7 +371,7 @@ def _count(step: Step, rows: Iterable, index: int) -> list:
     return [sum(1 for _ in rows)]
 
 
-def _size(step: Step, rows: Iterable, index: int) -> list:
+def _size(step: Step | None, rows: Iterable, index: int) -> list:
     """``[(rows, bytes)]``: bytes are known for a table only (0 for records)."""
     if is_table(rows):
         return [(len(rows), rows.nbytes)]  # type: ignore[arg-type, attr-defined]

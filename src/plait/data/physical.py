@@ -54,9 +54,10 @@ class Stage:
     box: CacheBox | None = None  # a cached dataset's partitions: kept after this stage runs
     label: str = ""
     number: int = 0
-    # a join: its left side unsplit and its right side split, for the run-time choice
-    broadcast_left: Stage | None = None
+    # a join, for the run-time choice: its left side whole, its right side split by key
+    left_whole: Stage | None = None
     shuffle_right: Stage | None = None
+    sized: bool = False  # its tasks also give the size of what they made (a join measures it)
     note: str = ""
 
     def describe(self) -> str:
@@ -121,14 +122,23 @@ class Planner:
             shuffled = join.shuffle_right = Stage("rows", right.partitions, (right,), split=op.split(1))
             shuffled.note = "if the join shuffles"
             self._add(shuffled)
-            if op.how in ("inner", "left"):
-                join.broadcast_left = self.stage(op.left)
-                left.note = left.note or "if the join shuffles"
-                join.broadcast_left.note = join.broadcast_left.note or "if the join broadcasts"
+            if op.how != "outer":  # a side may be sent whole: measured as it is made
+                right.sized = True
+                left.sized = op.how != "left"
+                left.note = left.note or "if the join shuffles, or sends its left side whole"
+                ways = {
+                    "inner": "the smaller side whole to every task of the other",
+                    "left": "the right side whole to every left task",
+                    "right": "the left side whole to every right task",
+                }
                 join.note = (
-                    f"a broadcast of the right side into each left partition if it has at most "
-                    f"{BROADCAST_ROWS:,} rows (or a table of {BROADCAST_BYTES >> 20} MB), else a hash join of stage {left.number} and {shuffled.number}"
+                    f"it sends {ways[op.how]} if that side has at most {BROADCAST_ROWS:,} rows (or is a table "
+                    f"of at most {BROADCAST_BYTES >> 20} MB); else a hash join of stage {left.number} and {shuffled.number}"
                 )
+                if op.how != "right":
+                    whole = join.left_whole = self.stage(op.left)
+                    whole.sized = op.how == "inner"
+                    whole.note = whole.note or "if the join sends its right side whole"
             return join
         if t is Sort:
             count = op.partitions
@@ -176,10 +186,12 @@ class Runner:
     """Submits each stage's tasks once, inputs first; the futures of every stage it ran."""
 
     capture = True  # tasks return their failures (kernels.Failed): see ordered_values
+    measures = True  # a join measures its sides before it chooses how to run
 
     def __init__(self) -> None:
         self.outputs: dict[int, list] = {}
         self.ran: list[list] = []  # each stage's futures, in the order submitted (inputs first)
+        self.sizes: dict[int, list] = {}  # a sized stage's size futures, in task order
 
     def values(self, futures: list, progress: bool | None = None) -> list:
         """The values of ``futures`` (a failure: see ``ordered_values``). ``progress``: a
@@ -246,32 +258,79 @@ class Runner:
         raise AssertionError(f"unknown stage {kind!r}")
 
     def _join_calls(self, stage: Stage) -> list[Callable[[], Any]]:
-        """A broadcast join when the right side turns out small, else a hash join."""
+        """A broadcast join when a side turns out small: the right side sent whole to every
+        left task (an inner or left join), or the left side to every right task (an inner
+        or right join), the smaller of the two when both are; else a hash join. The sizes
+        come with the sides' partitions (``Stage.sized``)."""
+        how = stage.how
         right = self.run(stage.inputs[1])
-        if stage.broadcast_left is not None and self._small(right):
-            lefts = self.run(stage.broadcast_left)
+        if not self.measures or how == "outer":
+            return self._hash_join(stage, self.run(stage.inputs[0]), right)
+        if how != "right":
+            right_size = self._size(stage.inputs[1], right)
+            if self._fits(right_size):
+                assert stage.left_whole is not None
+                lefts = self.run(stage.left_whole)
+                if how == "inner":
+                    left_size = self._size(stage.left_whole, lefts)
+                    if self._fits(left_size) and _smaller(left_size, right_size) and left_size != right_size:
+                        return self._broadcast(stage, lefts, right, right_whole=False)
+                return self._broadcast(stage, lefts, right, right_whole=True)
+            if how == "left":
+                return self._hash_join(stage, self.run(stage.inputs[0]), right)
+        left = self.run(stage.inputs[0])  # split by key, and measured
+        if self._fits(self._size(stage.inputs[0], left)):
+            return self._broadcast(stage, _flat(left), right, right_whole=False)
+        return self._hash_join(stage, left, right)
+
+    def _broadcast(self, stage: Stage, lefts: list, rights: list, right_whole: bool) -> list[Callable[[], Any]]:
+        """A task per partition of one side, each given the whole of the other."""
+        if right_whole:
             make = ("join", stage.how, 1, stage.on)
-            return [functools.partial(self._call, stage, i, make, (part, *right)) for i, part in enumerate(lefts)]
+            return [functools.partial(self._call, stage, i, make, (part, *rights)) for i, part in enumerate(lefts)]
+        make = ("join", stage.how, len(lefts), stage.on)
+        return [functools.partial(self._call, stage, i, make, (*lefts, part)) for i, part in enumerate(rights)]
+
+    def _hash_join(self, stage: Stage, left_split: list, right: list) -> list[Callable[[], Any]]:
+        """A task per key bucket: the left side's, split by key, and the right side's, split
+        now."""
+        n = stage.partitions
+        left = _buckets(left_split, n)
         assert stage.shuffle_right is not None
-        left = _buckets(self.run(stage.inputs[0]), stage.partitions)
-        shuffled = _buckets(self.run(stage.shuffle_right), stage.partitions)
+        shuffled = _buckets(self.run(stage.shuffle_right), n)
         return [
             functools.partial(self._call, stage, j, ("join", stage.how, len(left[j]), stage.on), (*left[j], *shuffled[j]))
-            for j in range(stage.partitions)
+            for j in range(n)
         ]
 
-    def _small(self, partitions: list) -> bool:
-        """Small enough to send whole to every task of the other side: few rows, or (tables)
-        few bytes."""
-        sizes = [s[0] for s in self._probe_all(partitions, Step("size", label="size"))]
-        rows, size = sum(r for r, _ in sizes), sum(b for _, b in sizes)
-        return rows <= BROADCAST_ROWS or 0 < size <= BROADCAST_BYTES
+    def _size(self, stage: Stage, outputs: list) -> tuple[int, int]:
+        """``(rows, bytes)`` of a stage's output (bytes for tables only, else 0): as its
+        tasks reported it, or (a stage without tasks of its own) counted by probe tasks."""
+        reported = self.sizes.get(id(stage))
+        if reported is None or len(reported) != len(outputs):
+            parts = [out[0] if type(out) is tuple else out for out in outputs] if stage.split is None else _flat(outputs)
+            reported = [s[0] for s in self._probe_all(parts, Step("size", label="size"))]
+        else:
+            reported = self._values(reported)
+        return _total(reported)
+
+    @staticmethod
+    def _fits(size: tuple[int, int]) -> bool:
+        """Small enough to send whole to every task of the other side: few rows, or (a
+        table) few bytes."""
+        rows, nbytes = size
+        return rows <= BROADCAST_ROWS or 0 < nbytes <= BROADCAST_BYTES
 
     def _call(self, stage: Stage, index: int, make: tuple, args: tuple, split: Any = None) -> Any:
         split = split if split is not None else stage.split
         count = stage.split[1] if stage.split is not None else 1
-        task = self._derive(Task, index, make, stage.steps, split, self.capture, stage.number)
-        return self._submit_task(f"data:stage{stage.number}", count, task, args)
+        sized = stage.sized and self.measures
+        task = self._derive(Task, index, make, stage.steps, split, self.capture, stage.number, sized)
+        out = self._submit_task(f"data:stage{stage.number}", count + sized, task, args)
+        if not sized:
+            return out
+        self.sizes.setdefault(id(stage), []).append(out[-1])
+        return out[0] if count == 1 else out[:-1]
 
     # what a graph builder does otherwise (see GraphBuilder)
     def _submit_task(self, name: str, count: int, task: Any, args: tuple) -> Any:
@@ -309,6 +368,7 @@ class GraphBuilder(Runner):
     join is drawn as a hash join (a run chooses a broadcast when the right side is small)."""
 
     capture = False  # a graph's run raises a task's failure itself
+    measures = False  # a join is drawn as a hash join
 
     def __init__(self, graph: Any) -> None:
         super().__init__()
@@ -316,9 +376,6 @@ class GraphBuilder(Runner):
 
     def _keep(self, box: CacheBox, out: list) -> None:
         pass
-
-    def _small(self, partitions: list) -> bool:
-        return False
 
     def _submit_task(self, name: str, count: int, task: Any, args: tuple) -> Any:
         call = partition_task.options(name=name, num_returns=count if count > 1 else 1)
@@ -346,6 +403,15 @@ def slice_split(count: int, index: int, *counts: list) -> tuple:
     sizes = [c[0] for c in counts]
     total = sum(sizes)
     return ("slices", count, sum(sizes[:index]), [total * p // count for p in range(count)])
+
+
+def _total(sizes: list[tuple[int, int]]) -> tuple[int, int]:
+    return sum(r for r, _ in sizes), sum(b for _, b in sizes)
+
+
+def _smaller(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """``a`` no bigger than ``b``: by bytes where both are tables, else by rows."""
+    return a[1] <= b[1] if a[1] and b[1] else a[0] <= b[0]
 
 
 def ordered_values(futures: list, ran: list[list]) -> list:
