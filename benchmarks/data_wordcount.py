@@ -1,5 +1,6 @@
-"""Word count over generated text: plait.data's record API against dask.bag and a
-hand-written ProcessPoolExecutor with ``collections.Counter``, in one run.
+"""Word count over generated text: plait.data's record API and its columnar path against
+dask.bag, a hand-written ProcessPoolExecutor with ``collections.Counter``, and Polars and
+DuckDB as the vectorized limit, in one run.
 
 The text (``--mb`` megabytes in 8 files, words drawn from a Zipf-like vocabulary of
 50,000, about 10 to a line) is written once to a temporary directory. Every system
@@ -23,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import plait
 from plait import data
+from plait.data import col, count
 
 FILES = 8
 
@@ -76,6 +78,37 @@ def plait_count(directory: str, block: int) -> dict:
     return dict(data.read_text(directory, block_size=block).flat_map(str.split).count_by_value().collect())
 
 
+def plait_columnar_count(directory: str, block: int) -> dict:
+    words = data.read_text(directory, block_size=block, column="line").select(col("line").split().alias("word"))
+    return {r["word"]: r["n"] for r in words.explode("word").group_by("word").agg(n=count()).collect()}
+
+
+def polars_count(paths: list[str]) -> dict:
+    """Polars reads each file's lines as one column (no quoting, a separator no line has),
+    splits them on whitespace and counts, on every core."""
+    import polars as pl
+
+    lines = pl.concat(
+        [pl.scan_csv(p, has_header=False, separator="\x1f", quote_char=None, new_columns=["line"]) for p in paths]
+    )
+    words = lines.select(pl.col("line").str.split(" ").explode().alias("word")).filter(pl.col("word") != "")
+    return dict(words.group_by("word").len().collect().iter_rows())
+
+
+def duckdb_count(paths: list[str]) -> dict:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"set threads={os.cpu_count()}")
+    files = ", ".join(f"'{p}'" for p in paths)
+    sql = (
+        f"select word, count(*) from (select unnest(string_split(line, ' ')) as word from "
+        f"read_csv([{files}], columns={{'line': 'varchar'}}, header=false, delim='\x1f', quote='', escape=''))"
+        " where word <> '' group by word"
+    )
+    return dict(con.execute(sql).fetchall())
+
+
 def dask_bag_count(paths: list[str], block: int) -> dict:
     import dask.bag as db
 
@@ -113,10 +146,19 @@ def main() -> None:
             rows["plait.data record API (local)"], answers["plait"] = timed(
                 lambda: plait_count(directory, block), options.repeat
             )
-        try:
-            rows["dask.bag (processes)"], answers["dask"] = timed(lambda: dask_bag_count(paths, block), options.repeat)
-        except ImportError:
-            pass
+            plait_columnar_count(directory, 1 << 20)
+            rows["plait.data columnar (local)"], answers["plait columnar"] = timed(
+                lambda: plait_columnar_count(directory, block), options.repeat
+            )
+        for name, key, fn in (
+            ("dask.bag (processes)", "dask", lambda: dask_bag_count(paths, block)),
+            ("Polars (lazy scan, every core)", "polars", lambda: polars_count(paths)),
+            ("DuckDB (every core)", "duckdb", lambda: duckdb_count(paths)),
+        ):
+            try:
+                rows[name], answers[key] = timed(fn, options.repeat)
+            except ImportError:
+                pass
         reference = answers["ppe"]
         for name, answer in answers.items():
             assert answer == reference, f"{name} counted differently"

@@ -310,6 +310,73 @@ def test_record_and_columnar_operators_mix(engine):
     assert table.sort(key=lambda r: -r["v"]).take(2) == [rows[19], rows[18]]  # a record key gets dicts
 
 
+# ------------------------------------------------------------------ text
+# lines of words and every kind of whitespace Python's str.split knows, blank lines,
+# CRLF endings and non-ASCII letters
+text_chars = st.sampled_from(list("ab é字") + [" ", "  ", "\t", "\u3000", "\x1c", "\x85", "\u2028", "\xa0"])
+texts = st.lists(st.lists(text_chars, max_size=12).map("".join), max_size=30)
+
+
+def _lines_of(path):
+    with open(path, encoding="utf-8", newline="") as f:
+        body = f.read()
+    lines = body.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+@random_queries
+@given(lines=texts, crlf=st.booleans(), block=st.sampled_from([None, 7, 64]))
+def test_columnar_word_count_gives_what_str_split_gives(engine, tmp_path_factory, lines, crlf, block):
+    directory = tmp_path_factory.mktemp("text")
+    path = directory / "words.txt"
+    path.write_bytes(("\r\n" if crlf else "\n").join(lines).encode() + (b"\n" if lines else b""))
+    want = collections.Counter(w for line in _lines_of(path) for w in line.split())
+    words = data.read_text(str(directory), block_size=block, column="line").select(col("line").split().alias("w"))
+    got = {r["w"]: r["n"] for r in words.explode("w").group_by("w").agg(n=data.count()).collect()}
+    assert got == dict(want)
+    assert data.read_text(str(directory), block_size=block, column="line").to_arrow().column_names in (["line"], [])
+    assert [r["line"] for r in data.read_text(str(directory), block_size=block, column="line").collect()] == (
+        data.read_text(str(directory), block_size=block).collect()
+    )
+
+
+@random_queries
+@given(values=st.lists(st.one_of(st.none(), st.lists(text_chars, max_size=10).map("".join)), max_size=20),
+       separator=st.sampled_from([None, " ", "a", "ab", "\t"]), parts=partitions)  # fmt: skip
+def test_string_methods_and_explode_give_what_python_gives(engine, values, separator, parts):
+    table = pa.table({"i": list(range(len(values))), "s": pa.array(values, pa.string())})
+    ds = data.from_arrow(table, partitions=parts)
+    got = ds.select("i", col("s").split(separator).alias("p"), col("s").strip().alias("t"),
+                    col("s").length().alias("n")).collect()  # fmt: skip
+    assert got == [
+        {"i": i, "p": None if v is None else v.split(separator), "t": None if v is None else v.strip(),
+         "n": None if v is None else len(v)}
+        for i, v in enumerate(values)
+    ]  # fmt: skip
+    exploded = ds.with_column("p", col("s").split(separator)).explode("p").select("i", "p", "s").collect()
+    want = [{"i": i, "p": part, "s": v} for i, v in enumerate(values) if v is not None for part in v.split(separator)]
+    assert as_multiset(exploded) == as_multiset(want)
+    lengths = ds.select(col("s").split(separator).length().alias("n")).collect()
+    assert [r["n"] for r in lengths] == [None if v is None else len(v.split(separator)) for v in values]
+
+
+def test_text_read_as_a_column_keeps_its_bad_lines_apart(engine, tmp_path):
+    (tmp_path / "t.txt").write_bytes(b"good words\n\xff\xfe bad\nmore words\n")
+    with pytest.raises(data.BadRecordError, match="t.txt:2"):
+        data.read_text(str(tmp_path), column="line").collect()
+    kept = data.read_text(str(tmp_path), column="line", on_bad_records="collect")
+    assert kept.collect() == [{"line": "good words"}, {"line": "more words"}]
+    assert [(b.line, b.reason.startswith("not utf-8")) for b in kept.bad_records().collect()] == [(2, True)]
+    with pytest.raises(TypeError, match="column name"):
+        data.read_text(str(tmp_path), column=3)
+    with pytest.raises(TypeError, match="not lists"):
+        data.read_text(str(tmp_path), column="line", on_bad_records="skip").explode("line").collect()
+    with pytest.raises(ValueError, match="separator"):
+        col("line").split("")
+
+
 # ------------------------------------------------------------------ bad input
 def test_bad_columnar_input_gets_a_clear_error(engine):
     ds = data.from_arrow(pa.table({"x": [1, 2, 3]}))

@@ -187,6 +187,51 @@ def sort(table: pa.Table, names: tuple[str, ...], descending: tuple[bool, ...]) 
     return table.sort_by(order)  # nulls at the end, the default
 
 
+def explode(table: pa.Table, name: str) -> pa.Table:
+    if name not in table.column_names:
+        raise KeyError(f"explode({name!r}): no column {name!r}; the columns are {table.column_names}")
+    column = table.column(name)
+    if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)):
+        raise TypeError(f"explode({name!r}): the column holds {column.type}, not lists (col(...).split() makes lists)")
+    items = pc.list_flatten(column)
+    if table.num_columns == 1:
+        return pa.table({name: items})
+    rest = table.drop_columns([name]).take(pc.list_parent_indices(column))
+    return rest.add_column(table.column_names.index(name), name, items)
+
+
+def lines_table(lines: list[str], name: str) -> pa.Table:
+    return pa.table({name: pa.array(lines, pa.string())})
+
+
+def utf8_lines(body: bytes, name: str) -> pa.Table | None:
+    """The lines of ``body`` as a string column, cut and copied in numpy: each line
+    without its ``\n`` and one ``\r`` before it, as the reader of str rows gives them.
+    None if the bytes are not valid UTF-8 (that reader then names the line)."""
+    data = np.frombuffer(body, dtype=np.uint8)
+    newlines = np.flatnonzero(data == 10)
+    ends = newlines if data.size == 0 or data[-1] == 10 else np.append(newlines, data.size)
+    starts = np.concatenate([[0], newlines[: ends.size - 1] + 1]).astype(np.int64)
+    dropped = np.zeros(data.size, dtype=bool)
+    dropped[newlines] = True
+    returns = (ends > starts) & (data[np.maximum(ends - 1, 0)] == 13) if data.size else np.zeros(0, dtype=bool)
+    dropped[ends[returns] - 1] = True
+    ends = ends - returns
+    lengths = ends - starts
+    offsets = np.zeros(ends.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    kept = data[~dropped] if newlines.size or returns.any() else data
+    large = offsets[-1] >= 1 << 31
+    string_type = pa.large_string() if large else pa.string()
+    offsets = offsets if large else offsets.astype(np.int32)
+    column = pa.Array.from_buffers(string_type, ends.size, [None, pa.py_buffer(offsets), pa.py_buffer(kept)])
+    try:
+        column.validate(full=True)
+    except pa.ArrowInvalid:
+        return None
+    return pa.table({name: column})
+
+
 def map_batches(table: pa.Table, fn: Callable, batch_format: str) -> pa.Table:
     if batch_format == "arrow":
         batch: Any = table

@@ -304,6 +304,14 @@ class Dataset:
         return self._shuffle("single", Step("head", arg=n, label=f"limit {n}", where=caller()), None)
 
     @transformation
+    def explode(self, column: str) -> Dataset:
+        """Each item of the list column ``column`` on a row of its own, the other columns
+        repeated beside it; a row whose list is empty or null gives no row (as SQL's
+        UNNEST and Spark's explode)."""
+        (name,) = _names("explode", column)
+        return self._columnar("explode", name, f"explode {name}")
+
+    @transformation
     def map_batches(self, fn: Callable[[Any], Any], batch_format: str = "arrow") -> Dataset:
         """``fn`` on each partition as a whole: a ``pyarrow.Table``, a pandas DataFrame, or a
         dict of numpy arrays (``batch_format``); it returns one of those (or a list of dicts)."""

@@ -113,6 +113,22 @@ class Expr:
     def contains(self, part: str) -> Expr:
         return Expr("contains", (self, _str_arg("contains", part)))
 
+    def split(self, separator: str | None = None) -> Expr:
+        """A list of the parts of a string, as ``str.split``: with no separator, the words
+        between runs of whitespace (none for a blank string); with one, the pieces between
+        its occurrences. ``Dataset.explode`` puts each on a row of its own."""
+        if separator is not None and (not isinstance(separator, str) or not separator):
+            raise ValueError(f"split() takes a non-empty separator or none, got {separator!r}")
+        return Expr("split", (self, separator))
+
+    def strip(self) -> Expr:
+        """A string without the whitespace at its ends, as ``str.strip()``."""
+        return Expr("strip", (self,))
+
+    def length(self) -> Expr:
+        """The characters in a string, as ``len()`` (a list column: its items)."""
+        return Expr("length", (self,))
+
     # ------------------------------------------------------------ reading
     @property
     def output_name(self) -> str:
@@ -200,6 +216,18 @@ class Expr:
             return getattr(pc, op)(a[0].evaluate(table), pattern=a[1])
         if op == "contains":
             return pc.match_substring(a[0].evaluate(table), pattern=a[1])
+        if op == "split":
+            values = a[0].evaluate(table)
+            if a[1] is not None:
+                return pc.split_pattern(values, pattern=a[1])
+            if _plain_ascii(pa, values):  # the faster kernels, the same answer
+                return _without_empty(pa, pc, pc.ascii_split_whitespace(pc.ascii_trim_whitespace(values)))
+            return _without_empty(pa, pc, pc.utf8_split_whitespace(pc.utf8_trim_whitespace(values)))
+        if op == "strip":
+            return pc.utf8_trim_whitespace(a[0].evaluate(table))
+        if op == "length":
+            values = a[0].evaluate(table)
+            return pc.list_value_length(values) if _is_list(pa, values.type) else pc.utf8_length(values)
         if op == "when":
             return pc.if_else(*(x.evaluate(table) for x in a))
         raise AssertionError(f"unknown expression {op!r}")
@@ -270,6 +298,42 @@ def _floating(pc: Any, values: Any) -> Any:
     if pa.types.is_integer(t) or pa.types.is_null(t):
         return pc.cast(values, pa.float64())
     return values
+
+
+def _without_empty(pa: Any, pc: Any, lists: Any) -> Any:
+    """Whitespace split of trimmed strings, as ``str.split()``: a blank string gives [], not
+    [""] (the only empty part left after trimming)."""
+    if isinstance(lists, pa.ChunkedArray):
+        return pa.chunked_array([_without_empty(pa, pc, c) for c in lists.chunks], type=lists.type)
+    if isinstance(lists, pa.Scalar):
+        return lists if not lists.is_valid else pa.scalar([w for w in lists.as_py() if w], lists.type)
+    lengths = pc.list_value_length(lists)
+    blank = pc.and_(pc.equal(lengths, 1), pc.equal(pc.list_element(lists, 0), ""))
+    if not pc.any(blank).as_py():
+        return lists
+    empty = pa.scalar([], lists.type)
+    return pc.if_else(blank, empty, lists)
+
+
+def _plain_ascii(pa: Any, values: Any) -> bool:
+    """Only ASCII bytes, and none of the separators (0x1c-0x1f) that Python's str.split
+    counts as whitespace and Arrow's ASCII kernels do not."""
+    import numpy as np
+
+    if isinstance(values, pa.Scalar) or not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        return False
+    for chunk in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
+        data = chunk.buffers()[2]
+        if data is None:
+            continue
+        b = np.frombuffer(data, dtype=np.uint8)
+        if b.size and (b.max() >= 0x80 or np.count_nonzero((b >= 0x1C) & (b <= 0x1F))):
+            return False
+    return True
+
+
+def _is_list(pa: Any, t: Any) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t)
 
 
 def _value_type(values: Any) -> Any:

@@ -442,6 +442,7 @@ _final_agg = _columnar_step(lambda c, t, step: c.final_aggregate(t, *step.arg))
 _agg = _columnar_step(lambda c, t, step: c.aggregate(t, *step.arg))
 _order = _columnar_step(lambda c, t, step: c.sort(t, step.arg.names, step.arg.descending))
 _map_batches = _columnar_step(lambda c, t, step: c.map_batches(t, step.fn, step.arg))
+_explode = _columnar_step(lambda c, t, step: c.explode(t, step.arg))
 
 
 STEPS: dict[str, Callable[[Step, Iterable, int], Iterable]] = {
@@ -474,13 +475,16 @@ STEPS: dict[str, Callable[[Step, Iterable, int], Iterable]] = {
     "agg": _agg,
     "order": _order,
     "map_batches": _map_batches,
+    "explode": _explode,
 }
 # steps that give the same answer when applied to parts first, then to the parts' outputs
 # together: the optimizer may run a copy before a shuffle (partial aggregation)
 COMBINABLE = frozenset({"combine", "distinct", "top", "head"})
 # steps over Arrow tables (a partition of record rows is made a table first), and steps
 # that take a partition either way
-COLUMNAR = frozenset({"where", "select", "with_column", "partial_agg", "final_agg", "agg", "order", "map_batches"})
+COLUMNAR = frozenset(
+    {"where", "select", "with_column", "partial_agg", "final_agg", "agg", "order", "map_batches", "explode"}
+)
 EITHER = frozenset({"count", "size", "head", "write"})
 
 
@@ -613,6 +617,8 @@ def read(spec: tuple) -> Iterable:
         return _read_csv(*spec[1:])
     if kind == "arrow":
         return spec[1]
+    if kind == "text_column":  # the lines as one string column of a table
+        return _read_text_column(*spec[1:])
     if kind == "parquet":
         return _columnar().read_parquet(*spec[1:])
     raise AssertionError(f"unknown source {kind!r}")
@@ -659,7 +665,7 @@ class BadRecord(NamedTuple):
 ONLY_BAD = "only bad"  # a source that gives its bad records instead of its rows (Dataset.bad_records)
 
 
-_ON_BAD_AT = {"text": 5, "json": 5, "csv": 3}  # where a reader's spec holds its on_bad_records
+_ON_BAD_AT = {"text": 5, "text_column": 5, "json": 5, "csv": 3}  # where a reader's spec holds its on_bad_records
 
 
 def collects_bad_records(spec: tuple) -> bool:
@@ -748,6 +754,19 @@ def _line_by_line(path: str, start: int, end: int, encoding: str, on_bad: str, p
 
 def _read_text(path: str, start: int, end: int, encoding: str, on_bad: str) -> list[str]:
     return _read_lines(path, start, end, encoding, on_bad, None)
+
+
+def _read_text_column(path: str, start: int, end: int, encoding: str, on_bad: str, name: str) -> Any:
+    """The lines of a byte range as a table; UTF-8 straight from the bytes into Arrow
+    (no Python string per line), anything else (another encoding, a line that is not
+    UTF-8, the bad records asked for) through the reader of str rows."""
+    c = _columnar()
+    if on_bad != ONLY_BAD and encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        table = c.utf8_lines(_block(path, start, end)[0], name)
+        if table is not None:
+            return table
+    lines = _read_text(path, start, end, encoding, on_bad)
+    return lines if on_bad == ONLY_BAD else c.lines_table(lines, name)
 
 
 def _read_json(path: str, start: int, end: int, encoding: str, on_bad: str) -> list:

@@ -94,19 +94,32 @@ def _byte_ranges(files: list[str], block_size: int | None) -> list[tuple[str, in
     return ranges
 
 
-def _lines_source(kind: str, name: str, paths: Any, encoding: str, on_bad_records: str, block_size: int | None) -> Dataset:
+def _lines_source(
+    kind: str, name: str, paths: Any, encoding: str, on_bad_records: str, block_size: int | None, extra: tuple = ()
+) -> Dataset:
     _check_bad(name, on_bad_records)
     files = expand(paths, name)
-    specs = tuple((kind, path, a, b, encoding, on_bad_records) for path, a, b in _byte_ranges(files, block_size))
+    specs = tuple((kind, path, a, b, encoding, on_bad_records, *extra) for path, a, b in _byte_ranges(files, block_size))
     shown = paths if isinstance(paths, (str, os.PathLike)) else f"{len(files)} files"
     return Dataset(Source(f"{name}({os.fspath(shown) if isinstance(shown, os.PathLike) else shown!r})", caller(), specs))
 
 
 def read_text(
-    paths: Any, *, encoding: str = "utf-8", on_bad_records: str = "raise", block_size: int | None = None
+    paths: Any,
+    *,
+    encoding: str = "utf-8",
+    on_bad_records: str = "raise",
+    block_size: int | None = None,
+    column: str | None = None,
 ) -> Dataset:
-    """One row per line (without its line ending), from files, directories or globs."""
-    return _lines_source("text", "read_text", paths, encoding, on_bad_records, block_size)
+    """One row per line (without its line ending), from files, directories or globs: a
+    str, or with ``column`` a table of one string column of that name, for the columnar
+    operators (``select(col("line").split().alias("word")).explode("word")``)."""
+    if column is None:
+        return _lines_source("text", "read_text", paths, encoding, on_bad_records, block_size)
+    if not isinstance(column, str) or not column:
+        raise TypeError(f"read_text: column= takes a column name, got {column!r}")
+    return _lines_source("text_column", "read_text", paths, encoding, on_bad_records, block_size, (column,))
 
 
 def read_json(
