@@ -101,17 +101,21 @@ def test_key_operators_give_what_dicts_give(engine, items, parts, out):
 
 
 @random_data
-@given(left=pairs, right=pairs, parts=partitions, how=st.sampled_from(data.dataset.JOINS), broadcast=st.booleans())
-def test_every_join_gives_what_nested_loops_give(engine, left, right, parts, how, broadcast):
+@given(left=pairs, right=pairs, parts=partitions, how=st.sampled_from(data.dataset.JOINS),
+       way=st.sampled_from(["broadcast", "hash", "hash, every bucket cut as skewed"]))  # fmt: skip
+def test_every_join_gives_what_nested_loops_give(engine, left, right, parts, how, way):
     """Inner and left joins of a small right side broadcast it, inner and right joins of a
     small left side broadcast that; outer joins, and every join when broadcasting is off,
-    shuffle both sides."""
-    saved = physical.BROADCAST_ROWS
-    physical.BROADCAST_ROWS = saved if broadcast else -1
+    shuffle both sides; with every bucket taken for skewed, inner and left joins cut each
+    into tasks that share the right side's bucket."""
+    saved = physical.BROADCAST_ROWS, physical.SKEW_FACTOR, physical.SKEW_MIN_ROWS
+    physical.BROADCAST_ROWS = saved[0] if way == "broadcast" else -1
+    if way.endswith("skewed"):
+        physical.SKEW_FACTOR, physical.SKEW_MIN_ROWS = -1, 0
     try:
         got = data.from_items(left, partitions=parts).join(data.from_items(right, partitions=2), how=how).collect()
     finally:
-        physical.BROADCAST_ROWS = saved
+        physical.BROADCAST_ROWS, physical.SKEW_FACTOR, physical.SKEW_MIN_ROWS = saved
     expected = [(k, (v, w)) for k, v in left for k2, w in right if k == k2]
     right_keys = {k for k, _ in right}
     left_keys = {k for k, _ in left}
@@ -135,6 +139,29 @@ def test_equal_keys_of_different_number_types_meet_in_one_bucket(engine, monkeyp
     right = [(decimal.Decimal(i) / 2, -i) for i in range(8)]
     got = data.from_items(left, partitions=3).join(data.from_items(right, partitions=3)).collect()
     assert as_multiset(got) == as_multiset([(k, (v, w)) for k, v in left for k2, w in right if k == k2])
+
+
+@pytest.mark.parametrize("how", ["inner", "left", "right"])
+def test_a_skewed_key_of_a_hash_join_is_joined_in_several_tasks(engine, monkeypatch, how):
+    monkeypatch.setattr(physical, "BROADCAST_ROWS", -1)
+    monkeypatch.setattr(physical, "SKEW_MIN_ROWS", 100)
+    left = [(0 if i % 3 else i, i) for i in range(1200)]  # two rows in three have key 0
+    right = [(k, -k) for k in range(0, 1200, 3)] + [(0, "another")]
+    ds = data.from_items(left, partitions=6).join(data.from_items(right, partitions=2), how=how, partitions=4)
+    root, stages = physical.plan(optimize.optimize(ds._op))
+    runner = physical.Runner()
+    got = [row for part in runner.values(runner.run(root)) for row in part]
+    tasks = len(runner.outputs[id(root)])
+    # key 0's bucket (800 rows, the others about 130) is cut for inner and left joins only:
+    # a right join would give each of the bucket's unmatched right rows once per task
+    assert tasks > 4 if how != "right" else tasks == 4
+    assert tasks <= 4 - 1 + physical.SKEW_SPLITS
+    expected = [(k, (v, w)) for k, v in left for k2, w in right if k == k2]
+    if how == "left":
+        expected += [(k, (v, None)) for k, v in left if k not in {k for k, _ in right}]
+    if how == "right":
+        expected += [(k, (None, w)) for k, w in right if k not in {k for k, _ in left}]
+    assert as_multiset(got) == as_multiset(expected)
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 import plait
 from plait import data
-from plait.data import col, columnar, optimize, when
+from plait.data import col, columnar, optimize, physical, when
 from plait.data.expr import Expr
 from tests.test_data import random_data
 
@@ -174,11 +174,20 @@ def test_group_by_agg_gives_what_duckdb_gives(engine, table, parts, keys, aggs, 
 
 @random_queries
 @given(left=tables, right=tables, parts=partitions, how=st.sampled_from(["inner", "left", "right", "outer"]),
-       on=st.sampled_from([("k",), ("k", "s")]))  # fmt: skip
-def test_join_on_columns_gives_what_duckdb_gives(engine, left, right, parts, how, on):
+       on=st.sampled_from([("k",), ("k", "s")]), way=st.sampled_from(["broadcast", "hash", "skewed"]))  # fmt: skip
+def test_join_on_columns_gives_what_duckdb_gives(engine, left, right, parts, how, on, way):
+    """Broadcast (small tables are), hashed, and hashed with every bucket taken for skewed."""
     right = right.rename_columns(["k", "s", "x2", "y2"])
-    joined = data.from_arrow(left, partitions=parts).join(data.from_arrow(right, partitions=2), how=how, on=on)
-    got = [(r["k"], r["s"], r["x"], r["y"], r["x2"], r["y2"]) for r in joined.collect()]
+    saved = physical.BROADCAST_ROWS, physical.BROADCAST_BYTES, physical.SKEW_FACTOR, physical.SKEW_MIN_ROWS
+    if way != "broadcast":
+        physical.BROADCAST_ROWS = physical.BROADCAST_BYTES = -1
+    if way == "skewed":
+        physical.SKEW_FACTOR, physical.SKEW_MIN_ROWS = -1, 0
+    try:
+        joined = data.from_arrow(left, partitions=parts).join(data.from_arrow(right, partitions=2), how=how, on=on)
+        got = [(r["k"], r["s"], r["x"], r["y"], r["x2"], r["y2"]) for r in joined.collect()]
+    finally:
+        physical.BROADCAST_ROWS, physical.BROADCAST_BYTES, physical.SKEW_FACTOR, physical.SKEW_MIN_ROWS = saved
     kind = {"inner": "INNER", "left": "LEFT", "right": "RIGHT", "outer": "FULL OUTER"}[how]
     keys = ", ".join(on)
     if len(on) == 1:  # the right side's s is a column of its own: not joined on

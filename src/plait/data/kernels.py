@@ -61,7 +61,7 @@ class Task:
     split: tuple | None = None
     capture: bool = False  # a failure is returned as a value (Failed), not raised
     stage: int = 0
-    sized: bool = False  # one more output, last: (rows, bytes) of what it made (a join's choice)
+    sized: bool = False  # one more output, last: [(rows, bytes)] of each bucket it made (a join's choice)
 
 
 class Failed:
@@ -120,12 +120,10 @@ def _run_partition(task: Task, inputs: tuple) -> Any:
         rows = STEPS[kind](step, rows, index)
     if task.split is None:
         rows = rows if type(rows) is list or is_table(rows) else list(rows)
-        return (rows, _size(None, rows, index)[0]) if task.sized else rows  # type: ignore[arg-type]
-    if task.sized and not (type(rows) is list or is_table(rows)):
-        rows = list(rows)
+        return (rows, [_size(None, rows, index)[0]]) if task.sized else rows  # type: ignore[arg-type]
     buckets = split(rows, task.split, index)
     if task.sized:
-        buckets.append(_size(None, rows, index)[0])  # type: ignore[arg-type]
+        buckets.append([_size(None, b, index)[0] for b in buckets])
     return buckets[0] if len(buckets) == 1 else tuple(buckets)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import functools
 import itertools
+import statistics
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,14 @@ SAMPLE_PER_PARTITION = 64  # keys a sort samples from each partition, for every 
 # made) sends that side whole to every left partition instead of shuffling both sides
 BROADCAST_ROWS = 20_000
 BROADCAST_BYTES = 64 << 20  # or, for tables, at most this many bytes
+# a hash join's bucket of the left side is skewed when it holds more than SKEW_FACTOR
+# times the median bucket and more than SKEW_MIN_ROWS rows (or, tables, SKEW_MIN_BYTES):
+# its left buckets are then joined in up to SKEW_SPLITS tasks, each with all of the
+# right side's bucket (an inner or left join)
+SKEW_FACTOR = 4
+SKEW_MIN_ROWS = 100_000
+SKEW_MIN_BYTES = 64 << 20
+SKEW_SPLITS = 8
 
 
 @dataclass(eq=False)
@@ -123,8 +132,7 @@ class Planner:
             shuffled.note = "if the join shuffles"
             self._add(shuffled)
             if op.how != "outer":  # a side may be sent whole: measured as it is made
-                right.sized = True
-                left.sized = op.how != "left"
+                right.sized = left.sized = True
                 left.note = left.note or "if the join shuffles, or sends its left side whole"
                 ways = {
                     "inner": "the smaller side whole to every task of the other",
@@ -293,14 +301,19 @@ class Runner:
 
     def _hash_join(self, stage: Stage, left_split: list, right: list) -> list[Callable[[], Any]]:
         """A task per key bucket: the left side's, split by key, and the right side's, split
-        now."""
+        now; a skewed left bucket of an inner or left join is cut into several tasks."""
         n = stage.partitions
         left = _buckets(left_split, n)
         assert stage.shuffle_right is not None
         shuffled = _buckets(self.run(stage.shuffle_right), n)
+        groups = [[left[j]] for j in range(n)]
+        reported = self.sizes.get(id(stage.inputs[0]))
+        if stage.how in ("inner", "left") and reported is not None and len(reported) == len(left_split) and n > 1:
+            per_task = self._values(reported)  # each left task's [(rows, bytes)] per bucket
+            groups = _cut_skewed([[sizes[j] for sizes in per_task] for j in range(n)], left)
         return [
-            functools.partial(self._call, stage, j, ("join", stage.how, len(left[j]), stage.on), (*left[j], *shuffled[j]))
-            for j in range(n)
+            functools.partial(self._call, stage, i, ("join", stage.how, len(part), stage.on), (*part, *shuffled[j]))
+            for i, (j, part) in enumerate((j, part) for j in range(n) for part in groups[j])
         ]
 
     def _size(self, stage: Stage, outputs: list) -> tuple[int, int]:
@@ -311,7 +324,7 @@ class Runner:
             parts = [out[0] if type(out) is tuple else out for out in outputs] if stage.split is None else _flat(outputs)
             reported = [s[0] for s in self._probe_all(parts, Step("size", label="size"))]
         else:
-            reported = self._values(reported)
+            reported = [size for sizes in self._values(reported) for size in sizes]
         return _total(reported)
 
     @staticmethod
@@ -403,6 +416,31 @@ def slice_split(count: int, index: int, *counts: list) -> tuple:
     sizes = [c[0] for c in counts]
     total = sum(sizes)
     return ("slices", count, sum(sizes[:index]), [total * p // count for p in range(count)])
+
+
+def _cut_skewed(sizes: list[list[tuple[int, int]]], buckets: list[list]) -> list[list[list]]:
+    """Each bucket's inputs (one per left task, ``sizes[j][i]`` their size) as they go to
+    join tasks: all in one task, or, for a skewed bucket, in runs of consecutive inputs
+    of about the median bucket's size (at most ``SKEW_SPLITS`` runs)."""
+    rows = [sum(r for r, _ in bucket) for bucket in sizes]
+    median = max(1, statistics.median(rows))
+    out = []
+    for j, bucket in enumerate(buckets):
+        nbytes = sum(b for _, b in sizes[j])
+        if rows[j] <= SKEW_FACTOR * median or (rows[j] < SKEW_MIN_ROWS and nbytes < SKEW_MIN_BYTES):
+            out.append([bucket])
+            continue
+        target = max(median, -(-rows[j] // SKEW_SPLITS))
+        runs: list[list] = [[]]
+        held = 0
+        for part, (r, _) in zip(bucket, sizes[j], strict=True):
+            if held >= target and len(runs) < SKEW_SPLITS:
+                runs.append([])
+                held = 0
+            runs[-1].append(part)
+            held += r
+        out.append(runs)
+    return out
 
 
 def _total(sizes: list[tuple[int, int]]) -> tuple[int, int]:
