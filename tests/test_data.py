@@ -699,6 +699,7 @@ def test_an_action_draws_a_progress_bar_over_its_tasks_when_asked(capsys):
         assert ds.count(progress=True) == 40
         drawn = capsys.readouterr().err
         assert "plait data, 2 stage(s): [" in drawn and "6/6 tasks" in drawn  # 4 map-side, 2 reduce-side
+        assert drawn.rstrip().endswith("rows/s") and "  40 rows read  " in drawn.splitlines()[-1].split("\r")[-1]
         assert ds.count() == 40
         assert capsys.readouterr().err == ""
 

@@ -35,6 +35,7 @@ from plait.data.plan import (
     render,
 )
 from plait.parallel.callees import pure
+from plait.runtime.context import current_engine
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 JOINS = ("inner", "left", "right", "outer")
@@ -345,16 +346,18 @@ class Dataset:
     def num_partitions(self) -> int:
         return self._op.partitions
 
-    def _submit(self, *steps: Step) -> tuple[Runner, list]:
+    def _submit(self, *steps: Step, count_rows: bool = False) -> tuple[Runner, list]:
         """Every stage's tasks submitted, ``steps`` at the end of the last; one future per
         output partition."""
         root, _ = plan(optimize(self._op), steps)
-        runner = Runner()
+        runner = Runner(count_rows)
         return runner, runner.run(root)
 
     def _run(self, *steps: Step, progress: bool | None = None) -> list:
         """The output of each partition, with ``steps`` run at the end of its last stage."""
-        runner, futures = self._submit(*steps)
+        from plait.runtime.api import progress_wanted
+
+        runner, futures = self._submit(*steps, count_rows=progress_wanted(progress, current_engine()))
         return runner.values(futures, progress) if futures else []
 
     def iter_rows(self, ahead: int | None = None) -> Iterator:

@@ -196,10 +196,12 @@ class Runner:
     capture = True  # tasks return their failures (kernels.Failed): see ordered_values
     measures = True  # a join measures its sides before it chooses how to run
 
-    def __init__(self) -> None:
+    def __init__(self, count_rows: bool = False) -> None:
         self.outputs: dict[int, list] = {}
         self.ran: list[list] = []  # each stage's futures, in the order submitted (inputs first)
         self.sizes: dict[int, list] = {}  # a sized stage's size futures, in task order
+        self.count_rows = count_rows  # the tasks that read sources give their sizes (a progress bar's rows)
+        self.rows_read: list = []  # those sizes' futures
 
     def values(self, futures: list, progress: bool | None = None) -> list:
         """The values of ``futures`` (a failure: see ``ordered_values``). ``progress``: a
@@ -210,7 +212,8 @@ class Runner:
             return ordered_values(futures, self.ran)
         # one future per task (a task's outputs end together)
         every = [out[0] if type(out) is tuple else out for made in self.ran for out in made]
-        with _progress(every, current_engine(), progress, f"plait data, {len(self.ran)} stage(s):"):
+        rows = self.rows_read if self.count_rows else None
+        with _progress(every, current_engine(), progress, f"plait data, {len(self.ran)} stage(s):", rows):
             return ordered_values(futures, self.ran)
 
     def run(self, stage: Stage) -> list:
@@ -337,12 +340,15 @@ class Runner:
     def _call(self, stage: Stage, index: int, make: tuple, args: tuple, split: Any = None) -> Any:
         split = split if split is not None else stage.split
         count = stage.split[1] if stage.split is not None else 1
-        sized = stage.sized and self.measures
+        reads = self.count_rows and stage.kind == "read"
+        sized = (stage.sized or reads) and self.measures
         task = self._derive(Task, index, make, stage.steps, split, self.capture, stage.number, sized)
         out = self._submit_task(f"data:stage{stage.number}", count + sized, task, args)
         if not sized:
             return out
         self.sizes.setdefault(id(stage), []).append(out[-1])
+        if reads:
+            self.rows_read.append(out[-1])
         return out[0] if count == 1 else out[:-1]
 
     # what a graph builder does otherwise (see GraphBuilder)

@@ -301,13 +301,20 @@ def _write_timeline(engine: Any, path: str) -> str:
     return write_trace(engine.timeline_events(), path)
 
 
-def _progress(futures: list[Future], engine: Any, progress: bool | None, label: str = "plait") -> Any:
-    """A progress bar over ``futures`` where asked (``progress=``, else ``plait.init(progress=)``)."""
+def progress_wanted(progress: bool | None, engine: Any) -> bool:
+    """``progress=`` if given, else ``plait.init(progress=)``."""
+    return progress if progress is not None else engine.config is not None and bool(engine.config.progress)
+
+
+def _progress(
+    futures: list[Future], engine: Any, progress: bool | None, label: str = "plait", rows: list | None = None
+) -> Any:
+    """A progress bar over ``futures`` where asked (``progress=``, else ``plait.init(progress=)``);
+    ``rows``: futures of row counts (lists of ``(rows, bytes)``), shown as rows read."""
     from contextlib import nullcontext
 
-    enabled = progress if progress is not None else engine.config is not None and engine.config.progress
-    if not enabled or len(futures) < 2:
+    if not progress_wanted(progress, engine) or len(futures) < 2:
         return nullcontext()
     from plait.tools.progress import ProgressBar
 
-    return ProgressBar(futures, label=label)
+    return ProgressBar(futures, label=label, rows=rows)
