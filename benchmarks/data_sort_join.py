@@ -1,13 +1,18 @@
-"""Sort and join of generated records: plait.data against plain sequential Python and
-dask.bag, with the peak memory of each run beside its time.
+"""Sort and join of generated records: plait.data (records, and the same rows as Arrow
+tables) against plain sequential Python, dask.bag, Dask DataFrame and PySpark, with the
+peak memory of each run beside its time.
 
 The records are (key, payload) tuples, ``--rows`` of them, made inside the tasks from
 a range (so nothing is shipped from the driver). The sort orders them by key; the
 join matches two such tables on key (every key once on each side, so the result has
 ``--rows`` rows). Sequential Python does the same with ``sorted`` and a dict. dask.bag
 has no sort; its join is a ``groupby`` on the union of the two sides (its ``join``
-takes an in-memory right side only). Peak memory is the growth of the high-water mark
-(VmHWM) of the driver and of every worker process, summed, over the run.
+takes an in-memory right side only). The columnar systems (plait's tables, Dask
+DataFrame, PySpark) make the same keys and payloads as columns in their tasks, sort
+with ``order_by``/``sort_values``/``orderBy`` and gather the result in the driver,
+and join on the key column. Peak memory is the growth of the high-water mark (VmHWM)
+of the driver and of every worker process (Spark: the driver's JVM), summed, over the
+run.
 
     .venv/bin/python benchmarks/data_sort_join.py --rows 2000000 --repeat 3
 """
@@ -77,7 +82,97 @@ elif system == "plait":
             check = (n, total % 1000003)
         seconds = time.perf_counter() - start
         grew = sum(peak(p) - base[p] for p in pids)
-else:
+elif system == "plait-columnar":  # the same rows as Arrow tables, made in the tasks
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import plait
+    from plait import data
+    from plait.data import col, count
+    from plait.data import sum as total_of
+    parts = 4 * cores
+    per = -(-rows // parts)
+    def made(second):
+        def make(t):
+            i = t.column("part")[0].as_py()
+            ids = np.arange(i * per, min(rows, (i + 1) * per), dtype=np.int64)
+            keys = pa.array((ids * 2654435761) % (1 << 32))
+            if second:
+                return pa.table({"key": keys, "w": pa.array(ids)})
+            return pa.table({"key": keys, "payload": pc.binary_join_element_wise("payload-", pc.cast(pa.array(ids), pa.string()), "")})
+        return data.from_items([{"part": i} for i in range(parts)], partitions=parts).map_batches(make)
+    with plait.init(engine="local", workers=cores) as session:
+        made(False).order_by("key").limit(1).collect()  # workers warm
+        pids = [os.getpid(), *session.engine.worker_pids()]
+        base = {p: peak(p) for p in pids}
+        start = time.perf_counter()
+        if what == "sort":
+            table = made(False).order_by("key").to_arrow()
+            check = (table.num_rows, table.column("key")[0].as_py(), table.column("key")[-1].as_py())
+        else:
+            joined = made(False).join(made(True), on="key").group_by().agg(n=count(), total=total_of("w"))
+            (row,) = joined.collect()
+            check = (row["n"], row["total"] % 1000003)
+        seconds = time.perf_counter() - start
+        grew = sum(peak(p) - base[p] for p in pids)
+elif system == "dask-dataframe":  # on a LocalCluster of one single-threaded process per core
+    import numpy as np
+    import pandas as pd
+    import dask
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+    parts = 4 * cores
+    per = -(-rows // parts)
+    def frame(i, second):
+        ids = np.arange(i * per, min(rows, (i + 1) * per), dtype=np.int64)
+        keys = (ids * 2654435761) % (1 << 32)
+        if second:
+            return pd.DataFrame({"key": keys, "w": ids})
+        return pd.DataFrame({"key": keys, "payload": ["payload-%d" % j for j in ids]})
+    with LocalCluster(n_workers=cores, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+        pids = [os.getpid(), *client.run(os.getpid).values()]
+        base = {p: peak(p) for p in pids}
+        start = time.perf_counter()
+        left = dd.from_map(frame, range(parts), second=False)
+        if what == "sort":
+            out = left.sort_values("key").compute()
+            check = (len(out), int(out["key"].iloc[0]), int(out["key"].iloc[-1]))
+        else:
+            joined = left.merge(dd.from_map(frame, range(parts), second=True), on="key")
+            n, total = dask.compute(joined.shape[0], joined["w"].sum())
+            check = (int(n), int(total) % 1000003)
+        seconds = time.perf_counter() - start
+        grew = sum(peak(p) - base[p] for p in pids)
+elif system == "pyspark":  # local[cores], the JVM's memory counted; rows made by Spark
+    from pyspark.sql import SparkSession, functions as F
+    spark = (SparkSession.builder.master(f"local[{cores}]").appName("plait-bench")
+             .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+             .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+             .config("spark.sql.shuffle.partitions", str(4 * cores)).config("spark.driver.memory", "4g")
+             .config("spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        launched = getattr(spark.sparkContext._gateway, "proc", None)  # the JVM (spark-submit execs java)
+        jvm = launched.pid if launched is not None else None
+        ids = spark.range(rows, numPartitions=4 * cores)
+        key = (F.col("id") * F.lit(2654435761)) % F.lit(1 << 32)
+        left = ids.select(key.alias("key"), F.concat(F.lit("payload-"), F.col("id").cast("string")).alias("payload"))
+        left.limit(1).collect()  # the JVM warm
+        pids = [os.getpid()] + ([jvm] if jvm else [])
+        base = {p: peak(p) for p in pids}
+        start = time.perf_counter()
+        if what == "sort":
+            out = left.orderBy("key").toPandas()
+            check = (len(out), int(out["key"].iloc[0]), int(out["key"].iloc[-1]))
+        else:
+            right = ids.select(key.alias("key"), F.col("id").alias("w"))
+            row = left.join(right, "key").agg(F.count("*").alias("n"), F.sum("w").alias("total")).collect()[0]
+            check = (row["n"], row["total"] % 1000003)
+        seconds = time.perf_counter() - start
+        grew = sum(peak(p) - base[p] for p in pids)
+    finally:
+        spark.stop()
+elif system == "dask":
     import dask
     import dask.bag as db
     start = time.perf_counter()
@@ -96,8 +191,13 @@ else:
     check = (n, total % 1000003)
     seconds = time.perf_counter() - start
     grew = peak(os.getpid()) - base  # its worker processes end with the call: not counted
+else:
+    raise SystemExit(f"unknown system {system}")
 print(json.dumps({"seconds": seconds, "check": check, "grew": grew}))
 """
+
+
+SYSTEMS = ("python", "plait", "plait-columnar", "dask.bag", "dask-dataframe", "pyspark")
 
 
 def run(rows: int, system: str, what: str) -> dict:
@@ -113,21 +213,23 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="which to run, of " + ", ".join(SYSTEMS))
     options = parser.parse_args()
-    plan = [("sort", "python"), ("sort", "plait"), ("join", "python"), ("join", "plait"), ("join", "dask.bag")]
+    chosen = ["python", *(s for s in options.systems.split(",") if s != "python")]
+    plan = [(what, s) for what in ("sort", "join") for s in chosen if not (what == "sort" and s == "dask.bag")]
     results: dict = {key: [] for key in plan}
     order = plan * options.repeat
     random.Random(1).shuffle(order)  # interleaved, so load on the machine falls on every system alike
     for what, system in order:
-        results[(what, system)].append(run(options.rows, system.split(".")[0], what))
+        results[(what, system)].append(run(options.rows, system.replace("dask.bag", "dask"), what))
     print(f"\n{options.rows:,} rows, {os.cpu_count()} cores, medians of {options.repeat}\n")
     print("| work | system | median (s) | / sequential Python | peak memory growth (MB) |")
     print("|---|---|---|---|---|")
     for what in ("sort", "join"):
-        checks = {tuple(r["check"]) for system in ("python", "plait", "dask.bag") for r in results.get((what, system), [])}
+        checks = {tuple(r["check"]) for system in chosen for r in results.get((what, system), [])}
         assert len(checks) == 1, f"{what}: the systems disagree: {checks}"
         base = statistics.median(r["seconds"] for r in results[(what, "python")])
-        for system in ("python", "plait", "dask.bag"):
+        for system in chosen:
             runs = results.get((what, system))
             if not runs:
                 continue

@@ -8,7 +8,6 @@ follow get its rows as dicts again (``kernels.as_records``).
 
 from __future__ import annotations
 
-import bisect
 import random
 import zlib
 from collections.abc import Callable
@@ -337,16 +336,19 @@ def split_by(table: pa.Table, buckets: np.ndarray, count: int) -> list[pa.Table]
 
 def range_buckets(table: pa.Table, key: Any, bounds: list, count: int) -> np.ndarray:
     """An ``order_by``'s split, on its first column: between the sampled boundaries (in
-    the column's direction), nulls in the last partition (they sort last)."""
+    the column's direction), nulls in the last partition (they sort last). A value's
+    place is the number of boundaries at or below it, counted with one comparison of the
+    column per boundary; a NaN is past every boundary."""
     first, descending = key.names[0], key.descending[0]
-    last = len(bounds)
-    out = np.empty(table.num_rows, dtype=np.int64)
-    for i, value in enumerate(_column(table, first).to_pylist()):
-        if value is None:
-            out[i] = count - 1
-        else:
-            at = bisect.bisect_right(bounds, value)
-            out[i] = last - at if descending else at
+    column = _column(table, first)
+    at = np.zeros(table.num_rows, dtype=np.int64)
+    for bound in bounds:
+        at += pc.fill_null(pc.greater_equal(column, bound), False).to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(column.type):
+        at[pc.fill_null(pc.is_nan(column), False).to_numpy(zero_copy_only=False)] = len(bounds)
+    out = len(bounds) - at if descending else at
+    if column.null_count:
+        out[column.is_null().to_numpy(zero_copy_only=False)] = count - 1
     return out
 
 
@@ -357,10 +359,12 @@ def position_buckets(table: pa.Table, offset: int, cuts: list[int]) -> np.ndarra
 
 
 def sample_keys(table: pa.Table, key: Any, count: int, index: int) -> list:
-    values = [v for v in _column(table, key.names[0]).to_pylist() if v is not None]
+    """Up to ``count`` non-null values of the first sort column, picked at random (seeded
+    by the partition), made Python values only once picked."""
+    values = pc.drop_null(_column(table, key.names[0]))
     if len(values) > count:
-        values = random.Random(index).sample(values, count)
-    return values
+        values = values.take(pa.array(random.Random(index).sample(range(len(values)), count), pa.int64()))
+    return values.to_pylist()
 
 
 # ------------------------------------------------------------------ joining
