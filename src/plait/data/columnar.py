@@ -87,6 +87,8 @@ def where(table: pa.Table, condition: Expr) -> pa.Table:
             if not mask.as_py():
                 table = table.slice(0, 0)
             continue
+        if pa.types.is_null(mask.type):  # nulls only (of no type): no row passes
+            mask = mask.cast(pa.bool_())
         if not pa.types.is_boolean(mask.type):
             raise TypeError(f"where({condition}): the condition gives {mask.type} values, not booleans")
         table = table.filter(mask)
@@ -155,6 +157,8 @@ def partial_aggregate(table: pa.Table, keys: tuple, aggs: tuple) -> pa.Table:
 def final_aggregate(table: pa.Table, keys: tuple, aggs: tuple) -> pa.Table:
     """Per group, over the partials every partition sent: the aggregates, named."""
     if not table.num_columns:  # rows that were never a table (an empty list): no columns known
+        if not keys:  # one group, of no rows: as SQL, a count of 0 and the other aggregates null
+            return pa.table({n: pa.array([0] if agg.fn == "count" else [None]) for n, agg in aggs})
         return pa.table({name: pa.array([], pa.null()) for name in (*keys, *(n for n, _ in aggs))})
     wanted = []
     for i, (_, agg) in enumerate(aggs):
@@ -371,7 +375,50 @@ def sample_keys(table: pa.Table, key: Any, count: int, index: int) -> list:
 _SWAPPED = {"inner": "inner", "left": "right", "right": "left", "outer": "outer"}
 
 
+def _keys_typed(left: pa.Table, left_on: tuple, right: pa.Table, right_on: tuple) -> tuple[pa.Table, pa.Table]:
+    """A key column of the null type (record rows whose key was None in every row) given
+    the other side's key type: Arrow joins only keys of one type."""
+    for a, b in zip(left_on, right_on, strict=True):
+        lt, rt = left.schema.field(a).type, right.schema.field(b).type
+        if pa.types.is_null(lt) and not pa.types.is_null(rt):
+            left = left.set_column(left.column_names.index(a), a, left.column(a).cast(rt))
+        elif pa.types.is_null(rt) and not pa.types.is_null(lt):
+            right = right.set_column(right.column_names.index(b), b, right.column(b).cast(lt))
+    return left, right
+
+
 def join(how: str, left: pa.Table, right: pa.Table, spec: tuple) -> pa.Table:
+    """The join of the two sides. Arrow joins no column of the null type (what record rows
+    that were all None make): such a column goes through as int64 nulls and comes out of
+    the null type again, in the place the join puts it."""
+    left_on, right_on, _ = spec
+    for side, other, kept in ((left, right, ("right", "outer")), (right, left, ("left", "outer"))):
+        if side.num_columns == 0 and side.num_rows == 0:  # no rows, made from none: columns unknown
+            return other if how in kept else side
+    left, right = _keys_typed(left, left_on, right, right_on)
+    nulls = []
+    sides = []
+    for table, on, first in ((left, left_on, True), (right, right_on, False)):
+        for i, field in enumerate(table.schema):
+            if pa.types.is_null(field.type) and field.name not in on:
+                table = table.set_column(i, field.name, table.column(i).cast(pa.int64()))
+                nulls.append((first, i))
+        sides.append(table)
+    out = _join_tables(how, sides[0], sides[1], spec)
+    if not nulls:
+        return out
+    # where each input column lands: all of the left side then the right side's non-keys,
+    # or (a right join) the left side's non-keys then all of the right side
+    lefts = [i for i, n in enumerate(left.column_names) if how != "right" or n not in left_on]
+    rights = [i for i, n in enumerate(right.column_names) if how == "right" or n not in right_on]
+    places = {(True, i): at for at, i in enumerate(lefts)} | {(False, i): len(lefts) + at for at, i in enumerate(rights)}
+    for key in nulls:
+        at = places[key]
+        out = out.set_column(at, out.schema.field(at).name, pa.nulls(out.num_rows))
+    return out
+
+
+def _join_tables(how: str, left: pa.Table, right: pa.Table, spec: tuple) -> pa.Table:
     """The join of the two sides. Arrow builds its hash table from the right one, so when
     the left is the smaller it is joined the other way round, and the columns are given
     the order, names and types the join as written gives."""

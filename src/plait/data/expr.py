@@ -195,16 +195,18 @@ class Expr:
             return pc.divide(left, right)
         if op in ("add", "sub", "mul"):
             fn = getattr(pc, _BINARY[op][0])
-            return _arithmetic(pa, fn, a[0].evaluate(table), a[1].evaluate(table), op == "mul")
+            return _arithmetic(pa, fn, *_matched(pa, a[0].evaluate(table), a[1].evaluate(table), None), op == "mul")
         if op in _BINARY:
-            return getattr(pc, _BINARY[op][0])(a[0].evaluate(table), a[1].evaluate(table))
+            logic = pa.bool_() if op in ("and", "or") else None
+            return getattr(pc, _BINARY[op][0])(*_matched(pa, a[0].evaluate(table), a[1].evaluate(table), logic))
         if op == "not":
-            return pc.invert(a[0].evaluate(table))
+            return pc.invert(_typed(pa, a[0].evaluate(table), pa.bool_()))
         if op == "neg":
             return pc.negate_checked(a[0].evaluate(table))
         if op == "isin":  # SQL's IN: null for a null value, and for no match when the list holds null
             values = a[0].evaluate(table)
             listed = [v for v in a[1] if v is not None]
+            values = _typed(pa, values, pa.array(listed).type if listed else pa.string())
             found = pc.is_in(values, value_set=pa.array(listed, type=_value_type(values)))
             found = pc.if_else(pc.is_null(values), pa.scalar(None, pa.bool_()), found)
             return pc.or_kleene(found, pa.scalar(None, pa.bool_())) if len(listed) < len(a[1]) else found
@@ -213,24 +215,42 @@ class Expr:
         if op == "cast":
             return pc.cast(a[0].evaluate(table), pa.type_for_alias(a[1]))
         if op in ("starts_with", "ends_with"):
-            return getattr(pc, op)(a[0].evaluate(table), pattern=a[1])
+            return getattr(pc, op)(_typed(pa, a[0].evaluate(table), pa.string()), pattern=a[1])
         if op == "contains":
-            return pc.match_substring(a[0].evaluate(table), pattern=a[1])
+            return pc.match_substring(_typed(pa, a[0].evaluate(table), pa.string()), pattern=a[1])
         if op == "split":
-            values = a[0].evaluate(table)
+            values = _typed(pa, a[0].evaluate(table), pa.string())
             if a[1] is not None:
                 return pc.split_pattern(values, pattern=a[1])
             if _plain_ascii(pa, values):  # the faster kernels, the same answer
                 return _without_empty(pa, pc, pc.ascii_split_whitespace(pc.ascii_trim_whitespace(values)))
             return _without_empty(pa, pc, pc.utf8_split_whitespace(pc.utf8_trim_whitespace(values)))
         if op == "strip":
-            return pc.utf8_trim_whitespace(a[0].evaluate(table))
+            return pc.utf8_trim_whitespace(_typed(pa, a[0].evaluate(table), pa.string()))
         if op == "length":
-            values = a[0].evaluate(table)
+            values = _typed(pa, a[0].evaluate(table), pa.string())
             return pc.list_value_length(values) if _is_list(pa, values.type) else pc.utf8_length(values)
         if op == "when":
-            return pc.if_else(*(x.evaluate(table) for x in a))
+            condition = _typed(pa, a[0].evaluate(table), pa.bool_())
+            return pc.if_else(condition, *_matched(pa, a[1].evaluate(table), a[2].evaluate(table), None))
         raise AssertionError(f"unknown expression {op!r}")
+
+
+def _typed(pa: Any, values: Any, like: Any) -> Any:
+    """Values of the null type (a column of record rows that were all None in this
+    partition, or a None literal) as nulls of type ``like``: Arrow has few kernels for
+    the null type."""
+    return values.cast(like) if pa.types.is_null(values.type) else values
+
+
+def _matched(pa: Any, left: Any, right: Any, like: Any) -> tuple[Any, Any]:
+    """The two operands, a null-typed one given the other's type (or ``like``, or int64
+    when both are null-typed)."""
+    if like is not None:
+        return _typed(pa, left, like), _typed(pa, right, like)
+    if pa.types.is_null(left.type):
+        return _typed(pa, left, right.type if not pa.types.is_null(right.type) else pa.int64()), _typed(pa, right, pa.int64())
+    return left, _typed(pa, right, left.type)
 
 
 def _arithmetic(pa: Any, fn: Any, left: Any, right: Any, multiply: bool) -> Any:

@@ -423,6 +423,8 @@ def _columnar_step(fn: Callable[..., Any]) -> Callable[[Step, Any, int], Any]:
     """A step over a table: an error names the operator, its line and the partition."""
 
     def run(step: Step, table: Any, index: int) -> Any:
+        if table.num_columns == 0 and table.num_rows == 0 and step.kind != "final_agg":
+            return table  # no rows, made from none: its columns are not known, and no step needs them
         try:
             return fn(_columnar(), table, step)
         except Exception as exc:
@@ -539,7 +541,7 @@ def stable_hash(key: Any) -> int:
 
 def split(rows: Iterable, how: tuple, index: int) -> list:
     kind, count = how[0], how[1]
-    if kind == "hash_columns" or is_table(rows):
+    if kind == "hash_columns" or is_table(rows) or type(how[_KEY_AT.get(kind, 1)]).__name__ == "SortKey":
         return _split_table(rows, how, index)
     if kind == "sampled":  # the rows, and a sample of their keys (a sort's boundaries come from it)
         rows = rows if type(rows) is list else list(rows)
@@ -584,9 +586,9 @@ def _split_table(rows: Any, how: tuple, index: int) -> list:
         return split(as_records(rows), how, index)  # a key of records: it gets dicts
     table = c.to_table(rows, _noter(Step("split", label=f"{kind} split"), index))
     if kind == "sampled":
-        return [table, c.sample_keys(table, key, how[3], index)]
-    if count == 1:
-        return [table]
+        return [table, c.sample_keys(table, key, how[3], index) if table.num_rows else []]
+    if count == 1 or table.num_rows == 0:
+        return [table] * count
     if kind == "hash_columns":
         buckets = c.hash_buckets(table, how[2], count, stable_hash)
     elif kind == "range":
