@@ -343,6 +343,20 @@ def test_record_and_columnar_operators_mix(engine):
     assert table.sort(key=lambda r: -r["v"]).take(2) == [rows[19], rows[18]]  # a record key gets dicts
 
 
+def test_no_rows_at_all_give_no_rows_through_every_columnar_operator(engine):
+    """Partitions of dict rows that are empty have no columns; every operator takes them
+    (Arrow slices a table of no columns to any length asked, which once made limit(1) of
+    nothing give one empty row)."""
+    for ds in (data.from_items([], partitions=1), data.from_items([{"x": 1}] * 4, partitions=3).filter(lambda r: False)):
+        assert ds.order_by("x").limit(1).collect() == []
+        assert ds.limit(3).collect() == [] and ds.limit(3).to_arrow().num_rows == 0
+        assert ds.where(col("x") > 0).select("x").with_column("y", col("x") + 1).collect() == []
+        assert ds.group_by("x").agg(n=data.count()).collect() == []
+        assert ds.group_by().agg(n=data.count(), total=data.sum("x")).collect() == [{"n": 0, "total": None}]
+        assert ds.join(data.from_items([{"x": 1, "z": 2}]), on="x").collect() == []
+        assert ds.join(data.from_items([{"x": 1, "z": 2}]), on="x", how="right").collect() == [{"x": 1, "z": 2}]
+
+
 # ------------------------------------------------------------------ text
 # lines of words and every kind of whitespace Python's str.split knows, blank lines,
 # CRLF endings and non-ASCII letters

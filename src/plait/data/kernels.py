@@ -13,7 +13,6 @@ import collections
 import copy
 import csv
 import decimal
-import fractions
 import functools
 import heapq
 import json
@@ -120,10 +119,10 @@ def _run_partition(task: Task, inputs: tuple) -> Any:
         rows = STEPS[kind](step, rows, index)
     if task.split is None:
         rows = rows if type(rows) is list or is_table(rows) else list(rows)
-        return (rows, [_size(None, rows, index)[0]]) if task.sized else rows  # type: ignore[arg-type]
+        return (rows, [size_of(rows)]) if task.sized else rows
     buckets = split(rows, task.split, index)
     if task.sized:
-        buckets.append([_size(None, b, index)[0] for b in buckets])
+        buckets.append([size_of(b) for b in buckets])
     return buckets[0] if len(buckets) == 1 else tuple(buckets)
 
 
@@ -352,8 +351,8 @@ def _sort(step: Step, rows: Iterable, index: int) -> list:
 
 
 def _head(step: Step, rows: Iterable, index: int) -> Iterable:
-    if is_table(rows):
-        return rows.slice(0, step.arg)  # type: ignore[attr-defined]
+    if is_table(rows):  # bounded: Arrow slices a table of no columns to any length asked
+        return rows.slice(0, min(step.arg, len(rows)))  # type: ignore[attr-defined, arg-type]
     return islice(rows, step.arg)
 
 
@@ -369,11 +368,16 @@ def _count(step: Step, rows: Iterable, index: int) -> list:
     return [sum(1 for _ in rows)]
 
 
-def _size(step: Step | None, rows: Iterable, index: int) -> list:
-    """``[(rows, bytes)]``: bytes are known for a table only (0 for records)."""
+def _size(step: Step, rows: Iterable, index: int) -> list:
+    return [size_of(rows)]
+
+
+def size_of(rows: Any) -> tuple[int, int]:
+    """``(rows, bytes)`` of a partition or bucket: bytes are known for a table only (0 for
+    records)."""
     if is_table(rows):
-        return [(len(rows), rows.nbytes)]  # type: ignore[arg-type, attr-defined]
-    return [(_count(step, rows, index)[0], 0)]
+        return (len(rows), rows.nbytes)
+    return (len(rows) if type(rows) is list else sum(1 for _ in rows), 0)
 
 
 def _sum(step: Step, rows: Iterable, index: int) -> list:
@@ -515,7 +519,7 @@ def _join(how: str, left: Iterable, right: Iterable) -> Iterator:
 
 # ------------------------------------------------------------------ splitting
 _MASK = (1 << 64) - 1
-_NUMBERS = (int, float, complex, decimal.Decimal, fractions.Fraction, numbers.Number)
+_NUMBERS = (int, float, complex, decimal.Decimal, numbers.Number)  # Fraction and numpy's too
 
 
 def stable_hash(key: Any) -> int:
@@ -541,7 +545,7 @@ def stable_hash(key: Any) -> int:
 
 def split(rows: Iterable, how: tuple, index: int) -> list:
     kind, count = how[0], how[1]
-    if kind == "hash_columns" or is_table(rows) or type(how[_KEY_AT.get(kind, 1)]).__name__ == "SortKey":
+    if is_table(rows) or _by_columns(how):
         return _split_table(rows, how, index)
     if kind == "sampled":  # the rows, and a sample of their keys (a sort's boundaries come from it)
         rows = rows if type(rows) is list else list(rows)
@@ -576,13 +580,19 @@ def split(rows: Iterable, how: tuple, index: int) -> list:
 _KEY_AT = {"sampled": 2, "range": 3}  # where a split's key is in its description
 
 
+def _by_columns(how: tuple) -> bool:
+    """A split that reads columns of a table: by hash of columns, or by a sort key of columns."""
+    kind = how[0]
+    return kind == "hash_columns" or (kind in _KEY_AT and type(how[_KEY_AT[kind]]).__name__ == "SortKey")
+
+
 def _split_table(rows: Any, how: tuple, index: int) -> list:
     """A table's split: the same kinds, by columns (``hash_columns``, a sort key of
     columns), or by the rows as dicts for a record key."""
     c = _columnar()
     kind, count = how[0], how[1]
     key = how[_KEY_AT[kind]] if kind in _KEY_AT else None
-    if kind not in ("hash_columns", "slices", "single") and type(key).__name__ != "SortKey":
+    if kind not in ("slices", "single") and not _by_columns(how):
         return split(as_records(rows), how, index)  # a key of records: it gets dicts
     table = c.to_table(rows, _noter(Step("split", label=f"{kind} split"), index))
     if kind == "sampled":

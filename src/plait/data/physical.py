@@ -36,8 +36,9 @@ from plait.runtime.context import current_engine
 from plait.runtime.future import Future
 
 SAMPLE_PER_PARTITION = 64  # keys a sort samples from each partition, for every output partition
-# an inner or left join whose right side has at most this many rows (counted when it is
-# made) sends that side whole to every left partition instead of shuffling both sides
+# a join side of at most this many rows (counted as it is made) is sent whole to every
+# task of the other side (the right side of an inner or left join, the left side of an
+# inner or right join) instead of shuffling both sides
 BROADCAST_ROWS = 20_000
 BROADCAST_BYTES = 64 << 20  # or, for tables, at most this many bytes
 # a hash join's bucket of the left side is skewed when it holds more than SKEW_FACTOR
@@ -284,7 +285,7 @@ class Runner:
                 lefts = self.run(stage.left_whole)
                 if how == "inner":
                     left_size = self._size(stage.left_whole, lefts)
-                    if self._fits(left_size) and _smaller(left_size, right_size) and left_size != right_size:
+                    if self._fits(left_size) and _smaller(left_size, right_size):
                         return self._broadcast(stage, lefts, right, right_whole=False)
                 return self._broadcast(stage, lefts, right, right_whole=True)
             if how == "left":
@@ -384,7 +385,7 @@ class Runner:
 class GraphBuilder(Runner):
     """The same stages as a graph of the IR instead of submitted tasks: a task node per
     partition, probe tasks and the splits worked out from them as driver operations. A
-    join is drawn as a hash join (a run chooses a broadcast when the right side is small)."""
+    join is drawn as a hash join (a run chooses a broadcast when a side is small)."""
 
     capture = False  # a graph's run raises a task's failure itself
     measures = False  # a join is drawn as a hash join
@@ -454,8 +455,8 @@ def _total(sizes: list[tuple[int, int]]) -> tuple[int, int]:
 
 
 def _smaller(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    """``a`` no bigger than ``b``: by bytes where both are tables, else by rows."""
-    return a[1] <= b[1] if a[1] and b[1] else a[0] <= b[0]
+    """``a`` smaller than ``b``: by bytes where both are tables, else by rows."""
+    return a[1] < b[1] if a[1] and b[1] else a[0] < b[0]
 
 
 def ordered_values(futures: list, ran: list[list]) -> list:
