@@ -12,7 +12,8 @@ DataFrame, PySpark) make the same keys and payloads as columns in their tasks, s
 with ``order_by``/``sort_values``/``orderBy`` and gather the result in the driver,
 and join on the key column. Peak memory is the growth of the high-water mark (VmHWM)
 of the driver and of every worker process (Spark: the driver's JVM), summed, over the
-run.
+run; beside it, for plait, the peak of its store's files in ``/dev/shm`` (sampled every
+20 ms), which no process counts as its own resident memory.
 
     .venv/bin/python benchmarks/data_sort_join.py --rows 2000000 --repeat 3
 """
@@ -36,6 +37,29 @@ def peak(pid):
             return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM"))
     except OSError:
         return 0
+
+class StorePeak:  # the most bytes a plait store's files in /dev/shm held at once, sampled every 20 ms
+    def __init__(self, directory):
+        import threading
+        self.directory, self.peak, self._stop = directory, 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+    def _sample(self):
+        while not self._stop.wait(0.02):
+            total = 0
+            for root, _, files in os.walk(self.directory):
+                for name in files:
+                    try:
+                        total += os.stat(os.path.join(root, name)).st_blocks * 512
+                    except OSError:
+                        pass
+            self.peak = max(self.peak, total)
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+store = 0
 
 def record(i):
     return ((i * 2654435761) % (1 << 32), "payload-%d" % i)
@@ -63,6 +87,7 @@ elif system == "plait":
         data.range(100, partitions=cores).map(abs).sort().collect()  # workers warm
         pids = [os.getpid(), *session.engine.worker_pids()]
         base = {p: peak(p) for p in pids}
+        sampler = StorePeak(session.engine.store.dirs.shm)
         start = time.perf_counter()
         left = data.range(rows, partitions=4 * cores).map(record)
         if what == "sort":
@@ -81,6 +106,7 @@ elif system == "plait":
             )
             check = (n, total % 1000003)
         seconds = time.perf_counter() - start
+        store = sampler.stop()
         grew = sum(peak(p) - base[p] for p in pids)
 elif system == "plait-columnar":  # the same rows as Arrow tables, made in the tasks
     import numpy as np
@@ -105,6 +131,7 @@ elif system == "plait-columnar":  # the same rows as Arrow tables, made in the t
         made(False).order_by("key").limit(1).collect()  # workers warm
         pids = [os.getpid(), *session.engine.worker_pids()]
         base = {p: peak(p) for p in pids}
+        sampler = StorePeak(session.engine.store.dirs.shm)
         start = time.perf_counter()
         if what == "sort":
             table = made(False).order_by("key").to_arrow()
@@ -114,6 +141,7 @@ elif system == "plait-columnar":  # the same rows as Arrow tables, made in the t
             (row,) = joined.collect()
             check = (row["n"], row["total"] % 1000003)
         seconds = time.perf_counter() - start
+        store = sampler.stop()
         grew = sum(peak(p) - base[p] for p in pids)
 elif system == "dask-dataframe":  # on a LocalCluster of one single-threaded process per core
     import numpy as np
@@ -193,7 +221,7 @@ elif system == "dask":
     grew = peak(os.getpid()) - base  # its worker processes end with the call: not counted
 else:
     raise SystemExit(f"unknown system {system}")
-print(json.dumps({"seconds": seconds, "check": check, "grew": grew}))
+print(json.dumps({"seconds": seconds, "check": check, "grew": grew, "store": store}))
 """
 
 
@@ -223,8 +251,8 @@ def main() -> None:
     for what, system in order:
         results[(what, system)].append(run(options.rows, system.replace("dask.bag", "dask"), what))
     print(f"\n{options.rows:,} rows, {os.cpu_count()} cores, medians of {options.repeat}\n")
-    print("| work | system | median (s) | / sequential Python | peak memory growth (MB) |")
-    print("|---|---|---|---|---|")
+    print("| work | system | median (s) | / sequential Python | peak memory growth (MB) | plait store peak (MB) |")
+    print("|---|---|---|---|---|---|")
     for what in ("sort", "join"):
         checks = {tuple(r["check"]) for system in chosen for r in results.get((what, system), [])}
         assert len(checks) == 1, f"{what}: the systems disagree: {checks}"
@@ -235,7 +263,8 @@ def main() -> None:
                 continue
             t = statistics.median(r["seconds"] for r in runs)
             mb = statistics.median(r["grew"] for r in runs) / 2**20
-            print(f"| {what} | {system} | {t:.2f} | {t / base:.2f} | {mb:.0f} |")
+            held = statistics.median(r.get("store", 0) for r in runs) / 2**20
+            print(f"| {what} | {system} | {t:.2f} | {t / base:.2f} | {mb:.0f} | {f'{held:.0f}' if system.startswith('plait') else '-'} |")
 
 
 if __name__ == "__main__":
