@@ -519,7 +519,7 @@ def _join(how: str, left: Iterable, right: Iterable) -> Iterator:
 
 # ------------------------------------------------------------------ splitting
 _MASK = (1 << 64) - 1
-_NUMBERS = (int, float, complex, decimal.Decimal, numbers.Number)  # Fraction and numpy's too
+_NUMBERS = (int, float, complex, decimal.Decimal)
 
 
 def stable_hash(key: Any) -> int:
@@ -540,6 +540,8 @@ def stable_hash(key: Any) -> int:
         return h ^ len(key)
     if isinstance(key, frozenset):
         return sum(stable_hash(item) for item in key) & _MASK
+    if isinstance(key, numbers.Number):  # Fraction, numpy's numbers: by value too (checked last: it is slow)
+        return hash(key) & _MASK
     return zlib.crc32(pickle.dumps(key, protocol=5))
 
 

@@ -311,9 +311,8 @@ class Runner:
         assert stage.shuffle_right is not None
         shuffled = _buckets(self.run(stage.shuffle_right), n)
         groups = [[left[j]] for j in range(n)]
-        reported = self.sizes.get(id(stage.inputs[0]))
-        if stage.how in ("inner", "left") and reported is not None and len(reported) == len(left_split) and n > 1:
-            per_task = self._values(reported)  # each left task's [(rows, bytes)] per bucket
+        per_task = self._reported(stage.inputs[0], left_split)  # each left task's [(rows, bytes)] per bucket
+        if stage.how in ("inner", "left") and per_task is not None and n > 1:
             groups = _cut_skewed([[sizes[j] for sizes in per_task] for j in range(n)], left)
         return [
             functools.partial(self._call, stage, i, ("join", stage.how, len(part), stage.on), (*part, *shuffled[j]))
@@ -323,13 +322,16 @@ class Runner:
     def _size(self, stage: Stage, outputs: list) -> tuple[int, int]:
         """``(rows, bytes)`` of a stage's output (bytes for tables only, else 0): as its
         tasks reported it, or (a stage without tasks of its own) counted by probe tasks."""
-        reported = self.sizes.get(id(stage))
-        if reported is None or len(reported) != len(outputs):
+        per_task = self._reported(stage, outputs)
+        if per_task is None:  # a partition is a task's first output unless the stage splits
             parts = [out[0] if type(out) is tuple else out for out in outputs] if stage.split is None else _flat(outputs)
-            reported = [s[0] for s in self._probe_all(parts, Step("size", label="size"))]
-        else:
-            reported = [size for sizes in self._values(reported) for size in sizes]
-        return _total(reported)
+            return _total([s[0] for s in self._probe_all(parts, Step("size", label="size"))])
+        return _total([size for sizes in per_task for size in sizes])
+
+    def _reported(self, stage: Stage, outputs: list) -> list[list[tuple[int, int]]] | None:
+        """Each task's ``[(rows, bytes)]`` per bucket, if every task of ``stage`` gave it."""
+        futures = self.sizes.get(id(stage))
+        return self._values(futures) if futures is not None and len(futures) == len(outputs) else None
 
     @staticmethod
     def _fits(size: tuple[int, int]) -> bool:
