@@ -403,6 +403,38 @@ def test_parallel_speculates_past_a_return_test_on_cluster_engines(engine, tmp_p
     assert max(s for s, _ in spans) < min(e for _, e in spans)  # the two calls ran at once
 
 
+@plait.parallel
+def accumulate_gated(n, path):
+    s = 0
+    for i in range(n):
+        s += fusion_tests.gated(i, path)
+    return s
+
+
+def test_a_sum_over_pending_results_adds_no_task_on_cluster_engines(engine, tmp_path):
+    """``s += f(i)``: on a cluster every link would be a scheduler hop (or, fused, a call
+    fetching every result before it), so the driver adds the results as they arrive. While
+    the calls wait, they are all the cluster has; the sum is still the sequential one."""
+    gate = str(tmp_path / "open")
+    n = 5
+    out: dict = {}
+    runner = threading.Thread(target=lambda: out.setdefault("value", accumulate_gated(n, gate)))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 120
+        names: list = []
+        while time.monotonic() < deadline and len(names) < n:
+            names = [r["name"] for r in plait.status()]
+            time.sleep(0.02)
+        time.sleep(0.2)  # time enough for a lifted call to be submitted, were there one
+        names = [r["name"] for r in plait.status()]
+        assert names == ["gated"] * n, names
+    finally:
+        open(gate, "w").close()
+        runner.join(120)
+    assert out["value"] == sum(range(n))
+
+
 @only("dask")
 def test_dask_refuses_what_it_cannot_honour(engine):
     @plait.actor(max_restarts=1)

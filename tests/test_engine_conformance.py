@@ -53,7 +53,7 @@ def shape_problems(engine) -> list[str]:
             problems.append(f"{type(engine).__name__} does not implement {name}()")
     if not isinstance(engine.name, str) or not engine.name:
         problems.append("name must be a non-empty str")
-    for flag in ("concurrent_clients", "tracing", "awaits_by_waiting"):
+    for flag in ("concurrent_clients", "tracing", "awaits_by_waiting", "distant_workers"):
         if not isinstance(getattr(engine, flag), bool):
             problems.append(f"{flag} must be a bool")
     room = engine.idle_capacity()

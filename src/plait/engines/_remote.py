@@ -407,6 +407,7 @@ class ClusterEngine(Engine):
     """
 
     name = "cluster"
+    distant_workers = True
     WATCH_INTERVAL = 0.01
     WATCH_IDLE_MAX = 0.05
     SWEEP_INTERVAL = 1.0

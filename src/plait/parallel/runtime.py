@@ -1392,6 +1392,10 @@ class Ctx:
                 return fn(*values)  # inputs ready and small: computed here, no round trip
         engine = _engine()
         if fn in _FUSIBLE and not kwargs and not engine.tracing and all(map(_operand, args)):
+            if engine.distant_workers and self.inv.lookahead:
+                # each link of `s += f(i)` a hop through the scheduler, or each fused link a
+                # call fetching every result before it: computed here as the results arrive
+                return self.call_nested(_computed, _program(_computed), (fn, args, {}), {})
             return self.fused(engine, name, fn, args)
         future = engine.submit(apply_task, (fn, args, kwargs or {}), {}, _lift_options(name))
         self.record(future)
@@ -1401,7 +1405,7 @@ class Ctx:
         """``fn(*args)`` as one call of an expression in which the pending operations among
         ``args`` are computed again (up to ``FUSE_MAX`` operations in all), instead of a call
         that waits for theirs: ``s += f(i)`` in a loop then waits one round trip per
-        ``FUSE_MAX`` links, not one per link (a link is a scheduler hop on a cluster)."""
+        ``FUSE_MAX`` links, not one per link."""
         root = self.inv.root
         lifted = root.lifted
         if lifted is None:

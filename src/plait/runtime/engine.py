@@ -48,6 +48,9 @@ class Engine(Protocol):
     # engine must see the caller wait (a local worker then hands back its queued calls and
     # lends its CPU, so the awaited calls cannot queue behind the call awaiting them)
     awaits_by_waiting: ClassVar[bool] = False
+    # a call's inputs reach it through a scheduler, each hop milliseconds (a cluster): a front
+    # end then computes a small operation over results in the driver rather than in a task
+    distant_workers: ClassVar[bool] = False
     config: EngineConfig | None = None  # what plait.init asked for (None inside workers)
     # who made an actor handle (``ActorHandle._owner``): actor ids restart with every engine,
     # so each engine, and its workers' engines, refuse handles of another session
