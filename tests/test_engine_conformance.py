@@ -59,6 +59,14 @@ def shape_problems(engine) -> list[str]:
     room = engine.idle_capacity()
     if room is not None and (not isinstance(room, int) or room < 0):
         problems.append(f"idle_capacity() gave {room!r}: an int >= 0, or None")
+    known = engine.resources()
+    if known is not None:
+        if not (isinstance(known, tuple) and len(known) == 2 and all(isinstance(d, dict) for d in known)):
+            problems.append(f"resources() gave {known!r}: a pair of dicts (total, free), or None")
+        elif not all(isinstance(v, (int, float)) and v >= 0 for d in known for v in d.values()):
+            problems.append(f"resources() gave {known!r}: amounts must be numbers >= 0")
+        elif any(known[1].get(k, 0) > v + 1e-9 for k, v in known[0].items()):
+            problems.append(f"resources() gave {known!r}: more free than in total")
     typical = engine.typical_run_time("a task never called")
     if typical is not None:
         problems.append(f"typical_run_time() of a task never called gave {typical!r}, not None")

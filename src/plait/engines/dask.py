@@ -794,6 +794,18 @@ class DaskEngine(rm.ClusterEngine):
         self._complete(batch)
 
     # ================================================================ tools
+    def resources(self) -> tuple[dict[str, float], dict[str, float]]:
+        workers = self.client.scheduler_info()["workers"].values()
+        total: dict[str, float] = {"CPU": 0.0, "memory": 0.0}
+        for w in workers:
+            total["CPU"] += int(w.get("nthreads", 1))
+            total["memory"] += w.get("memory_limit") or 0
+            for key, amount in (w.get("resources") or {}).items():
+                total[key] = total.get(key, 0.0) + amount
+        free = dict(total)
+        free["CPU"] = float(self._free_slots())
+        return total, free
+
     def _free_slots(self) -> int:
         threads = sum(int(w.get("nthreads", 1)) for w in self.client.scheduler_info()["workers"].values())
         busy = sum(len(keys) for keys in self.client.processing().values())

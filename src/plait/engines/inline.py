@@ -213,6 +213,10 @@ class InlineEngine(Engine):
     def _record(self, name: str, start: float, end: float) -> None:
         self._events.append({"name": name, "worker": 0, "start": start, "end": end})
 
+    def resources(self) -> tuple[dict[str, float], dict[str, float]]:
+        # calls run to the end when made: between them everything is free
+        return dict(self.pool.total), dict(self.pool.total)
+
     def status(self) -> list[dict[str, Any]]:
         return []
 

@@ -239,6 +239,9 @@ class RayEngine(rm.ClusterEngine):
                 per_fn = self._remotes[fn] = {}
             return per_fn.setdefault(key, entry)
 
+    def resources(self) -> tuple[dict[str, float], dict[str, float]]:
+        return dict(ray.cluster_resources()), dict(ray.available_resources())
+
     def _free_slots(self) -> int:
         return int(ray.available_resources().get("CPU", 0))
 

@@ -133,6 +133,11 @@ class Engine(Protocol):
         (``@parallel`` speculates only within this budget)."""
         return None
 
+    def resources(self) -> tuple[dict[str, float], dict[str, float]] | None:
+        """``(total, free)`` amounts of each resource (``CPU``, ``GPU``, ``memory`` in bytes,
+        custom ones), or None where the engine cannot tell (inside a task, say)."""
+        return None
+
     def typical_run_time(self, name: str) -> float | None:
         """Mean run time in seconds of the task called ``name``, once measured, else None
         (granularity control runs measured-tiny tasks in place)."""

@@ -1812,6 +1812,10 @@ class LocalEngine(Engine):
             return None
         return runs[1] / runs[0]
 
+    def resources(self) -> tuple[dict[str, float], dict[str, float]]:
+        with self._lock:
+            return dict(self.pool.total), dict(self.pool.free)
+
     def idle_capacity(self) -> int:
         """Task workers with nothing to do and nothing queued for them: room for speculative calls."""
         with self._lock:
