@@ -12,6 +12,7 @@ import pytest
 
 import plait
 from plait.runtime.context import current_engine
+from tests.test_parallel_fusion import gated
 
 
 @plait.actor
@@ -432,3 +433,27 @@ def test_actors_created_inside_tasks_and_actors(engine):
     assert log.append(3).result() == 4  # the handle works in the driver too
     child = Spawner().spawn("c").result()
     assert child.snapshot().result() == ["ca"]
+
+
+@plait.actor
+class AsyncAdder:
+    def __init__(self):
+        self.total = 0
+
+    async def add(self, amount):
+        self.total += amount
+        return self.total
+
+
+def test_an_async_actor_runs_a_call_whose_input_is_ready_before_one_still_waiting(local, tmp_path):
+    """Ray's rule for actors that run calls side by side: no call order, so a call waiting
+    for its input does not hold back the calls behind it (task-orders.rst, async actors)."""
+    gate = str(tmp_path / "open")
+    adder = AsyncAdder()
+    late = adder.add(gated(1, gate))  # its input: 1, once the gate is open
+    ready = adder.add(2)
+    try:
+        assert ready.result(timeout=60) == 2  # ran while the first call's input was not there
+    finally:
+        open(gate, "w").close()
+    assert late.result(timeout=60) == 3

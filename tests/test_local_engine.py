@@ -371,3 +371,31 @@ def test_a_result_is_not_held_back_by_the_long_call_after_it(tmp_path):
         finally:
             open(gates[1], "w").close()
         assert long_one.result(timeout=60) == "long"
+
+
+def test_retry_exceptions_naming_a_class_of_the_main_script(tmp_path):
+    """Options travel to workers by value: an exception class defined in ``__main__`` (the
+    usual place in a script) once made every worker that unpickled them die, and the call hang."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import plait\n"
+        "class Flaky(Exception):\n"
+        "    pass\n"
+        "attempts = []\n"
+        "@plait.task(retries=2, retry_exceptions=(Flaky,))\n"
+        "def once_flaky(marker):\n"
+        "    import os\n"
+        "    if not os.path.exists(marker):\n"
+        "        open(marker, 'w').close()\n"
+        "        raise Flaky('first attempt')\n"
+        "    return 'second attempt'\n"
+        "if __name__ == '__main__':\n"
+        "    with plait.init(workers=1):\n"
+        f"        print(plait.get(once_flaky({str(tmp_path / 'marker')!r}), timeout=120))\n"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "second attempt"

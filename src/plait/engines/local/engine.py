@@ -356,6 +356,7 @@ class LocalEngine(Engine):
         self._function_ids: dict[tuple[Any, Any], int] = {}
         self._function_blobs: dict[int, bytes] = {}
         self._function_meta: dict[int, tuple[Any, str]] = {}
+        self._options_blobs: dict[int, bytes] = {}  # a function's options as workers get them
         self._worker_functions: dict[tuple[int, int], int] = {}
         self._feasible: set[Any] = set()
         self._released: deque[int] = deque()
@@ -1026,13 +1027,23 @@ class LocalEngine(Engine):
             worker.inflight.append(task)
             if task.kind == TASK and task.what not in worker.functions:
                 # the call's own options (a per-call .options() too), not the decorator's
-                options, name = self._function_meta[task.what]
-                functions.append((task.what, self._function_blobs[task.what], options, name))
+                functions.append((task.what, self._function_blobs[task.what], *self._options_for_workers(task.what)))
                 worker.functions.add(task.what)
             deps = {d: results[d][1] for d in task.deps} if task.deps else None
             what = (task.what, tuple(o.id for o in task.outputs)) if task.outputs else task.what
             items.append((task.kind, task.id, what, task.args, deps, gpus, task.timeout is not None, task.short))
         return functions, items
+
+    def _options_for_workers(self, fid: int) -> tuple[bytes, str]:
+        """A function's options pickled by value, once: ``retry_exceptions`` may name classes a
+        worker cannot import (defined in the driver's ``__main__``)."""
+        options, name = self._function_meta[fid]
+        blob = self._options_blobs.get(fid)
+        if blob is None:
+            import cloudpickle
+
+            blob = self._options_blobs[fid] = cloudpickle.dumps(options, protocol=5)
+        return blob, name
 
     def _release_lease_if_idle(self, worker: _Worker) -> None:
         if worker.lease is not None and not worker.inflight and worker.actor is None:
@@ -1613,7 +1624,9 @@ class LocalEngine(Engine):
         return True
 
     def _pump_actor(self, actor: _Actor) -> None:
-        """Send the actor the longest prefix of its queue whose inputs are ready."""
+        """Send the actor the longest prefix of its queue whose inputs are ready; an actor
+        running calls side by side (async, or ``max_concurrency`` above 1) keeps no call
+        order, as on Ray: it gets every ready call, past those still waiting for inputs."""
         worker = actor.worker
         if worker is None or not worker.alive or actor.dead is not None:
             return
@@ -1621,6 +1634,12 @@ class LocalEngine(Engine):
         queue = actor.queue
         while queue and queue[0].waiting == 0:
             batch.append(queue.popleft())
+        if actor.concurrency > 1 and queue and queue[0].kind != ACTOR_INIT:
+            waiting = [task for task in queue if task.waiting]
+            if len(waiting) < len(queue):
+                batch.extend(task for task in queue if not task.waiting)
+                queue.clear()
+                queue.extend(waiting)
         if batch:
             self._send_tasks(worker, batch)
 

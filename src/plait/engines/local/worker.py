@@ -146,7 +146,7 @@ class WorkerRuntime(Engine):
 
     def _define(self, functions: list[tuple[int, bytes, Any, str]]) -> None:
         for fid, blob, options, name in functions:
-            self.functions[fid] = (ser.loads(blob), options, name)
+            self.functions[fid] = (ser.loads(blob), ser.loads(options), name)
 
     def track(self, oid: int, delta: int) -> None:
         self.map_deltas.append((oid, delta))  # may run in a finalizer: appends only
