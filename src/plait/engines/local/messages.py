@@ -43,7 +43,7 @@ kind        fields                      meaning
 ==========  ==========================  =================================================
 ``RUN``     ``functions, items``        work items to run in order, and the functions
                                         they need (``[(fid, blob, options, name)]``: a
-                                        call's own options)
+                                        call's own options, pickled by value)
 ``REPLY``   ``req, answer``             the answer to request ``req``
 ``BYE``                                 the driver is stopping this worker (shutdown, or
                                         an extra worker retired): exit. An end of stream

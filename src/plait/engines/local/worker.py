@@ -144,7 +144,7 @@ class WorkerRuntime(Engine):
                     replies[req] = answer
         return replies
 
-    def _define(self, functions: list[tuple[int, bytes, Any, str]]) -> None:
+    def _define(self, functions: list[tuple[int, bytes, bytes, str]]) -> None:
         for fid, blob, options, name in functions:
             self.functions[fid] = (ser.loads(blob), ser.loads(options), name)
 
