@@ -55,7 +55,8 @@ def test_the_corpus_is_what_the_issue_asks_for():
 
 @pytest.mark.parametrize("name", PROGRAMS)
 def test_ray_example_runs_unchanged(name, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLAIT_", "RAY_"))}
+    # as a user's shell has it: stdout a pipe, block-buffered (PYTHONUNBUFFERED unset)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLAIT_", "RAY_", "PYTHONUNBUFFERED"))}
     env.pop("FOO", None)  # gotchas_env_var reads it, unset as the docs assume
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / name)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300

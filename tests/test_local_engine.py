@@ -399,3 +399,64 @@ def test_retry_exceptions_naming_a_class_of_the_main_script(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "second attempt"
+
+
+def test_what_tasks_and_actors_print_reaches_a_piped_stdout_line_by_line(tmp_path):
+    """A worker's stdout is the driver's. Piped (a test, ``| tee``, a batch system) it was held
+    in blocks and dropped at exit: a task's print never showed. Each line now leaves as it is
+    printed, while the task still runs, nothing is lost at shutdown, and what the driver
+    printed before a call left reads before what the call prints."""
+    gate = tmp_path / "gate"
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "import plait\n"
+        "@plait.task\n"
+        "def chatty(gate):\n"
+        "    print('task started')\n"
+        "    while not os.path.exists(gate):\n"
+        "        time.sleep(0.01)\n"
+        "    print('task done')\n"
+        "    print('task error line', file=sys.stderr)\n"
+        "    return 1\n"
+        "@plait.actor\n"
+        "class Talker:\n"
+        "    def say(self, i):\n"
+        "        print('actor says', i)\n"
+        "        return i\n"
+        "if __name__ == '__main__':\n"
+        "    with plait.init(workers=2):\n"
+        "        print('driver starts')\n"
+        "        talker = Talker()\n"
+        "        plait.get([talker.say(i) for i in range(3)], timeout=120)\n"
+        f"        plait.get(chatty({str(gate)!r}), timeout=120)\n"
+        "    print('driver done')\n"
+    )
+    import select
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        seen = []
+        while "task started" not in seen:  # before the task may finish: it waits for the gate
+            ready, _, _ = select.select([proc.stdout], [], [], 120)
+            assert ready, f"no line while the task runs; so far {seen}"
+            line = proc.stdout.readline()
+            assert line, f"stdout closed; so far {seen}"
+            seen.append(line.strip())
+        gate.touch()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err[-3000:]
+    lines = seen + [line.strip() for line in out.splitlines() if line.strip()]
+    assert lines[0] == "driver starts"  # printed before any call left: it reads first
+    assert sorted(lines[1:-1]) == sorted(["actor says 0", "actor says 1", "actor says 2", "task started", "task done"])
+    assert lines[-1] == "driver done"
+    assert "task error line" in err

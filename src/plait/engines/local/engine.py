@@ -175,6 +175,14 @@ class _ReadyQueue(deque):
 _BYE = pack([(M.BYE,)])
 
 
+def _flush_driver_output() -> None:
+    """Workers print to the driver's own stdout: what the driver printed before a call left
+    goes out first, so the two read in the order they happened (the driver's stdout, piped,
+    holds its lines in a buffer; a worker's is line-buffered)."""
+    with contextlib.suppress(Exception):  # None under pythonw, or a stream that cannot flush
+        sys.stdout.flush()
+
+
 def oom_kills() -> int | None:
     """How many processes the kernel's out-of-memory killer has stopped (``/proc/vmstat``,
     Linux 4.13+, cgroup limits included), or None where the kernel does not say."""
@@ -821,6 +829,7 @@ class LocalEngine(Engine):
     def _admit_and_place(self, made: list[tuple[_Task, int, list[int], list[int]]]) -> None:
         """New calls admitted under the lock, placed in one pass, their futures completed
         (outside the lock) where they finished at once."""
+        _flush_driver_output()
         with self._lock:
             self._check_open()
             self._drain_released()  # values dropped before these calls are freed before they run
@@ -1567,6 +1576,7 @@ class LocalEngine(Engine):
         data, buffers, refs = ser.dumps_args(cls.name, args, kwargs, owner=self)
         payload, size = self._encode(data, buffers)
         deps = tuple(dict.fromkeys(r._id for r in refs))
+        _flush_driver_output()
         with self._lock:
             self._check_open()
             if options.named:
@@ -1650,6 +1660,7 @@ class LocalEngine(Engine):
         payload, size = self._encode(data, buffers)
         tid = next(self._ids)
         future = Future(self, tid, name)
+        _flush_driver_output()
         with self._lock:
             self._check_open()
             actor = self.actors.get(handle._actor_id)

@@ -34,6 +34,7 @@ queue in ``outbox`` (appended from any thread) and leave in order, one frame per
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import os
 import signal
@@ -401,7 +402,7 @@ class WorkerRuntime(Engine):
                 _end_of_stream(self, 1)
             replies = self.handle(frame, blocked=True)
             if self.stopped:
-                os._exit(0)
+                _exit(0)
             self.flush()
             if req in replies:
                 return replies[req]
@@ -585,13 +586,22 @@ def _end_of_stream(runtime: WorkerRuntime, code: int) -> None:
                 break
             runtime.handle(frame, blocked=True)
     if runtime.stopped:
-        os._exit(code)
+        _exit(code)
     deadline = time.monotonic() + 5.0
     while os.getppid() == runtime.parent and time.monotonic() < deadline:
         time.sleep(0.005)
     if os.getppid() != runtime.parent:
         _orphaned(runtime.dirs)
-    os._exit(code)  # the driver lives (a frame cut short): it cleans up itself
+    _exit(code)  # the driver lives (a frame cut short): it cleans up itself
+
+
+def _exit(code: int) -> None:
+    """Exit without interpreter teardown (nothing left to do, and slow), but not without what
+    the tasks printed: ``os._exit`` alone would drop what still waits in the stdio buffers."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def _orphaned(dirs: StoreDirs) -> None:
@@ -600,7 +610,7 @@ def _orphaned(dirs: StoreDirs) -> None:
 
     shutil.rmtree(dirs.shm, ignore_errors=True)
     shutil.rmtree(dirs.spill, ignore_errors=True)
-    os._exit(1)
+    _exit(1)
 
 
 def main(argv: list[str]) -> None:
@@ -610,6 +620,11 @@ def main(argv: list[str]) -> None:
     os.set_inheritable(fd, False)
     os.set_inheritable(notice_fd, False)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # what a task prints reaches the driver's terminal or file line by line, as it runs (a
+    # worker's stdio is the driver's: a pipe or a file would otherwise hold it in blocks)
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True)
     dirs = StoreDirs(shm, spill)
     threading.Thread(target=_watch_parent, args=(parent, dirs), daemon=True, name="plait-watchdog").start()
     channel = BlockingChannel(socket.socket(fileno=fd))
