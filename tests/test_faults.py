@@ -101,6 +101,54 @@ def _crash(how):
         ctypes.string_at(0)
 
 
+class _CrashesWhenUnpickled:
+    """Stands for what a task may capture that kills the process rebuilding it (a C
+    extension's object, a module whose import exits)."""
+
+    def __init__(self, how):
+        self.how = how
+
+    def __reduce__(self):
+        return (_crash, (self.how,))
+
+
+@pytest.mark.parametrize("how", ["os_exit", "segfault"])
+def test_a_task_whose_function_kills_the_worker_that_unpickles_it_is_retried_then_reported(local, how):
+    """Functions were unpickled as they arrived, before any call ran: a worker that died of it
+    was charged to no call, so the call went to the next worker, and the next, for ever."""
+    captured = _CrashesWhenUnpickled(how)
+
+    @plait.task(retries=1)
+    def uses_it():
+        return captured is not None
+
+    with pytest.raises(plait.WorkerCrashedError, match="uses_it") as info:
+        uses_it().result(timeout=120)
+    assert "retries=1" in str(info.value)
+    assert leaf(5).result(timeout=60) == 5  # the engine recovered
+    assert len(current_engine().worker_pids()) == 2
+
+
+class _FailsWhenUnpickled:
+    def __reduce__(self):
+        return (int, ("not a number",))
+
+
+def test_a_task_whose_function_cannot_be_unpickled_fails_with_the_reason(local):
+    captured = _FailsWhenUnpickled()
+
+    @plait.task
+    def uses_it():
+        return captured is not None
+
+    pids = set(current_engine().worker_pids())
+    with pytest.raises(plait.SerializationError, match="could not be loaded in a worker") as info:
+        uses_it().result(timeout=60)
+    assert "invalid literal for int()" in str(info.value)
+    assert leaf(5).result(timeout=60) == 5
+    assert set(current_engine().worker_pids()) == pids  # no worker died of it
+
+
 def test_results_computed_before_a_crash_are_kept(local):
     done = [leaf(i) for i in range(20)]
     assert plait.get(done) == list(range(20))

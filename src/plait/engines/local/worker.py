@@ -81,7 +81,10 @@ class WorkerRuntime(Engine):
         self.notice_reader: threading.Thread | None = None
         self.index = index
         self.dirs = dirs
-        self.functions: dict[int, tuple[Any, Any, str]] = {}
+        # each task function as the driver sent it (pickled, with its options, and its name);
+        # unpickled when a call of it first runs, as that call: see _function
+        self.function_blobs: dict[int, tuple[bytes, bytes, str]] = {}
+        self.functions: dict[int, tuple[Any, Any]] = {}
         self.queue: deque[tuple] = deque()
         self.outbox: deque[Any] = deque()
         self.send_lock = threading.Lock()
@@ -147,7 +150,26 @@ class WorkerRuntime(Engine):
 
     def _define(self, functions: list[tuple[int, bytes, bytes, str]]) -> None:
         for fid, blob, options, name in functions:
-            self.functions[fid] = (ser.loads(blob), ser.loads(options), name)
+            self.function_blobs[fid] = (blob, options, name)
+
+    def _function(self, fid: int) -> tuple[Any, Any]:
+        """A task function and its options, unpickled on first use. Unpickling runs user code
+        (the function's module imports, what it captures): it runs as the call's own work, so
+        that an error fails that call with it, and a process it kills charges that call's
+        retries (unpickled on arrival, it killed every worker it reached, for ever)."""
+        loaded = self.functions.get(fid)
+        if loaded is None:
+            blob, options, name = self.function_blobs[fid]
+            try:
+                loaded = self.functions[fid] = (ser.loads(blob), ser.loads(options))
+            except Exception as exc:
+                raise ser.SerializationError(
+                    f"task {name!r} could not be loaded in a worker process "
+                    f"({type(exc).__name__}: {exc}): a task and what it captures must unpickle in a "
+                    "fresh process; define it in an importable module, and capture no object that "
+                    "cannot be rebuilt there"
+                ) from exc
+        return loaded
 
     def track(self, oid: int, delta: int) -> None:
         self.map_deltas.append((oid, delta))  # may run in a finalizer: appends only
@@ -196,7 +218,7 @@ class WorkerRuntime(Engine):
     def _item_name(self, item: tuple) -> str:
         kind, what = item[0], item[2]
         if kind == TASK:
-            return self.functions[what[0] if type(what) is tuple else what][2]
+            return self.function_blobs[what[0] if type(what) is tuple else what][2]
         return f"{self.actor_name}.{what}" if kind == ACTOR_CALL else "actor.__init__"
 
     @property
@@ -224,7 +246,7 @@ class WorkerRuntime(Engine):
         if kind == TASK:
             if type(what) is tuple:  # num_returns: each item of the result under its own id
                 what, outputs = what
-            fn, options, name = self.functions[what]
+            name = self.function_blobs[what][2]
         elif kind == ACTOR_CALL:
             name = f"{self.actor_name}.{what}"
         else:
@@ -235,6 +257,9 @@ class WorkerRuntime(Engine):
                 blob, concurrency = what
                 what = ser.loads(blob)
                 name = f"{what.name}.__init__"
+            if kind == TASK:
+                fn, options = self._function(what)
+                start = time.time()  # a first call's unpickling of its function is not its time
             call_args, call_kwargs = decode(dirs, args, resolve, self.track)
             if kind == TASK:
                 if gpus is not None or os.environ.get("CUDA_VISIBLE_DEVICES") != self.cuda_default:
