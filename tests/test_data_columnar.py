@@ -9,27 +9,32 @@ written as SQL, over the same Arrow table or Parquet files.
 from __future__ import annotations
 
 import collections
+import csv
 import datetime
 import decimal
 import math
 import operator
 import os
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from benchmarks import tpch_queries
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import plait
 from plait import data
-from plait.data import col, columnar, optimize, physical, when
+from plait.data import col, columnar, kernels, optimize, physical, when
 from plait.data.expr import Expr
-from tests.test_data import random_data
+from tests.test_data import EXAMPLES, random_data
 
 random_queries = random_data  # PLAIT_DATA_EXAMPLES sets how many examples, as for the record tests
+random_data_many = settings(  # for tests that start no engine: cheap examples, many of them
+    max_examples=EXAMPLES * 20, deadline=None, derandomize="PLAIT_DATA_EXAMPLES" not in os.environ
+)
 
 
 # ------------------------------------------------------------------ the oracle
@@ -460,3 +465,131 @@ def test_columnar_actions_inside_parallel_give_what_the_sequential_program_gives
     want = ([{"g": "a", "total": 4}, {"g": "b", "total": 6}, {"g": "c", "total": 5}], 3)
     assert revenue_by_group.fn(table) == want
     assert revenue_by_group(table) == want
+
+
+# ------------------------------------------------------------------ CSV pushdown
+CSV_FIELD = st.one_of(
+    st.integers(-(2**70), 2**70).map(str),  # past int64 too
+    st.floats().map(repr),
+    st.integers(-99, 99).map(str),
+    st.text(alphabet=list('0123456789+-.eE_x "\n\r,aé\u0663'), max_size=6),
+    st.sampled_from(["1", "-20", "+3", "0x4", "1.5", "1e3", "nan", "-inf", "Infinity", " 7", "1_0", "", "é", '"q"']),
+)
+
+
+@st.composite
+def csv_files(draw):
+    """A header (names may repeat), rows that mostly fit it, written by ``csv.writer`` or as
+    raw text (quotes and delimiters as they come), and what the reader is told."""
+    header = draw(st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=3))
+    width = len(header)
+    rows = draw(
+        st.lists(
+            st.lists(CSV_FIELD, min_size=width, max_size=width) | st.lists(CSV_FIELD, max_size=width + 1),
+            max_size=12,
+        )
+    )
+    raw = draw(st.booleans())
+    types = draw(st.dictionaries(st.sampled_from(["a", "b", "c"]), st.sampled_from([int, float, str, bool]), max_size=2))
+    columns = draw(st.none() | st.lists(st.sampled_from(["a", "b", "c"]), unique=True, max_size=3))
+    return header, rows, raw, types, columns, draw(st.sampled_from(["raise", "skip"])), draw(st.booleans())
+
+
+def _python_condition(types: dict, name: str):
+    """A ``where`` on a column and the same test in Python, for the column's type."""
+    if types.get(name) in (int, float):
+        return col(name) > 0, lambda row: row[name] > 0
+    if types.get(name) is bool:
+        return col(name) == True, lambda row: row[name] is True  # noqa: E712
+    return col(name) == "1", lambda row: row[name] == "1"
+
+
+@random_data_many
+@given(case=csv_files())
+def test_a_csv_file_read_with_pushdown_gives_the_rows_the_record_reader_gives(case):
+    """The Arrow path against the record reader (Python's ``csv``, each row a dict), then the
+    where and the projection in Python: the same rows, or the same bad-record error."""
+    import tempfile
+
+    from plait.data.kernels import Step
+
+    header, rows, raw, types, columns, on_bad, filtered = case
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "t.csv")
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            if raw:
+                f.write("\n".join(",".join(r) for r in [header, *rows]) + "\n")
+            else:
+                csv.writer(f).writerows([header, *rows])
+        name = header[0]
+        wheres = ()
+        keep = lambda row: True  # noqa: E731
+        try:
+            expected_rows = list(kernels._read_csv(path, "utf-8", on_bad, ",", types or None))
+        except kernels.BadRecordError:
+            expected_rows = kernels.BadRecordError
+        if filtered and expected_rows is not kernels.BadRecordError and expected_rows:
+            condition, keep = _python_condition(types, name)
+            wheres = (Step("where", None, condition, f"where({condition})", "test"),)
+        spec = ("csv", path, "utf-8", on_bad, ",", types or None, tuple(columns) if columns is not None else None, wheres)
+        if expected_rows is not kernels.BadRecordError and (wheres or columns is not None):
+            try:  # the rows as a table, as the columnar operators after the reader take them
+                pa.Table.from_pylist(expected_rows)
+            except Exception as exc:  # noqa: BLE001 - an int past int64: unpushed, it fails so
+                expected_rows = type(exc)
+        if isinstance(expected_rows, type):
+            with pytest.raises(expected_rows):
+                _rows(kernels.read(spec))
+            return
+        expected = [row for row in expected_rows if keep(row)]
+        if columns is not None:
+            expected = [{c: row[c] for c in columns if c in row} for row in expected]
+        got_rows = _rows(kernels.read(spec))
+        if columns is not None and not any(c in header for c in columns):
+            expected = []  # no column left: a table with no columns has no rows to list
+            got_rows = []
+        assert [_same_nan(r) for r in got_rows] == [_same_nan(r) for r in expected]
+
+
+def _rows(read: Any) -> list:
+    if not isinstance(read, pa.Table):
+        return list(read)  # the record reader, unpushed
+    return read.to_pylist() if read.num_columns else []
+
+
+def _same_nan(row: dict) -> dict:
+    return {k: "nan" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+
+
+def _write_csv(path, header, rows) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([header, *rows])
+
+
+def test_a_where_and_the_columns_used_go_into_the_csv_reader(engine, tmp_path):
+    for part in range(3):  # a file a partition
+        _write_csv(tmp_path / f"t{part}.csv", ["x", "s", "y", "note"],
+                   [[i, f"s{i % 7}", i * 0.5, f"row, {i}\n"] for i in range(part * 400, part * 400 + 400)])  # fmt: skip
+    ds = data.read_csv(str(tmp_path / "*.csv"), types={"x": int, "y": float})
+    query = ds.where(col("x") >= 850).group_by("s").agg(total=data.sum("y"), n=data.count())
+    optimized = query.explain().split("== optimized plan ==")[1].split("== physical plan ==")[0]
+    assert "[pushed: columns=['s', 'y']; filter=(x >= 850)]" in optimized
+    assert "where" not in optimized.split("[pushed")[1]
+    expected = collections.defaultdict(lambda: [0.0, 0])
+    for i in range(850, 1200):
+        expected[f"s{i % 7}"][0] += i * 0.5
+        expected[f"s{i % 7}"][1] += 1
+    assert sorted(rows_of(query)) == sorted((k, t, n) for k, (t, n) in expected.items())
+    # the same rows through a python function after the where: the table's rows are dicts
+    picked = ds.where((col("s") == "s3") & (col("x") < 30)).map(lambda r: (r["x"], r["note"]))
+    assert sorted(picked.collect()) == [(i, f"row, {i}\n") for i in range(30) if i % 7 == 3]
+
+
+def test_an_error_in_a_where_pushed_into_the_csv_reader_names_its_line(engine, tmp_path):
+    _write_csv(tmp_path / "t.csv", ["x"], [[1], [2]])
+    with pytest.raises(KeyError, match="no column 'nope'") as info:
+        data.read_csv(str(tmp_path / "t.csv")).where(col("nope") == "1").select("x").collect()
+    assert any("test_data_columnar.py" in n for n in info.value.__notes__)  # the user's line
+    with pytest.raises(kernels.BadRecordError, match=r"t\.csv:3"):  # pushed or not, bad records are found
+        (tmp_path / "t.csv").write_text("x,y\n1,2\n3\n")
+        data.read_csv(str(tmp_path / "t.csv")).where(col("x") == "1").select("y").collect()

@@ -522,6 +522,84 @@ def read_parquet(path: str, row_groups: tuple, columns: tuple | None, condition:
     return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
 
+# the texts Arrow's cast turns into what Python's int() and float() make of them (Arrow
+# takes more: "0x4" as an int); a column with any other text is read by Python
+_EXACT_CASTS = {
+    int: (pa.int64(), r"^[+-]?[0-9]+$"),
+    float: (pa.float64(), r"(?i)^[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?[0-9]+)?|inf|infinity|nan)$"),
+}
+
+
+def read_csv(
+    path: str,
+    encoding: str,
+    delimiter: str,
+    header: list[str],
+    types: dict,
+    columns: list[str],
+    finish: Callable[[pa.Table], pa.Table],
+) -> pa.Table | None:
+    """A CSV file's ``columns`` as strings (``types``' int and float columns converted),
+    a block at a time, each given to ``finish`` as it is read; None where the file is not
+    read exactly as the record reader (``csv`` with its excel dialect) reads it: a header
+    with a name twice, a row of the wrong length, a conversion that is not int or float, a
+    text Python would convert otherwise, a conversion of a column not there. Quoting, blank
+    lines and line ends agree."""
+    import pyarrow.csv as pcsv
+
+    if len(set(header)) < len(header) or not set(types) <= set(columns):
+        return None  # (a conversion of a column the file lacks makes every record bad)
+    casts = {}
+    for name, convert in types.items():
+        if convert is not str:
+            if convert not in _EXACT_CASTS:
+                return None
+            casts[name] = _EXACT_CASTS[convert]
+    unreadable = (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeError, LookupError)
+    try:
+        reader = pcsv.open_csv(
+            path,
+            read_options=pcsv.ReadOptions(encoding=encoding, use_threads=False),
+            parse_options=pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            convert_options=pcsv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string()),
+                include_columns=columns,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except unreadable:
+        return None
+    if reader.schema.names != columns:  # a header Arrow reads otherwise (it drops a BOM)
+        return None
+    parts = []
+    while True:
+        try:
+            table = _converted(pa.Table.from_batches([reader.read_next_batch()]), casts)
+        except StopIteration:
+            break
+        except unreadable:
+            return None
+        if table is None:
+            return None
+        parts.append(finish(table))  # filtered as read: only the rows kept stay in memory
+    if not parts:
+        parts = [finish(_converted(reader.schema.empty_table(), casts))]
+    return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+
+
+def _converted(table: pa.Table, casts: dict) -> pa.Table | None:
+    """The columns ``casts`` names converted, or None if one holds a text the cast might
+    read otherwise than Python."""
+    for name, (to, texts) in casts.items():
+        at = table.column_names.index(name)
+        values = table.column(at)
+        if table.num_rows and not pc.all(pc.match_substring_regex(values, texts)).as_py():
+            return None
+        table = table.set_column(at, name, pc.cast(values, to))
+    return table
+
+
 def parquet_layout(path: str) -> list[int]:
     """The rows of each row group of a file."""
     meta = pq.ParquetFile(path).metadata

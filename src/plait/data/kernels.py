@@ -155,7 +155,7 @@ partition_task = TaskFunction(run_partition, task_options("data", name="data"))
 def _make(task: Task, inputs: tuple) -> Iterable:
     kind = task.make[0]
     if kind == "read":
-        return read(task.make[1])
+        return read(task.make[1], task.index)
     if kind == "rows":
         return inputs[0]
     if kind == "concat":
@@ -615,7 +615,7 @@ class BadRecordError(ValueError):
     """A line of an input file that cannot be read as a record."""
 
 
-def read(spec: tuple) -> Iterable:
+def read(spec: tuple, index: int = 0) -> Iterable:
     kind = spec[0]
     if kind == "items":
         return spec[1]
@@ -626,7 +626,9 @@ def read(spec: tuple) -> Iterable:
     if kind == "json":
         return _read_json(*spec[1:])
     if kind == "csv":
-        return _read_csv(*spec[1:])
+        if spec[3] == ONLY_BAD or (spec[6] is None and not spec[7]):
+            return _read_csv(*spec[1:6])
+        return _read_csv_pushed(spec, index)
     if kind == "arrow":
         return spec[1]
     if kind == "text_column":  # the lines as one string column of a table
@@ -813,6 +815,34 @@ def _read_csv(path: str, encoding: str, on_bad: str, delimiter: str, types: dict
             bad = _bad_record(on_bad, path, reader.line_num, fields, why)
             if bad is not None:
                 yield bad
+
+
+def _read_csv_pushed(spec: tuple, index: int) -> Any:
+    """A CSV file with the projection and the ``where`` steps after it pushed in, as a table:
+    parsed by Arrow where that gives what the record reader gives, else by that reader."""
+    _, path, encoding, on_bad, delimiter, types, columns, wheres = spec
+
+    def finish(table: Any) -> Any:
+        for step in wheres:
+            table = _where(step, table, index)
+        if columns is not None and table.num_columns:
+            # a column the file lacks is left for the step that uses it to name
+            table = table.select([name for name in columns if name in table.column_names])
+        return table
+
+    c = _columnar()
+    with open(path, newline="", encoding=encoding) as f:
+        header = next(csv.reader(f, delimiter=delimiter), None)
+    if header is not None:
+        read_columns = header
+        if columns is not None:
+            needed = set(columns).union(*(step.arg.columns() for step in wheres), types or ())
+            read_columns = [name for name in header if name in needed]
+        table = c.read_csv(path, encoding, delimiter, header, types or {}, read_columns, finish)
+        if table is not None:
+            return table
+    rows = list(_read_csv(path, encoding, on_bad, delimiter, types))
+    return finish(c.to_table(rows, _noter(Step("read_csv", label=f"read_csv of {path}"), index)))
 
 
 # ------------------------------------------------------------------ writing

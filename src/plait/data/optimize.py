@@ -10,6 +10,7 @@ import operator
 from collections.abc import Callable
 from dataclasses import replace
 
+from plait.data.expr import Expr
 from plait.data.kernels import COMBINABLE, Step
 from plait.data.plan import Narrow, Op, Shuffle, Source
 
@@ -77,11 +78,11 @@ def count_with_counter(op: Op) -> Op:
 
 
 def push_into_reader(op: Op) -> Op:
-    """Predicate and projection pushdown: the conditions of the ``where`` steps that come
-    first after a Parquet reader go into it (it skips the row groups whose statistics rule
-    them out, and the rows), and when the steps after it name every column they use
-    before a step that projects (``select``, an aggregate, ``count``), it reads those
-    columns only."""
+    """Predicate and projection pushdown: the ``where`` steps that come first after a
+    Parquet or CSV reader go into it (Parquet skips the row groups whose statistics rule
+    them out; both drop rows as each block is read), and when the steps after it name
+    every column they use before a step that projects (``select``, an aggregate,
+    ``count``), it reads those columns only."""
     if type(op) is Narrow:
         steps = op.steps
     elif type(op) is Shuffle:
@@ -89,20 +90,28 @@ def push_into_reader(op: Op) -> Op:
     else:
         return op
     source = op.input
-    if type(source) is not Source or not source.specs or source.specs[0][0] != "parquet":
+    if type(source) is not Source or not source.specs or source.specs[0][0] not in ("parquet", "csv"):
         return op
+    parquet = source.specs[0][0] == "parquet"
     pushed = 0
-    condition = source.specs[0][4]
     while pushed < len(steps) and steps[pushed].kind == "where":
-        where = steps[pushed].arg
-        condition = where if condition is None else condition & where
         pushed += 1
     columns = _columns_needed(steps[pushed:])
     if pushed == 0 and columns is None:
         return op
-    if columns is not None and source.specs[0][3] is not None:
-        columns = [c for c in source.specs[0][3] if c in columns]  # already narrowed: keep its order
-    specs = tuple((k, path, groups, tuple(columns) if columns is not None else cols, condition) for k, path, groups, cols, _ in source.specs)
+    before = source.specs[0][3 if parquet else 6]
+    if columns is not None and before is not None:
+        columns = [c for c in before if c in columns]  # already narrowed: keep its order
+    if columns is None:
+        columns = before
+    wheres = steps[:pushed]
+    if parquet:
+        condition = _conjunction(source.specs[0][4], wheres)
+        specs = tuple((*spec[:3], _tuple(columns), condition) for spec in source.specs)
+    else:  # the steps themselves: an error in one names its line, as it would unpushed
+        wheres = source.specs[0][7] + wheres
+        condition = _conjunction(None, wheres)
+        specs = tuple((*spec[:6], _tuple(columns), wheres) for spec in source.specs)
     shown = [f"columns={list(columns)}"] if columns is not None else []
     shown += [f"filter={condition}"] if condition is not None else []
     # a reader can be pushed into twice (a where before a shuffle's map side): one note of it
@@ -111,6 +120,16 @@ def push_into_reader(op: Op) -> Op:
     if type(op) is Narrow:
         return replace(op, input=reader, steps=steps[pushed:]) if steps[pushed:] else reader
     return replace(op, input=reader, map_side=steps[pushed:])
+
+
+def _conjunction(condition: Expr | None, wheres: tuple) -> Expr | None:
+    for step in wheres:
+        condition = step.arg if condition is None else condition & step.arg
+    return condition
+
+
+def _tuple(columns: list[str] | tuple | None) -> tuple | None:
+    return tuple(columns) if columns is not None else None
 
 
 def _columns_needed(steps: tuple) -> list[str] | None:

@@ -139,12 +139,15 @@ def read_csv(
 ) -> Dataset:
     """One dict per record, keys from each file's header; values are str unless ``types``
     maps a column to a conversion (``{"qty": int}``). A file is one partition (a quoted
-    field may hold a line break, so a file cannot be cut at any newline)."""
+    field may hold a line break, so a file cannot be cut at any newline). Before columnar
+    operators, the file is parsed by Arrow, with only the columns the query uses and the
+    ``where`` right after it applied as each block is read; the rows are the same."""
     _check_bad("read_csv", on_bad_records)
     if types is not None and not all(isinstance(k, str) and callable(v) for k, v in types.items()):
         raise TypeError("read_csv: types= maps column names to conversions, such as {'qty': int}")
     files = expand(paths, "read_csv")
-    specs = tuple(("csv", f, encoding, on_bad_records, delimiter, types) for f in files)
+    # the last two: the columns to keep and the where steps to apply, pushed in by the optimizer
+    specs = tuple(("csv", f, encoding, on_bad_records, delimiter, types, None, ()) for f in files)
     return Dataset(Source(f"read_csv({len(files)} file(s))", caller(), specs))
 
 
