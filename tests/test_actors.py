@@ -12,6 +12,7 @@ import pytest
 
 import plait
 from plait.runtime.context import current_engine
+from tests.test_local_engine import _until
 from tests.test_parallel_fusion import gated
 
 
@@ -457,3 +458,52 @@ def test_an_async_actor_runs_a_call_whose_input_is_ready_before_one_still_waitin
     finally:
         open(gate, "w").close()
     assert late.result(timeout=60) == 3
+
+
+@plait.actor
+class Waiter:
+    """Async calls that wait on an event no one sets, and what became of them."""
+
+    def __init__(self):
+        self.log = []
+        self.never = None
+
+    async def wait_forever(self, tag):
+        self.never = self.never or asyncio.Event()
+        self.log.append(("started", tag))
+        try:
+            await self.never.wait()
+        except asyncio.CancelledError:
+            self.log.append(("cancelled", tag))
+            raise
+        return tag
+
+    async def seen(self):
+        return list(self.log)
+
+    def pid(self):
+        return os.getpid()
+
+
+def test_cancel_of_a_running_async_actor_call_cancels_its_coroutine_and_the_actor_goes_on(local):
+    """As on Ray: the coroutine gets ``asyncio.CancelledError`` at its ``await``, the call's
+    future is cancelled at once, and the actor, its state and its other calls go on."""
+    waiter = Waiter()
+    pid = plait.get(waiter.pid(), timeout=60)
+    first, second = waiter.wait_forever("a"), waiter.wait_forever("b")
+    _until(lambda: len(plait.get(waiter.seen(), timeout=60)) == 2, "both calls to start")
+    assert plait.get(waiter.seen(), timeout=60) == [("started", "a"), ("started", "b")]
+    assert first.cancel() is True
+    assert first.cancelled()
+    with pytest.raises(plait.CancelledError):
+        first.result(timeout=60)
+    _until(lambda: ("cancelled", "a") in plait.get(waiter.seen(), timeout=60), "the coroutine to see it")
+    assert plait.get(waiter.seen(), timeout=60)[2:] == [("cancelled", "a")]  # b still waits
+    assert not second.done()
+    with pytest.raises(plait.NotSupported, match="without force"):
+        second.cancel(force=True)
+    assert second.cancel() is True
+    with pytest.raises(plait.CancelledError):
+        second.result(timeout=60)
+    assert plait.get(waiter.pid(), timeout=60) == pid  # the same process: not restarted
+    assert first.cancel() is True  # cancelled already: still True, nothing more happens

@@ -199,3 +199,42 @@ def test_the_same_program_runs_on_a_cluster_engine(cluster):
         assert ray.cluster_resources()["CPU"] >= 1
     finally:
         ray.shutdown()
+
+
+@ray.remote
+class AsyncWaiter:
+    def __init__(self):
+        self.cancelled = 0
+
+    async def wait(self):
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+
+    async def started(self):
+        return True
+
+    async def cancellations(self):
+        return self.cancelled
+
+
+def test_cancel_of_a_running_async_actor_call_cancels_its_coroutine():
+    """Ray's ``actors.py`` documentation: ``ray.cancel`` of a running call of an async actor
+    cancels its ``asyncio.Task``; ``ray.get`` raises ``TaskCancelledError``."""
+    ray.init(num_cpus=2)
+    try:
+        actor = AsyncWaiter.remote()
+        ref = actor.wait.remote()
+        assert ray.get(actor.started.remote(), timeout=60)  # calls run side by side: wait has started
+        ray.cancel(ref)
+        with pytest.raises(ray.exceptions.TaskCancelledError):
+            ray.get(ref, timeout=60)
+        while ray.get(actor.cancellations.remote(), timeout=60) == 0:
+            time.sleep(0.02)
+        assert ray.get(actor.cancellations.remote(), timeout=60) == 1
+        with pytest.raises(ValueError, match="force"):  # Ray: force=True is refused for actor calls
+            ray.cancel(actor.wait.remote(), force=True)
+    finally:
+        ray.shutdown()

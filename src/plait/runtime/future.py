@@ -136,7 +136,10 @@ class Future:
         interrupts it (``KeyboardInterrupt`` in the task, as ``ray.cancel``) and
         ``force=True`` kills its worker. On Dask the future is cancelled at once but a
         task already running finishes, unused; ``force=True`` raises ``NotSupported``.
-        Actor calls cannot be force-cancelled (that would kill the actor: plait.kill)."""
+        A running call of an async actor: ``cancel()`` cancels its coroutine
+        (``asyncio.CancelledError`` at its ``await``) and the future is cancelled at once,
+        on the local engine as on Ray. Actor calls cannot be force-cancelled (that would
+        kill the actor: plait.kill)."""
         if self._state == CANCELLED:
             return True
         if self._state != PENDING:

@@ -10,6 +10,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from plait.errors import CancelledError
 from plait.runtime.options import TaskOptions
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -87,13 +88,18 @@ class SideBySide:
 
             self.pool = ThreadPoolExecutor(limit, thread_name_prefix="plait-actor-call")
 
-    def start(self, method: str, args: tuple, kwargs: dict, done: Callable[[bool, Any], None]) -> None:
+    def start(self, method: str, args: tuple, kwargs: dict, done: Callable[[bool, Any], None]) -> Any:
+        """Start a call; its ``concurrent.futures.Future``, whose ``cancel()`` cancels an
+        async call's coroutine (or a call not yet started)."""
         if self.is_async:
             running = self.loop.submit(self._on_loop(method, args, kwargs))
         else:
             running = self.pool.submit(getattr(self.instance, method), *args, **kwargs)
 
         def report(finished: Any) -> None:
+            if finished.cancelled():
+                done(False, CancelledError(f"actor call {method!r} was cancelled"))
+                return
             error = finished.exception()
             if error is None:
                 done(True, finished.result())
@@ -101,6 +107,7 @@ class SideBySide:
                 done(False, error)
 
         running.add_done_callback(report)
+        return running
 
     async def _on_loop(self, method: str, args: tuple, kwargs: dict) -> Any:
         async with self.slots:

@@ -171,11 +171,16 @@ def put(value: Any) -> Future:
 def cancel(object_ref: Future, *, force: bool = False, recursive: bool = True) -> None:
     """Cancel a task. A running task call is stopped (its worker with it, as ``force=True``
     does on Ray; Ray's default interrupts the task with ``KeyboardInterrupt`` instead); a
-    running actor call runs on, as a running call of a synchronous Ray actor does."""
+    running call of an async actor has its coroutine cancelled, as on Ray; a running call
+    of a synchronous actor runs on, as on Ray."""
     if not isinstance(object_ref, Future):
         raise TypeError(f"ray.cancel() only supported for object refs, got {type(object_ref).__name__}")
     with raised_as_ray():
-        if object_ref.cancel(force) or force or object_ref._state != PENDING:
+        try:
+            cancelled = object_ref.cancel(force)
+        except NotSupported as exc:  # force=True of a running actor call: Ray refuses it so
+            raise ValueError(f"force=True is not supported for actor calls: {exc}") from None
+        if cancelled or force or object_ref._state != PENDING:
             return
         try:
             object_ref.cancel(force=True)

@@ -290,6 +290,7 @@ class _Actor:
         "queue",
         "dead",
         "grant",
+        "is_async",
     )
 
     def __init__(
@@ -308,6 +309,7 @@ class _Actor:
         self.queue: deque[_Task] = deque()  # calls not yet sent, in call order
         self.dead: BaseException | None = None
         self.grant: Any = None
+        self.is_async = False  # its methods are coroutines: a running call can be cancelled
 
 
 class _RemoteWait:
@@ -1326,12 +1328,15 @@ class LocalEngine(Engine):
         if task.kind == OUTPUT:  # an item of a num_returns call: the call is cancelled
             return self._cancel(task.what.id, force)
         if task.state == ASSIGNED:
+            if task.kind == ACTOR_CALL and not force and task.actor.is_async:
+                return self._stop_coroutine(task)
             if not force:
                 return False  # handed to a worker: it runs (cancel(force=True) stops it)
             if task.kind == ACTOR_CALL:
                 raise NotSupported(
                     f"cannot force-cancel actor call {task.name!r}: stopping it would kill the actor; "
-                    "use plait.kill(actor) to stop the actor, or cancel() before the call starts"
+                    "use plait.kill(actor) to stop the actor, or cancel() before the call starts "
+                    "(a call of an async actor is stopped by cancel() without force)"
                 )
             worker = task.worker
             worker.inflight.remove(task)
@@ -1342,6 +1347,17 @@ class LocalEngine(Engine):
             return True
         error = CancelledError(f"task {task.name!r} was cancelled")
         self._finish(task, False, ser.dumps_exception(error, task.name, ""), state=CANCELLED)
+        return True
+
+    def _stop_coroutine(self, task: _Task) -> bool:
+        """A call an async actor was sent: cancelled here at once, and its coroutine
+        cancelled there (``asyncio.CancelledError`` at its ``await``, as on Ray); the actor
+        lives on, and an outcome the call still sends is dropped."""
+        worker = task.worker
+        worker.inflight.remove(task)
+        error = CancelledError(f"actor call {task.name!r} was cancelled while running; its coroutine was cancelled")
+        self._finish(task, False, ser.dumps_exception(error, task.name, ""), state=CANCELLED)
+        self._send(worker, [(M.STOP, task.id)])
         return True
 
     # ----------------------------------------------------- workers waiting
@@ -1588,6 +1604,7 @@ class LocalEngine(Engine):
             aid = next(self._ids)
             concurrency = options.concurrency(cls.is_async)
             actor = _Actor(aid, options.name or cls.name, options, cls.blob, concurrency, payload, deps)
+            actor.is_async = cls.is_async
             if options.named:
                 self._named[options.name] = ActorHandle(aid, actor.name, cls.methods, owner=self.session)
             if size:

@@ -49,6 +49,9 @@ kind        fields                      meaning
                                         an extra worker retired): exit. An end of stream
                                         without it means the driver died: the worker
                                         removes the store
+``STOP``    ``tid``                     cancel the running (or queued) call ``tid`` of
+                                        this worker's async actor: its coroutine is
+                                        cancelled, and the actor goes on
 ``NOTICE``  ``[(oid, ok, payload)]``    outcomes a ``NOTIFY`` asked for, on the worker's
                                         second socket (its *notice channel*), which a
                                         thread of the worker reads while its main thread
@@ -81,6 +84,7 @@ WAIT, CANCEL, CREATE_ACTOR, GET_ACTOR = range(12, 16)  # requests: each gets a R
 # driver -> worker
 RUN, REPLY, BYE = 16, 17, 20
 NOTIFY, NOTICE = 21, 22  # worker -> driver; driver -> worker, on the notice channel
+STOP = 23  # driver -> worker
 # answers to WAIT
 RESULTS, HELP = range(18, 20)
 # kinds of work items (OUTPUT: an item of a call with num_returns, kept in the driver only)

@@ -98,6 +98,7 @@ class WorkerRuntime(Engine):
         self.function_keys: dict[tuple[int, Any], tuple[int, Any]] = {}
         self.actor: Any = None
         self.side_by_side: SideBySide | None = None  # an actor whose calls run at once
+        self.calls_running: dict[int, Any] = {}  # its calls started and not ended, by id
         self.replies = _Replies()
         self.actor_name = ""
         self.hosts_actor = False
@@ -142,11 +143,25 @@ class WorkerRuntime(Engine):
                     self.queue.extend(items)
             elif msg[0] == M.BYE:
                 self.stopped = True
+            elif msg[0] == M.STOP:
+                self._stop_call(msg[1])
             else:  # REPLY
                 _, req, answer = msg
                 if not self.replies.deliver(req, answer):
                     replies[req] = answer
         return replies
+
+    def _stop_call(self, tid: int) -> None:
+        """The driver cancelled a call of this async actor: its coroutine is cancelled (the
+        driver has already failed its future, and drops what it still sends)."""
+        running = self.calls_running.get(tid)
+        if running is not None:
+            running.cancel()
+            return
+        for item in self.queue:
+            if item[1] == tid:  # sent, not started
+                self.queue.remove(item)
+                return
 
     def _define(self, functions: list[tuple[int, bytes, bytes, str]]) -> None:
         for fid, blob, options, name in functions:
@@ -269,10 +284,13 @@ class WorkerRuntime(Engine):
                 if self.side_by_side is not None:
 
                     def done(ok: bool, value: Any) -> None:
+                        self.calls_running.pop(tid, None)
                         self._report(kind, tid, name, start, ok, value)
                         self.flush()
 
-                    self.side_by_side.start(what, call_args, call_kwargs, done)
+                    running = self.calls_running[tid] = self.side_by_side.start(what, call_args, call_kwargs, done)
+                    if running.done():  # it ended before it was noted
+                        self.calls_running.pop(tid, None)
                     return True, None
                 result = run_method(self.actor, what, call_args, call_kwargs)
             else:
