@@ -1,0 +1,173 @@
+"""``plait.compat.dask`` against Dask itself: random ``dask.delayed`` programs built the
+same way with both, every value compared; keys, purity and errors as Dask has them;
+the ``Client``/``LocalCluster`` stand-ins."""
+
+from __future__ import annotations
+
+import operator
+import random
+
+import dask as real_dask
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import plait
+import plait.compat.dask as dask
+from plait.compat.dask.distributed import Client, LocalCluster, as_completed
+
+
+def inc(x):
+    return x + 1
+
+
+def add(x, y):
+    return x + y
+
+
+def total(items):
+    return sum(items)
+
+
+def draw():
+    return random.random()
+
+
+def pair(x):
+    return (x, -x)
+
+
+STEP = st.one_of(
+    st.tuples(st.just("inc"), st.integers(0, 50)),
+    st.tuples(st.just("add"), st.integers(0, 50), st.integers(0, 50)),
+    st.tuples(st.just("op"), st.sampled_from(["+", "-", "*", "//", "%", "neg"]), st.integers(0, 50), st.integers(-3, 9)),
+    st.tuples(st.just("sum"), st.lists(st.integers(0, 50), max_size=4)),
+    st.tuples(st.just("pair"), st.integers(0, 50), st.integers(0, 1)),
+    st.tuples(st.just("dict"), st.integers(0, 50), st.integers(0, 50)),
+)
+OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv, "%": operator.mod}
+
+
+def build(module, steps, seeds):
+    """The same program of delayed calls in ``module`` (Dask, or plait's stand-in)."""
+    values = [module.delayed(s) for s in seeds]
+    for step in steps:
+        pick = lambda i: values[i % len(values)]  # noqa: E731
+        kind = step[0]
+        if kind == "inc":
+            values.append(module.delayed(inc)(pick(step[1])))
+        elif kind == "add":
+            values.append(module.delayed(add)(pick(step[1]), pick(step[2])))
+        elif kind == "op":
+            _, op, i, const = step
+            if op == "neg":
+                values.append(-pick(i))
+            elif op in ("//", "%"):
+                values.append(OPS[op](pick(i), const or 1))  # never by zero: Dask would raise as plait does
+            else:
+                values.append(OPS[op](pick(i), const) if const % 2 else OPS[op](const, pick(i)))
+        elif kind == "sum":
+            values.append(module.delayed(total)([pick(i) for i in step[1]]))
+        elif kind == "pair":
+            values.append(module.delayed(pair, nout=2)(pick(step[1]))[step[2]])
+        else:
+            values.append(module.delayed(dict)(a=pick(step[1]), b=[pick(step[2]), 1])["b"][0])
+    return values
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps=st.lists(STEP, min_size=1, max_size=25), seeds=st.lists(st.integers(-20, 20), min_size=1, max_size=3),
+       chosen=st.lists(st.integers(0, 100), min_size=1, max_size=5))  # fmt: skip
+def test_random_delayed_programs_compute_what_dask_computes(steps, seeds, chosen):
+    theirs = build(real_dask, steps, seeds)
+    ours = build(dask, steps, seeds)
+    picked = sorted({i % len(ours) for i in chosen})
+    expected = real_dask.compute(*[theirs[i] for i in picked], scheduler="sync")
+    with plait.init(engine="local", workers=2):
+        assert dask.compute(*[ours[i] for i in picked]) == expected
+        assert [ours[i].compute() for i in picked] == list(expected)
+        # containers of delayed values, as Dask walks them
+        assert dask.compute({"all": [ours[i] for i in picked]})[0] == {"all": list(expected)}
+
+
+def test_keys_and_purity_are_as_in_dask(local):
+    assert dask.delayed(inc, pure=True)(1).key == dask.delayed(inc, pure=True)(1).key
+    assert dask.delayed(inc)(1).key != dask.delayed(inc)(1).key  # impure by default: never merged
+    assert dask.delayed(inc)(1).key.startswith("inc-")
+    draws = [dask.delayed(draw)() for _ in range(4)]
+    assert len(set(dask.compute(*draws))) == 4  # four calls, not one
+    same = dask.delayed(draw, pure=True)()
+    first, again = dask.compute(same, same)  # one key: computed once in the graph
+    assert first == again
+    assert dask.is_dask_collection(same) and not dask.is_dask_collection(1)
+
+
+class Point:
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def norm1(self):
+        return abs(self.x) + abs(self.y)
+
+
+def test_classes_attributes_and_methods(local):
+    point = dask.delayed(Point)(dask.delayed(inc)(2), -4)
+    assert dask.compute(point.x, point.norm1(), point.y * 2) == (3, 7, -8)
+    assert dask.delayed(inc).compute() is inc  # a delayed function's own value is the function
+
+
+def test_what_dask_refuses_plait_refuses(local):
+    d = dask.delayed(inc)(1)
+    with pytest.raises(TypeError, match="not iterable"):
+        list(d)
+    with pytest.raises(TypeError, match="Truth of Delayed"):
+        bool(d)
+    with pytest.raises(TypeError, match="immutable"):
+        d.x = 1
+    a, b = dask.delayed(pair, nout=2)(3)
+    assert dask.compute(a, b) == (3, -3)
+    with pytest.raises(plait.NotSupported, match="scheduler"):
+        d.compute(scheduler="a-cluster-i-named")
+
+
+def test_a_failing_call_raises_its_own_error_and_the_rest_is_computed(local):
+    def fails(x):
+        raise ValueError(f"bad {x}")
+
+    bad = dask.delayed(fails)(dask.delayed(inc)(1))
+    with pytest.raises(ValueError, match="bad 2"):
+        bad.compute()
+    assert dask.delayed(inc)(41).compute() == 42
+
+
+def test_a_long_chain_and_a_persisted_value(local):
+    value = dask.delayed(inc)(0)
+    for _ in range(2000):  # far past Python's recursion limit if lowered recursively
+        value = dask.delayed(inc)(value)
+    assert value.compute() == 2001
+    kept = dask.delayed(inc)(10).persist()
+    assert isinstance(kept, dask.Delayed)
+    assert dask.compute(kept + 1, kept * 2) == (12, 22)
+
+
+def test_visualize_writes_plait_picture(local, tmp_path):
+    path = dask.delayed(add)(dask.delayed(inc)(1), 2).visualize(filename=str(tmp_path / "g.html"))
+    assert "<html" in open(path).read().lower()
+    with pytest.raises(plait.NotSupported, match=".html"):
+        dask.delayed(inc)(1).visualize(filename=str(tmp_path / "g.png"))
+
+
+def test_client_and_local_cluster_stand_ins_run_on_plait():
+    with LocalCluster(n_workers=2, threads_per_worker=1) as cluster, Client(cluster) as client:
+        assert plait.is_initialized() and len(plait.status()) >= 0
+        futures = client.map(inc, range(10))
+        assert client.gather(futures) == list(range(1, 11))
+        assert client.submit(add, 1, 2).result() == 3
+        graph = dask.delayed(total)([dask.delayed(inc)(i) for i in range(5)])
+        assert client.compute(graph).result() == 15
+        assert client.compute([graph, graph], sync=True) == [15, 15]
+        done = sorted(f.result() for f in as_completed(client.map(inc, [5, 6, 7])))
+        assert done == [6, 7, 8]
+        scattered = client.scatter([1, 2])
+        assert client.submit(add, *scattered).result() == 3
+    assert not plait.is_initialized()  # the client started plait, and stopped it
