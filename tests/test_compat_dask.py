@@ -159,7 +159,7 @@ def test_visualize_writes_plait_picture(local, tmp_path):
 
 def test_client_and_local_cluster_stand_ins_run_on_plait():
     with LocalCluster(n_workers=2, threads_per_worker=1) as cluster, Client(cluster) as client:
-        assert plait.is_initialized() and len(plait.status()) >= 0
+        assert plait.is_initialized()
         futures = client.map(inc, range(10))
         assert client.gather(futures) == list(range(1, 11))
         assert client.submit(add, 1, 2).result() == 3

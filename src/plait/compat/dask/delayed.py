@@ -30,9 +30,9 @@ class Delayed:
     __slots__ = ("_key", "_how", "_length", "__weakref__")
 
     def __init__(self, key: str, how: tuple, length: int | None = None) -> None:
-        self._key = key
-        self._how = how  # ("call", fn, args, kwargs) or ("value", obj)
-        self._length = length
+        object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_how", how)  # ("call", fn, args, kwargs) or ("value", obj)
+        object.__setattr__(self, "_length", length)
 
     @property
     def key(self) -> str:
@@ -56,10 +56,7 @@ class Delayed:
         return _DelayedAttribute(self, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in Delayed.__slots__:
-            object.__setattr__(self, name, value)
-        else:
-            raise TypeError("Delayed objects are immutable")
+        raise TypeError("Delayed objects are immutable")
 
     def __setitem__(self, key: Any, value: Any) -> None:
         raise TypeError("Delayed objects are immutable")
@@ -68,8 +65,7 @@ class Delayed:
         return _call(operator.getitem, (self, index), {}, pure=True, name="getitem")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Delayed:
-        if kwargs.pop("dask_key_name", None) is not None:
-            raise NotSupported("dask_key_name=: plait makes a call's key itself; leave it out")
+        _refuse_key_name(kwargs)
         return _call(_apply, (self, args, kwargs), {}, pure=False, name=_name_of(self))
 
     def __iter__(self) -> Iterator[Delayed]:
@@ -110,14 +106,13 @@ class _DelayedAttribute(Delayed):
         object.__setattr__(self, "_of", of)
         object.__setattr__(self, "_attr", attr)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("_of", "_attr") or name in Delayed.__slots__:
-            object.__setattr__(self, name, value)
-        else:
-            raise TypeError("Delayed objects are immutable")
-
     def __call__(self, *args: Any, **kwargs: Any) -> Delayed:
         return _call(_method, (self._of, self._attr, args, kwargs), {}, pure=False, name=self._attr)
+
+
+def _refuse_key_name(kwargs: dict) -> None:
+    if kwargs.pop("dask_key_name", None) is not None:
+        raise NotSupported("dask_key_name=: plait makes a call's key itself; leave it out")
 
 
 def _apply(fn: Any, args: tuple, kwargs: dict) -> Any:
@@ -202,15 +197,8 @@ class DelayedFunction(Delayed):
         for slot, value in (("_fn", fn), ("_name", name), ("_pure", pure), ("_nout", nout)):
             object.__setattr__(self, slot, value)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in DelayedFunction.__slots__ or name in Delayed.__slots__:
-            object.__setattr__(self, name, value)
-        else:
-            raise TypeError("Delayed objects are immutable")
-
     def __call__(self, *args: Any, **kwargs: Any) -> Delayed:
-        if kwargs.pop("dask_key_name", None) is not None:
-            raise NotSupported("dask_key_name=: plait makes a call's key itself; leave it out")
+        _refuse_key_name(kwargs)
         pure = kwargs.pop("pure", self._pure)
         name = self._name or _name_of(self._fn)
         return _call(self._fn, args, kwargs, pure=bool(pure), name=name, nout=self._nout)
@@ -247,7 +235,6 @@ for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul"
         setattr(Delayed, f"__r{_name.rstrip('_')}__", _operator(getattr(operator, _name), reflected=True))
 for _name in ("neg", "pos", "abs", "invert"):
     setattr(Delayed, f"__{_name}__", _operator(getattr(operator, _name)))
-Delayed.__hash__ = lambda self: hash(self._key)  # type: ignore[method-assign]  # __eq__ made it None
 
 
 # ------------------------------------------------------------------ compute, persist, visualize

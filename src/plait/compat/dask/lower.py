@@ -23,7 +23,7 @@ _tasks: dict[int, tuple[Any, Any]] = {}  # id(fn) -> (fn, its plait task): made 
 
 _SYNC = ("sync", "synchronous", "single-threaded")
 _POOLS = ("threads", "threading", "processes", "multiprocessing")
-_IGNORED = ("num_workers", "optimize_graph", "pool")  # change how many run at once, not what is computed
+_IGNORED = ("num_workers", "pool")  # change how many run at once, not what is computed
 
 
 def _task_of(fn: Any) -> Any:

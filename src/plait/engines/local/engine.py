@@ -294,7 +294,15 @@ class _Actor:
     )
 
     def __init__(
-        self, aid: int, name: str, options: Any, blob: bytes, concurrency: int, args: Any, deps: tuple[int, ...]
+        self,
+        aid: int,
+        name: str,
+        options: Any,
+        blob: bytes,
+        concurrency: int,
+        args: Any,
+        deps: tuple[int, ...],
+        is_async: bool,
     ) -> None:
         self.id = aid
         self.name = name
@@ -309,7 +317,7 @@ class _Actor:
         self.queue: deque[_Task] = deque()  # calls not yet sent, in call order
         self.dead: BaseException | None = None
         self.grant: Any = None
-        self.is_async = False  # its methods are coroutines: a running call can be cancelled
+        self.is_async = is_async  # its methods are coroutines: a running call can be cancelled
 
 
 class _RemoteWait:
@@ -1603,8 +1611,7 @@ class LocalEngine(Engine):
                     raise name_taken(options.name)
             aid = next(self._ids)
             concurrency = options.concurrency(cls.is_async)
-            actor = _Actor(aid, options.name or cls.name, options, cls.blob, concurrency, payload, deps)
-            actor.is_async = cls.is_async
+            actor = _Actor(aid, options.name or cls.name, options, cls.blob, concurrency, payload, deps, cls.is_async)
             if options.named:
                 self._named[options.name] = ActorHandle(aid, actor.name, cls.methods, owner=self.session)
             if size:
