@@ -55,6 +55,7 @@ from plait.graph.ir import (
 from plait.runtime import context
 from plait.runtime.calls import Call, Earlier, collect, substitute, with_results
 from plait.runtime.future import CANCELLED, FAILED, Future
+from plait.runtime.invoke import running_task
 
 
 def resolve(value: Any) -> Any:
@@ -175,6 +176,9 @@ class Interpreter:
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._waits = 0
         self._tasks_left = 0
+        # inside a task, waiting must go through the engine, which then runs the awaited
+        # calls queued behind this one (or lends this worker): a bare wait would deadlock
+        self._awaited: list[Future] | None = [] if running_task() is not None else None
         result: list[Any] = []
 
         def finish(value: Any) -> None:
@@ -193,6 +197,10 @@ class Interpreter:
                 return result[0]
             if not self._waits and not self._tasks_left:
                 raise GraphError(f"running graph {self.graph.name!r} stalled: nothing is ready or awaited")
+            if self._awaited is not None and self._done.empty():
+                self._awaited = [f for f in dict.fromkeys(self._awaited) if not f.done()]
+                if self._awaited:
+                    self.engine.wait_for(self._awaited, 1, None)
             item = self._done.get()
             if type(item) is tuple:  # a task finished: fail fast if it failed
                 self._tasks_left -= 1
@@ -231,6 +239,8 @@ class Interpreter:
         rec = [len(futures), then]
         self._waits += 1
         put = self._done.put
+        if self._awaited is not None:
+            self._awaited.extend(futures)
         for f in futures:
             f.add_done_callback(lambda _f, rec=rec: put(rec))
 
@@ -307,6 +317,8 @@ class Interpreter:
         for future in value if type(value) is tuple else (value,):
             if type(future) is Future:
                 self._tasks_left += 1
+                if self._awaited is not None:
+                    self._awaited.append(future)
                 future.add_done_callback(lambda f, node=node: put((f, node)))
 
     def _flush(self) -> None:

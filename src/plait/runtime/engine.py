@@ -143,6 +143,12 @@ class Engine(Protocol):
         (granularity control runs measured-tiny tasks in place)."""
         return None
 
+    # capacity (optional: the default says "cannot")
+    def scale(self, workers: int) -> bool:
+        """Grow or shrink the engine to ``workers`` task workers; False where it cannot
+        (a cluster engine's size is its cluster's)."""
+        return False
+
     # tools
     def status(self) -> list[dict[str, Any]]:
         """One record per unfinished task: what it is and why it is not done."""

@@ -206,6 +206,15 @@ class DelayedFunction(Delayed):
     def __repr__(self) -> str:
         return f"Delayed({self._name or _name_of(self._fn)!r})"
 
+    def __reduce__(self) -> Any:
+        # a delayed function travels (a task calling it records calls in the worker, as in
+        # Dask's recursive examples); other Delayed objects do not
+        return (_delayed_function, (self._fn, self._name, self._pure, self._nout))
+
+
+def _delayed_function(fn: Callable, name: str | None, pure: bool, nout: int | None) -> DelayedFunction:
+    return DelayedFunction(fn, name=name, pure=pure, nout=nout)
+
 
 def _holds_delayed(value: Any) -> bool:
     if isinstance(value, Delayed):

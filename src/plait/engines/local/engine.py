@@ -1402,7 +1402,7 @@ class LocalEngine(Engine):
         self._schedule(eager=False)
         shape = worker.lease.shape
         helpable = []
-        for oid in ids:
+        for oid in dict.fromkeys(ids):  # a wait may name a future twice
             task = self.tasks.get(oid)
             if task is not None and task.state == READY and task.actor is None and task.shape == shape:
                 self.ready[shape].take(task)
@@ -1869,6 +1869,23 @@ class LocalEngine(Engine):
     def resources(self) -> tuple[dict[str, float], dict[str, float]]:
         with self._lock:
             return dict(self.pool.total), dict(self.pool.free)
+
+    def scale(self, workers: int) -> bool:
+        """``workers`` task workers from now on, with one CPU each unless ``plait.init``
+        declared ``num_cpus``: new ones start at once; surplus ones stop once idle."""
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"scale({workers!r}): give a whole number of workers, at least 1")
+        with self._lock:
+            if self.config.num_cpus is None:
+                delta = workers - self.num_workers
+                self.pool.total["CPU"] += delta
+                self.pool.free["CPU"] += delta
+            self.num_workers = workers
+            alive = sum(1 for w in self.workers.values() if w.alive and w.actor is None)
+            for _ in range(workers - alive):
+                self._spawn()  # the I/O thread takes them on and schedules onto them
+        self._wake()
+        return True
 
     def idle_capacity(self) -> int:
         """Task workers with nothing to do and nothing queued for them: room for speculative calls."""
