@@ -17,13 +17,14 @@ from plait.compat.dask.delayed import Delayed, _apply, _holds_delayed, _name_of
 from plait.errors import NotSupported
 from plait.graph import Graph
 from plait.graph.interpreter import Interpreter
+from plait.graph.passes import fuse_chains
 from plait.runtime import context
 
 _tasks: dict[int, tuple[Any, Any]] = {}  # id(fn) -> (fn, its plait task): made once per function
 
 _SYNC = ("sync", "synchronous", "single-threaded")
 _POOLS = ("threads", "threading", "processes", "multiprocessing")
-_IGNORED = ("num_workers", "pool")  # change how many run at once, not what is computed
+_IGNORED = ("num_workers", "pool", "optimize_graph")  # change how many run at once, not what is computed
 
 
 def _task_of(fn: Any) -> Any:
@@ -120,6 +121,8 @@ def run(args: tuple, *, traverse: bool, scheduler: Any, resolve: bool, options: 
     if unknown:
         raise NotSupported(f"dask.compute({', '.join(f'{k}=' for k in unknown)}): not an option plait takes")
     graph = graph_of(args, traverse)
+    if options.get("optimize_graph", True):
+        fuse_chains(graph)  # as Dask fuses linear chains (equal pure calls share a key already)
     return Interpreter(graph, engine=_engine_for(scheduler), resolve=resolve).run()
 
 
