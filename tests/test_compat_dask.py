@@ -363,15 +363,16 @@ def test_what_dask_distributed_has_and_plait_does_not_is_named():
 
 
 def test_a_chain_of_delayed_calls_runs_fused_as_dask_fuses_it(local):
-    from plait.compat.dask.lower import graph_of
-    from plait.graph.passes import fuse_chains
+    from plait.compat.dask.lower import plan
 
     chain = dask.delayed(inc)(0)
     for _ in range(49):
         chain = dask.delayed(inc)(chain)
-    graph = graph_of((chain,))
-    assert sum(1 for n in graph.nodes if n.op == "task") == 50
-    fuse_chains(graph)
-    assert sum(1 for n in graph.nodes if n.op == "task") == 1
+
+    def tasks(**options):
+        return sum(1 for n in plan((chain,), traverse=True, options=options).nodes if n.op == "task")
+
+    assert tasks() == 1
+    assert tasks(optimize_graph=False) == 50
     assert chain.compute() == 50
     assert chain.compute(optimize_graph=False) == 50

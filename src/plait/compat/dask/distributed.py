@@ -104,14 +104,8 @@ class Client:
             return plait.put(_start_actor(fn, args, kwargs, resources))
         return _call_of(fn, retries, resources)(*args, **kwargs)
 
-    def map(self, fn: Any, *iterables: Iterable, retries: int | None = None, resources: dict | None = None,
-            actor: bool = False, actors: bool = False, **kwargs: Any) -> list[Future]:  # fmt: skip
-        for hint in _HINTS:
-            kwargs.pop(hint, None)
-        if actor or actors:
-            return [plait.put(_start_actor(fn, args, kwargs, resources)) for args in zip(*iterables, strict=False)]
-        call = _call_of(fn, retries, resources)
-        return [call(*args, **kwargs) for args in zip(*iterables, strict=False)]
+    def map(self, fn: Any, *iterables: Iterable, **options: Any) -> list[Future]:
+        return [self.submit(fn, *args, **options) for args in zip(*iterables, strict=False)]
 
     def compute(self, collections: Any, sync: bool = False, **options: Any) -> Any:
         """Futures of the Delayed objects (a list for a list), or their values with ``sync``."""

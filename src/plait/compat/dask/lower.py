@@ -116,13 +116,20 @@ def graph_of(args: tuple, traverse: bool = True) -> Graph:
     return lowering.graph
 
 
-def run(args: tuple, *, traverse: bool, scheduler: Any, resolve: bool, options: dict) -> Any:
+def plan(args: tuple, *, traverse: bool, options: dict) -> Graph:
+    """The graph ``compute`` runs: the lowered Delayed objects, their linear chains fused as
+    Dask fuses them (equal pure calls share a key already) unless ``optimize_graph=False``."""
     unknown = sorted(set(options) - set(_IGNORED))
     if unknown:
         raise NotSupported(f"dask.compute({', '.join(f'{k}=' for k in unknown)}): not an option plait takes")
     graph = graph_of(args, traverse)
     if options.get("optimize_graph", True):
-        fuse_chains(graph)  # as Dask fuses linear chains (equal pure calls share a key already)
+        fuse_chains(graph)
+    return graph
+
+
+def run(args: tuple, *, traverse: bool, scheduler: Any, resolve: bool, options: dict) -> Any:
+    graph = plan(args, traverse=traverse, options=options)
     return Interpreter(graph, engine=_engine_for(scheduler), resolve=resolve).run()
 
 
