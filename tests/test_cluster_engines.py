@@ -3,8 +3,8 @@
 A Ray cluster of two nodes (one CPU each, ``ray.cluster_utils.Cluster``) and a
 Dask ``LocalCluster`` of two worker processes (one thread each) are started
 once for this module and torn down at its end, one after the other. The
-semantic tests of ``test_tasks.py``, ``test_actors.py``, ``test_parallel.py``
-and ``test_graph_run.py`` (those that take the ``engine`` fixture) run here
+semantic tests of ``test_tasks.py``, ``test_actors.py``, ``test_parallel.py``,
+``test_graph_run.py`` and ``test_stream.py`` (those that take the ``engine`` fixture) run here
 unchanged on both engines: this module's ``engine`` fixture attaches plait to
 the running cluster. Then come tests of
 what is particular to these engines: nested futures in arbitrary objects,
@@ -34,6 +34,7 @@ import tests.test_engine_conformance as conformance_tests
 import tests.test_graph_run as graph_tests
 import tests.test_parallel as parallel_tests
 import tests.test_parallel_fusion as fusion_tests
+import tests.test_stream as stream_tests
 import tests.test_tasks as task_tests
 from plait.runtime.context import current_engine
 from tests.test_data_columnar import tpch  # noqa: F401 - a fixture of the columnar tests
@@ -134,7 +135,8 @@ def _engine_tests(*modules) -> dict:
 
 globals().update(
     _engine_tests(
-        task_tests, actor_tests, parallel_tests, fusion_tests, graph_tests, conformance_tests, data_tests, columnar_tests
+        task_tests, actor_tests, parallel_tests, fusion_tests, graph_tests, conformance_tests, data_tests, columnar_tests,
+        stream_tests,
     )
 )
 

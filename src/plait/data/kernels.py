@@ -12,21 +12,18 @@ import bisect
 import collections
 import copy
 import csv
-import decimal
 import functools
 import heapq
 import json
-import numbers
 import os
-import pickle
 import random
 import uuid
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
 from typing import Any, NamedTuple
 
+from plait.runtime.hashing import stable_hash
 from plait.runtime.options import task_options
 from plait.runtime.task import TaskFunction
 
@@ -518,33 +515,6 @@ def _join(how: str, left: Iterable, right: Iterable) -> Iterator:
 
 
 # ------------------------------------------------------------------ splitting
-_MASK = (1 << 64) - 1
-_NUMBERS = (int, float, complex, decimal.Decimal)
-
-
-def stable_hash(key: Any) -> int:
-    """A hash equal in every process (``hash()`` of a str is salted per process, so two map
-    tasks would send one key to two buckets); equal keys hash equal as in a dict."""
-    if isinstance(key, str):
-        return zlib.crc32(str.encode(key, "utf-8", "surrogatepass"))
-    if isinstance(key, _NUMBERS):
-        return hash(key) & _MASK  # numbers hash by value, the same everywhere: 1 == 1.0 == Decimal("1.00")
-    if key is None:
-        return 0  # hash(None) is its address before Python 3.12
-    if isinstance(key, (bytes, bytearray)):
-        return zlib.crc32(key)
-    if isinstance(key, tuple):
-        h = 0x345678
-        for item in key:
-            h = ((h * 1000003) ^ stable_hash(item)) & _MASK
-        return h ^ len(key)
-    if isinstance(key, frozenset):
-        return sum(stable_hash(item) for item in key) & _MASK
-    if isinstance(key, numbers.Number):  # Fraction, numpy's numbers: by value too (checked last: it is slow)
-        return hash(key) & _MASK
-    return zlib.crc32(pickle.dumps(key, protocol=5))
-
-
 def split(rows: Iterable, how: tuple, index: int) -> list:
     kind, count = how[0], how[1]
     if is_table(rows) or _by_columns(how):
